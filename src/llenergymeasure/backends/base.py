@@ -1,0 +1,60 @@
+"""The Backend protocol: load a model, tokenize prompts ahead of time, generate a batch.
+
+The runner owns the measurement protocol; a backend only does inference and reports what it
+counted. Everything expensive that is not inference (loading, tokenizing, moving inputs to
+the device) happens before the energy window opens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llenergymeasure.config.models import ExperimentConfig
+
+
+@dataclass
+class BatchOutput:
+    """What one generate call produced. Token counts exclude padding."""
+
+    input_tokens: int
+    output_tokens: int
+    latency_s: float
+    ttft_s: float | None
+
+
+class Backend(Protocol):
+    name: str
+    device: str  # "cpu", "cuda:0", ...
+
+    def load(self, config: ExperimentConfig, device: str) -> None:
+        """Load model and tokenizer onto ``device`` (chosen by pre-flight: "cpu", "cuda:0", ...)."""
+        ...
+
+    def prepare(self, prompts: list[str]) -> list[Any]:
+        """Tokenize into device-resident batches of ``pytorch.batch_size`` (or the backend's knob)."""
+        ...
+
+    def generate(self, batch: Any) -> BatchOutput: ...
+
+    def synchronize(self) -> None:
+        """Wait for queued device work, so a clock or counter read sees all of it."""
+        ...
+
+    def reset_peak_memory(self) -> None: ...
+
+    def peak_memory_mb(self) -> float | None: ...
+
+    def environment(self) -> dict[str, Any]:
+        """Versions and device names for the result's environment snapshot."""
+        ...
+
+    def unload(self) -> None: ...
+
+
+def get_backend(name: str) -> Backend:
+    if name == "pytorch":
+        from llenergymeasure.backends.pytorch import PyTorchBackend
+
+        return PyTorchBackend()
+    raise ValueError(f"unknown backend {name!r}")  # unreachable: the config allows only known names

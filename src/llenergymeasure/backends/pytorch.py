@@ -1,0 +1,189 @@
+"""The transformers backend: AutoModelForCausalLM.generate on CPU or CUDA.
+
+Choices that keep energy numbers repeatable and honest:
+- greedy decoding unless the config samples; synthetic prompts and ``decoder.ignore_eos``
+  generate exactly ``max_output_tokens`` (``min_new_tokens`` = ``max_new_tokens``);
+- left padding, and token counts from the attention mask and the first end-of-text, so
+  padding is never counted as work done;
+- time to first token from a logits processor, which generate calls once the prefill has
+  produced the first logits: one device sync per batch, instead of a streamer's copy to
+  the host after every token.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessor, LogitsProcessorList
+
+from llenergymeasure.backends.base import BatchOutput
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.exceptions import BackendError
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class _FirstTokenClock(LogitsProcessor):
+    """Records when the first logits of a generate call exist (after a device sync)."""
+
+    def __init__(self, synchronize: Any) -> None:
+        self.synchronize = synchronize
+        self.at: float | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.at is None:
+            self.synchronize()
+            self.at = time.perf_counter()
+        return scores
+
+
+class PyTorchBackend:
+    name = "pytorch"
+
+    def __init__(self) -> None:
+        self.device = "cpu"
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._generation: GenerationConfig | None = None
+        self._eos_ids: torch.Tensor | None = None
+        self._config: ExperimentConfig | None = None
+
+    def load(self, config: ExperimentConfig, device: str) -> None:
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        self._config = config
+        self.device = device
+        options = {"revision": config.pytorch.revision, "trust_remote_code": config.pytorch.trust_remote_code}
+        model_options: dict[str, Any] = {"dtype": DTYPES[config.precision], **options}
+        if config.pytorch.attn_implementation:
+            model_options["attn_implementation"] = config.pytorch.attn_implementation
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.model, **options)
+            model = AutoModelForCausalLM.from_pretrained(config.model, **model_options)
+        except (OSError, ValueError, ImportError, RuntimeError) as exc:
+            raise BackendError(f"cannot load model {config.model!r}: {_first_line(exc)}") from exc
+
+        context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+        wanted = config.max_input_tokens + config.max_output_tokens
+        if context and wanted > context and not getattr(model.config, "rope_scaling", None):
+            raise BackendError(
+                f"max_input_tokens + max_output_tokens = {wanted} exceeds the context of {config.model!r} "
+                f"({context} tokens); lower max_input_tokens or max_output_tokens"
+            )
+
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            if tokenizer.eos_token is None:
+                raise BackendError(f"tokenizer of {config.model!r} has neither a pad nor an end-of-text token")
+            tokenizer.pad_token = tokenizer.eos_token
+
+        model.to(self.device).eval()
+        if config.pytorch.torch_compile:
+            model.forward = torch.compile(model.forward)
+        torch.manual_seed(config.random_seed)
+
+        self._model, self._tokenizer = model, tokenizer
+        self._generation = self._generation_config(config, model, tokenizer)
+        eos = self._generation.eos_token_id
+        eos_list = [eos] if isinstance(eos, int) else list(eos or [])
+        self._eos_ids = torch.tensor(eos_list, device=self.device) if eos_list else None
+
+    def _generation_config(self, config: ExperimentConfig, model: Any, tokenizer: Any) -> GenerationConfig:
+        decoder = config.decoder
+        fixed_length = decoder.ignore_eos or config.dataset == "synthetic"
+        options: dict[str, Any] = {
+            "max_new_tokens": config.max_output_tokens,
+            "min_new_tokens": config.max_output_tokens if fixed_length else None,
+            "do_sample": decoder.do_sample,
+            "repetition_penalty": decoder.repetition_penalty,
+            "use_cache": config.pytorch.use_cache,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": model.generation_config.eos_token_id or tokenizer.eos_token_id,
+        }
+        if decoder.do_sample:
+            options.update(temperature=decoder.temperature, top_k=decoder.top_k, top_p=decoder.top_p)
+        else:  # unset the checkpoint's sampling defaults, which greedy decoding would warn about
+            options.update(temperature=None, top_k=None, top_p=None)
+        return GenerationConfig(**options)
+
+    def prepare(self, prompts: list[str]) -> list[Any]:
+        assert self._config is not None, "load() first"
+        size = self._config.pytorch.batch_size
+        return [
+            self._tokenizer(
+                prompts[start : start + size],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=self._config.max_input_tokens,
+            ).to(self.device)
+            for start in range(0, len(prompts), size)
+        ]
+
+    def generate(self, batch: Any) -> BatchOutput:
+        clock = _FirstTokenClock(self.synchronize)
+        start = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                output = self._model.generate(
+                    **batch, generation_config=self._generation, logits_processor=LogitsProcessorList([clock])
+                )
+        except (RuntimeError, ValueError) as exc:
+            raise BackendError(f"generate failed on {self.device}: {_first_line(exc)}") from exc
+        self.synchronize()
+        latency = time.perf_counter() - start
+        generated = output[:, batch["input_ids"].shape[1] :]
+        return BatchOutput(
+            input_tokens=int(batch["attention_mask"].sum()),
+            output_tokens=self._count_generated(generated),
+            latency_s=latency,
+            ttft_s=clock.at - start if clock.at is not None else None,
+        )
+
+    def _count_generated(self, generated: torch.Tensor) -> int:
+        """Tokens up to and including each row's first end-of-text; what follows is padding."""
+        length = generated.shape[1]
+        if self._eos_ids is None or self._generation.min_new_tokens == self._generation.max_new_tokens:
+            return generated.numel()
+        is_eos = torch.isin(generated, self._eos_ids)
+        first = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1) + 1, length)
+        return int(first.sum())
+
+    def synchronize(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.synchronize(self.device)
+
+    def reset_peak_memory(self) -> None:
+        if self.device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_memory_mb(self) -> float | None:
+        if self.device.startswith("cuda"):
+            return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return None
+
+    def environment(self) -> dict[str, Any]:
+        cuda = torch.cuda.is_available()
+        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+        return {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "cuda": torch.version.cuda,
+            "device": self.device,
+            "gpus": gpus,
+        }
+
+    def unload(self) -> None:
+        self._model = self._tokenizer = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__

@@ -1,0 +1,42 @@
+"""The ``llem`` command line (typer). Commands import their work lazily so ``--help`` is instant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llenergymeasure import __version__
+from llenergymeasure.cli.config_cmd import config
+from llenergymeasure.cli.run import run
+
+app = typer.Typer(
+    name="llem",
+    help="Measure the energy an LLM spends per generated token.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"llem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Measure the energy an LLM spends per generated token."""
+
+
+app.command(help="Run experiments from a config file or flags; print a summary, save results.")(run)
+app.command(help="Show this machine's environment: versions, GPUs, energy sources, user config.")(config)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""Plain-text output of ``llem``: result summaries and tables on stdout, dry-run reports.
+
+Every energy figure is printed with its source, and an estimate always says "(estimated)".
+"""
+
+from __future__ import annotations
+
+from llenergymeasure.config.models import ExperimentConfig, flatten
+from llenergymeasure.core.vram import VramEstimate
+from llenergymeasure.results.gates import GateVerdict
+from llenergymeasure.results.model import ExperimentResult
+
+
+def fmt(value: float | None, digits: int = 4, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+
+
+def energy_label(result: ExperimentResult) -> str:
+    return result.energy_source + (" (estimated)" if result.estimated else "")
+
+
+def joules_per_token(result: ExperimentResult) -> str:
+    value = result.metrics.joules_per_token
+    if value is None:
+        return "unavailable"
+    return f"{value:.4g} J/token" + (" (estimated)" if result.estimated else "")
+
+
+def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to: str | None) -> None:
+    """The detailed summary of one experiment."""
+    config = result.config
+    m = result.metrics
+    batch = config["pytorch"]["batch_size"]
+    batches = -(-result.n_prompts // batch)
+    spread = result.stats.get("joules_per_token") or result.stats.get("tokens_per_second")
+    rows: list[tuple[str, str]] = [
+        ("tokens", f"{result.output_tokens} generated from {result.input_tokens} input tokens"),
+        ("duration", f"{fmt(m.duration_s)} s" + (f" (median of {len(result.repeats)} repeats)" if len(result.repeats) > 1 else "")),
+        ("throughput", f"{fmt(m.tokens_per_second)} tokens/s"),
+        ("latency p50/p95", f"{fmt(m.latency_s_p50)} s / {fmt(m.latency_s_p95)} s per batch"),
+        ("ttft p50", f"{fmt(m.ttft_s_p50)} s"),
+    ]
+    if m.energy_j is None:
+        rows.append(("energy", f"unavailable: {result.energy_unavailable_reason}"))
+    else:
+        rows.append(("energy", f"{fmt(m.energy_j)} J from {energy_label(result)}"))
+    rows.append(("joules per token", joules_per_token(result)))
+    if m.net_joules_per_token is not None:
+        rows.append(("net J/token", f"{fmt(m.net_joules_per_token)} (idle {fmt(m.baseline_power_w)} W subtracted)"))
+    if m.wh_per_1000_queries is not None:
+        rows.append(("Wh per 1000 queries", fmt(m.wh_per_1000_queries)))
+    if spread is not None and spread.cv is not None:
+        rows.append(("spread", f"CV {spread.cv:.1%} over {spread.n} repeats"))
+    rows.append(("peak memory", f"{fmt(m.peak_memory_mb, 5)} MB" if m.peak_memory_mb is not None else "n/a on CPU"))
+    for verdict in verdicts:
+        rows.append(("expect", ("PASS  " if verdict.passed else "FAIL  ") + verdict.text))
+    if saved_to:
+        rows.append(("result", saved_to))
+
+    device = result.environment.device
+    print(f"{result.name}  ({config['backend']} on {device}, {config['precision']}, "
+          f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch})")
+    for label, text in rows:
+        print(f"  {label:<20}{text}")
+    for warning in result.measurement_warnings:
+        print(f"  warning: [{warning.code}] {warning.message}")
+
+
+def print_table(rows: list[dict[str, str]]) -> None:
+    """A plain aligned table; rows share their keys."""
+    if not rows:
+        return
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
+    print("  ".join(h.ljust(widths[h]) for h in headers).rstrip())
+    print("  ".join("-" * widths[h] for h in headers))
+    for row in rows:
+        print("  ".join(row[h].ljust(widths[h]) for h in headers).rstrip())
+
+
+def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[GateVerdict], error: str | None) -> dict[str, str]:
+    if result is None:
+        return {"experiment": exp_id, "J/token": "-", "tokens/s": "-", "energy source": "-", "verdict": f"ERROR: {error}"}
+    failed = [v.text for v in verdicts if not v.passed]
+    verdict = "FAIL: " + "; ".join(failed) if failed else ("PASS" if verdicts else "ok")
+    return {
+        "experiment": exp_id,
+        "J/token": fmt(result.metrics.joules_per_token) + (" (est.)" if result.estimated else ""),
+        "tokens/s": fmt(result.metrics.tokens_per_second),
+        "energy source": result.energy_source,
+        "verdict": verdict,
+    }
+
+
+def vram_text(estimate: VramEstimate | None, gpu_gb: float | None) -> str:
+    if estimate is None:
+        return "unavailable (the model's config.json is not on this machine; it is read from a local or cached model)"
+    text = (f"{estimate.total_gb:.2f} GB = weights {estimate.weights_gb:.2f} + KV cache {estimate.kv_cache_gb:.2f} "
+            f"+ overhead {estimate.overhead_gb:.2f}  ({estimate.params / 1e6:.1f}M parameters, from {estimate.basis})")
+    if gpu_gb is None:
+        return text + "; no GPU visible"
+    verdict = "fits" if estimate.total_gb <= gpu_gb else "DOES NOT FIT"
+    return text + f"; {verdict} in {gpu_gb:.1f} GB of GPU memory"
+
+
+def print_config(config: ExperimentConfig, verbose: bool) -> None:
+    """The resolved config, one dotted key per line; with ``verbose`` where each value came from."""
+    values = flatten(config.model_dump(mode="json"))
+    sources = config.sources() if verbose else {}
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        line = f"  {key:<{width}}  {value!s}" if value is not None else f"  {key:<{width}}  -"
+        if verbose:
+            line = f"{line:<60}  # {sources.get(key, 'default')}"
+        print(line)

@@ -1,0 +1,242 @@
+"""The benchmark file (``llem_*.yaml``): one experiment, or a study of many, plus its gates.
+
+Shared by ``llem run FILE`` and the pytest plugin, so both see the same experiments with the
+same ids. A file holds ExperimentConfig fields at top level, and optionally:
+
+    sweep:        cartesian product of values; dotted keys reach nested fields
+    experiments:  explicit extra experiments, appended after the sweep
+    expect:       absolute gates per metric ({max: ..., min: ...})
+    regression:   relative gates against a baseline ("5%") or absolute (0.01)
+    marks:        pytest marks for every experiment of the file
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.layers import Layer, resolve, unflatten, yaml_layer
+from llenergymeasure.config.models import ExperimentConfig, flatten
+from llenergymeasure.config.user_config import user_config_layer
+from llenergymeasure.config.yaml_source import YamlDocument, read_yaml
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.results.metrics import METRIC_NAMES
+
+FILE_KEYS = ("sweep", "experiments", "expect", "regression", "marks")
+_THRESHOLD = re.compile(r"^\s*(\d+(\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An ``expect`` gate: the metric must stay within [min, max]."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass
+class BenchmarkExperiment:
+    """One experiment of a file, with the id pytest and the summaries show for it."""
+
+    id: str
+    config: ExperimentConfig
+    params: dict[str, Any]
+    line: int
+
+
+@dataclass
+class BenchmarkFile:
+    path: Path
+    name: str
+    experiments: list[BenchmarkExperiment]
+    expect: dict[str, Bound] = field(default_factory=dict)
+    regression: dict[str, str | float] = field(default_factory=dict)
+    marks: list[str] = field(default_factory=list)
+
+
+def load_benchmark_file(
+    path: str | Path,
+    cli_overrides: dict[str, Any] | None = None,
+    user_config_defaults: dict[str, Any] | None = None,
+) -> BenchmarkFile:
+    """Parse and validate every experiment of ``path``; all problems come in one ConfigError."""
+    doc = read_yaml(path)
+    if doc.data is None:
+        raise ConfigError(f"{doc.path}: the file is empty; it needs at least 'model: <name or path>'")
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{doc.where()}: expected a mapping of config keys at the top level")
+
+    shared = {k: v for k, v in doc.data.items() if k not in FILE_KEYS}
+    base_name = str(shared.get("name") or _name_from_path(doc.path))
+    problems: list[str] = []
+
+    expect = _parse_expect(doc, problems)
+    regression = _parse_regression(doc, problems)
+    marks = _parse_marks(doc, problems)
+    variants = _variants(doc, problems)  # (params, layer, line) per experiment
+
+    bottom = user_config_layer(user_config_defaults)
+    top = Layer.from_cli(cli_overrides or {})
+    shared_layer = yaml_layer(doc, shared, ())
+
+    experiments: list[BenchmarkExperiment] = []
+    seen_ids: dict[str, int] = {}
+    for params, variant_layer, line, explicit_name in variants:
+        layers = [bottom, shared_layer] + ([variant_layer] if variant_layer else []) + [top]
+        try:
+            config = resolve(layers, extra_keys=FILE_KEYS)
+        except ConfigError as exc:
+            problems.extend(p for p in exc.problems if p not in problems)
+            continue
+        exp_id = explicit_name or _experiment_id(base_name, params)
+        if exp_id in seen_ids:
+            problems.append(
+                f"{doc.path}:{line}: experiment '{exp_id}' is defined twice (first at line {seen_ids[exp_id]}); "
+                "give one of them a distinct 'name'"
+            )
+            continue
+        seen_ids[exp_id] = line
+        config.name = exp_id
+        experiments.append(BenchmarkExperiment(exp_id, config, params, line))
+
+    if problems:
+        raise ConfigError(problems)
+    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks)
+
+
+def _name_from_path(path: Path) -> str:
+    stem = path.stem
+    return stem[len("llem_") :] if stem.startswith("llem_") and len(stem) > 5 else stem
+
+
+def _variants(doc: YamlDocument, problems: list[str]) -> list[tuple[dict[str, Any], Layer | None, int, str | None]]:
+    """(params, layer, line, explicit name) for each experiment: sweep points, then extras."""
+    sweep = doc.data.get("sweep")
+    extras = doc.data.get("experiments")
+    variants: list[tuple[dict[str, Any], Layer | None, int, str | None]] = []
+
+    if sweep is not None:
+        if not isinstance(sweep, dict) or not sweep:
+            problems.append(f"{doc.where(('sweep',))}: 'sweep' must map keys to lists of values, e.g. 'precision: [fp16, bf16]'")
+        else:
+            keys = list(sweep)
+            bad = [k for k in keys if not isinstance(sweep[k], list) or not sweep[k]]
+            for k in bad:
+                problems.append(
+                    f"{doc.where(('sweep', k))}: sweep.{k} must be a non-empty list of values "
+                    f"(got {sweep[k]!r}); write '{k}: [{sweep[k]!r}]' for a single value"
+                )
+            if not bad:
+                for combo in itertools.product(*(range(len(sweep[k])) for k in keys)):
+                    params = {k: sweep[k][i] for k, i in zip(keys, combo)}
+                    origins = {k: doc.where(("sweep", k, i)) for k, i in zip(keys, combo)}
+                    layer = Layer(unflatten(params), origins)
+                    variants.append((params, layer, doc.line_of(("sweep",)) or 1, None))
+
+    if extras is not None:
+        if not isinstance(extras, list):
+            problems.append(f"{doc.where(('experiments',))}: 'experiments' must be a list of mappings")
+        else:
+            for index, entry in enumerate(extras):
+                if not isinstance(entry, dict):
+                    problems.append(f"{doc.where(('experiments', index))}: each entry of 'experiments' must be a mapping")
+                    continue
+                values = dict(entry)
+                name = values.pop("name", None)
+                params = flatten(values)
+                layer = yaml_layer(doc, values, ("experiments", index))
+                line = doc.line_of(("experiments", index)) or 1
+                variants.append((params, layer, line, str(name) if name is not None else None))
+
+    if sweep is None and extras is None:
+        variants.append(({}, None, 1, None))
+    return variants
+
+
+def _experiment_id(base: str, params: dict[str, Any]) -> str:
+    """``base[precision=fp16,batch_size=8]``: short keys unless two would collide."""
+    if not params:
+        return base
+    shorts = [key.rsplit(".", 1)[-1] for key in params]
+    labels = [
+        f"{short if shorts.count(short) == 1 else key}={_label(value)}"
+        for key, short, value in zip(params, shorts, params.values())
+    ]
+    return f"{base}[{','.join(labels)}]"
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _metric_problem(doc: YamlDocument, section: str, metric: Any) -> str | None:
+    if metric in METRIC_NAMES:
+        return None
+    close = difflib.get_close_matches(str(metric), METRIC_NAMES, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; known metrics: {', '.join(METRIC_NAMES)}"
+    return f"{doc.where((section, metric))}: unknown metric '{section}.{metric}'{hint}"
+
+
+def _parse_expect(doc: YamlDocument, problems: list[str]) -> dict[str, Bound]:
+    raw = doc.data.get("expect")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{doc.where(('expect',))}: 'expect' must map metrics to bounds, e.g. 'joules_per_token: {{max: 0.4}}'")
+        return {}
+    gates: dict[str, Bound] = {}
+    for metric, bound in raw.items():
+        problem = _metric_problem(doc, "expect", metric)
+        if problem:
+            problems.append(problem)
+            continue
+        where = doc.where(("expect", metric))
+        if not isinstance(bound, dict) or not bound or set(bound) - {"min", "max"}:
+            problems.append(f"{where}: expect.{metric} must be a mapping with 'min' and/or 'max', e.g. {{max: 0.4}}")
+            continue
+        values = {k: v for k, v in bound.items()}
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values.values()):
+            problems.append(f"{where}: expect.{metric} bounds must be numbers (got {bound!r})")
+            continue
+        gates[metric] = Bound(min=values.get("min"), max=values.get("max"))
+    return gates
+
+
+def _parse_regression(doc: YamlDocument, problems: list[str]) -> dict[str, str | float]:
+    raw = doc.data.get("regression")
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append(f"{doc.where(('regression',))}: 'regression' must map metrics to thresholds, e.g. 'joules_per_token: 5%'")
+        return {}
+    thresholds: dict[str, str | float] = {}
+    for metric, threshold in raw.items():
+        problem = _metric_problem(doc, "regression", metric)
+        if problem:
+            problems.append(problem)
+        elif isinstance(threshold, str) and _THRESHOLD.match(threshold):
+            thresholds[metric] = threshold.strip()
+        elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and threshold >= 0:
+            thresholds[metric] = float(threshold)
+        else:
+            problems.append(
+                f"{doc.where(('regression', metric))}: regression.{metric} must be a percentage like '5%' "
+                f"or a non-negative absolute change like 0.01 (got {threshold!r})"
+            )
+    return thresholds
+
+
+def _parse_marks(doc: YamlDocument, problems: list[str]) -> list[str]:
+    raw = doc.data.get("marks")
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(m, str) and m.isidentifier() for m in raw):
+        problems.append(f"{doc.where(('marks',))}: 'marks' must be a list of mark names, e.g. [slow, gpu]")
+        return []
+    return list(raw)

@@ -1,0 +1,134 @@
+"""The experiment config: one pydantic model per section, unknown keys forbidden.
+
+Field names follow the llenergymeasure lineage (model, backend, n, dataset, precision,
+decoder.*, warmup.*, baseline.*, energy.*, pytorch.*) so existing configs keep working.
+Defaults here are the bottom layer of the precedence CLI > YAML > user config > defaults.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+Precision = Literal["fp32", "fp16", "bf16"]
+EnergySource = Literal["auto", "nvml", "rapl", "cpu_estimate", "none"]
+
+# Sampling values each decoder preset stands for; explicit keys win over the preset.
+DECODER_PRESETS: dict[str, dict[str, Any]] = {
+    "deterministic": {"do_sample": False},
+    "standard": {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 1.0},
+    "creative": {"do_sample": True, "temperature": 1.2, "top_k": 0, "top_p": 0.95},
+    "factual": {"do_sample": True, "temperature": 0.3, "top_k": 10, "top_p": 0.9},
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DecoderConfig(_Section):
+    """How tokens are chosen. Greedy by default: repeatable output lengths, repeatable energy."""
+
+    preset: Literal["deterministic", "standard", "creative", "factual"] | None = None
+    do_sample: bool = False
+    temperature: float = Field(1.0, ge=0.0)
+    top_k: int = Field(50, ge=0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, gt=0.0)
+    ignore_eos: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in DECODER_PRESETS:
+            return {**DECODER_PRESETS[data["preset"]], **data}
+        return data
+
+
+class WarmupConfig(_Section):
+    """Generate calls run before measuring, excluded from every metric."""
+
+    enabled: bool = True
+    n_warmup: int = Field(2, ge=0, description="warmup batches")
+
+
+class BaselineConfig(_Section):
+    """Idle power measured before the model loads, subtracted for the net_* metrics."""
+
+    enabled: bool = True
+    duration_seconds: float = Field(5.0, gt=0)
+    cache_ttl_seconds: float = Field(3600.0, ge=0)
+
+
+class EnergyConfig(_Section):
+    """Where energy comes from. ``auto`` picks the best source the machine has."""
+
+    source: EnergySource = "auto"
+    sample_interval_ms: int = Field(100, ge=10)
+    carbon_intensity_g_per_kwh: float | None = Field(None, ge=0)
+
+
+class PyTorchConfig(_Section):
+    """Knobs of the transformers backend."""
+
+    batch_size: int = Field(1, ge=1)
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
+    use_cache: bool = True
+    torch_compile: bool = False
+    trust_remote_code: bool = False
+    revision: str | None = None
+
+
+class ExperimentConfig(_Section):
+    """One experiment: a model, a workload, and how to measure it."""
+
+    name: str | None = None
+    model: str = Field(min_length=1)
+    backend: Literal["pytorch"] = "pytorch"
+    n: int = Field(100, ge=1, description="number of prompts")
+    dataset: str = Field("aienergyscore", min_length=1)
+    precision: Precision = "bf16"
+    random_seed: int = 42
+    max_input_tokens: int = Field(512, ge=1)
+    max_output_tokens: int = Field(128, ge=1)
+    repeats: int = Field(1, ge=1)
+    output_dir: str | None = None
+    decoder: DecoderConfig = Field(default_factory=DecoderConfig)
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    pytorch: PyTorchConfig = Field(default_factory=PyTorchConfig)
+
+    # Where each resolved value came from ("default", "CLI --batch-size", "llem_x.yaml:12", ...),
+    # keyed by dotted path. Filled by the loader; not part of the config's identity.
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def sources(self) -> dict[str, str]:
+        """Every leaf field as a dotted path, mapped to where its value came from."""
+        return {path: self._sources.get(path, "default") for path in leaf_paths(self.model_dump())}
+
+    def config_hash(self) -> str:
+        """A hash of everything that changes what is measured (not the name or where results go)."""
+        identity = self.model_dump(mode="json", exclude={"name", "output_dir"})
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``{dotted.path: leaf value}``, in order (an empty dict is a leaf)."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def leaf_paths(data: dict[str, Any]) -> list[str]:
+    """Dotted paths of the leaves of a nested dict, in order."""
+    return list(flatten(data))

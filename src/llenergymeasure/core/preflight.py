@@ -1,0 +1,92 @@
+"""Pre-flight: everything that would stop a valid config from running here, found at once.
+
+Runs before anything is loaded or measured, so a typo in a model path costs a second, not a
+model download and a baseline measurement. All problems come back in one PreFlightError.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.model_files import model_problem
+from llenergymeasure.core.vram import estimate_vram
+from llenergymeasure.datasets import load_prompts
+from llenergymeasure.energy import unavailable_sources
+from llenergymeasure.exceptions import PreFlightError
+
+
+@dataclass
+class Plan:
+    """What pre-flight established: the prompts to run and the device to run them on."""
+
+    prompts: list[str]
+    device: str
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+
+def preflight(config: ExperimentConfig) -> Plan:
+    problems: list[str] = []
+    warnings: list[tuple[str, str]] = []
+
+    missing = [package for package in ("torch", "transformers") if find_spec(package) is None]
+    if missing:
+        problems.append(
+            f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'llenergymeasure[pytorch]'"
+        )
+
+    problem = model_problem(config.model, config.pytorch.revision)
+    if problem:
+        problems.append(problem)
+
+    prompts: list[str] = []
+    try:
+        prompts = load_prompts(config.dataset, config.n, seed=config.random_seed, input_tokens=config.max_input_tokens)
+    except PreFlightError as exc:
+        problems.extend(exc.problems)
+
+    problems.extend(unavailable_sources(config.energy))
+
+    device = "cpu"
+    if not missing:
+        device = _check_device(config, problems, warnings)
+
+    if problems:
+        raise PreFlightError(problems)
+    return Plan(prompts=prompts, device=device, warnings=warnings)
+
+
+def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[tuple[str, str]]) -> str:
+    import torch
+
+    requested = config.pytorch.device
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        device = "cuda:0" if cuda else "cpu"
+    else:
+        device = "cuda:0" if requested == "cuda" else requested
+
+    if device.startswith("cuda"):
+        index = int(device.split(":")[1])
+        if not cuda:
+            problems.append(
+                f"pytorch.device: {requested!r} asked for, but torch {torch.__version__} sees no CUDA GPU; "
+                "use 'auto' or 'cpu', or install a CUDA build of torch"
+            )
+            return "cpu"
+        if index >= torch.cuda.device_count():
+            problems.append(f"pytorch.device: {requested!r} but only {torch.cuda.device_count()} GPU(s) are visible")
+            return "cpu"
+        if config.precision == "bf16" and not torch.cuda.is_bf16_supported():
+            problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(index)}; use fp16")
+        estimate = estimate_vram(config)
+        total_gb = torch.cuda.get_device_properties(index).total_memory / 1e9
+        if estimate is not None and estimate.total_gb > total_gb:
+            problems.append(
+                f"VRAM: the estimate is {estimate.total_gb:.1f} GB but {device} has {total_gb:.1f} GB; "
+                "lower pytorch.batch_size, max_input_tokens or max_output_tokens, or use a smaller precision"
+            )
+    elif config.precision == "fp16":
+        warnings.append(("fp16_on_cpu", "fp16 on the CPU is emulated and slow; its energy is not representative"))
+    return device

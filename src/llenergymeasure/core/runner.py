@@ -1,0 +1,168 @@
+"""The measurement protocol: pre-flight -> meter -> load -> warmup -> measured repeats -> result.
+
+    1. pre-flight reports every problem at once (PreFlightError)
+    2. the energy meter is created (idle baseline, when measured, is taken before the load)
+    3. model and tokenizer load; prompts are tokenized onto the device before any window
+    4. warmup batches run and are thrown away
+    5. each repeat: synchronize, open the window, run every batch, synchronize, close it;
+       a small random pause before each later repeat moves the window's phase against the
+       power sensor's own sampling period
+    6. the result carries every metric, the spread over repeats, and every warning
+
+Whatever happens (an error, Ctrl-C), the meter is closed and the model released.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from llenergymeasure.backends import Backend, BatchOutput, get_backend
+from llenergymeasure.config.loader import load_experiment_config
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.environment import snapshot
+from llenergymeasure.core.preflight import Plan, preflight
+from llenergymeasure.energy import EnergyMeter, EnergyReading, create_meter
+from llenergymeasure.results.metrics import compute_metrics
+from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
+
+MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacenter GPUs
+
+
+def run_experiment(
+    config: str | Path | ExperimentConfig | None = None,
+    *,
+    model: str | None = None,
+    backend: str | None = None,
+    n: int | None = None,
+    dataset: str | None = None,
+    progress: bool = False,
+    **overrides: Any,
+) -> ExperimentResult:
+    """Run one experiment and return its result; saved to ``output_dir`` when the config sets one.
+
+    ``config`` is a YAML path, an ExperimentConfig, or None (then ``model=`` is required).
+    Keyword overrides win over the config, as CLI flags do; nested fields take dotted keys
+    through ``**{"pytorch.batch_size": 8}`` or a dict: ``pytorch={"batch_size": 8}``.
+    """
+    given = {"model": model, "backend": backend, "n": n, "dataset": dataset, **overrides}
+    cli = {key: value for key, value in given.items() if value is not None}
+    if isinstance(config, ExperimentConfig):
+        if cli:
+            config = load_experiment_config(cli_overrides={**config.model_dump(exclude_defaults=True), **cli},
+                                            user_config_defaults={})
+    else:
+        config = load_experiment_config(config, cli_overrides=cli)
+    result = measure(config, progress=progress)
+    if config.output_dir:
+        result.save(config.output_dir)
+    return result
+
+
+def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
+    """Steps 1-6 above for a resolved config."""
+    plan = preflight(config)
+    started = datetime.now(timezone.utc)
+    meter = create_meter(config.energy, plan.device)
+    backend = get_backend(config.backend)
+    try:
+        backend.load(config, plan.device)
+        batches = backend.prepare(plan.prompts)
+        if config.warmup.enabled:
+            for batch in _bar(batches[: config.warmup.n_warmup], "warmup", progress):
+                backend.generate(batch)
+        jitter = random.Random(config.random_seed)
+        repeats: list[RepeatResult] = []
+        readings: list[EnergyReading] = []
+        for index in range(config.repeats):
+            if index:
+                time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
+            label = f"repeat {index + 1}/{config.repeats}" if config.repeats > 1 else "measuring"
+            outputs, reading, duration = _window(backend, meter, batches, _bar(batches, label, progress))
+            readings.append(reading)
+            repeats.append(_repeat_result(index, outputs, reading, duration, len(plan.prompts), backend))
+        environment = snapshot(backend.environment())
+    finally:
+        meter.close()
+        backend.unload()
+
+    return ExperimentResult.from_repeats(
+        repeats,
+        experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
+        name=config.name or config.model,
+        config=config.model_dump(mode="json"),
+        config_hash=config.config_hash(),
+        started_at=started,
+        finished_at=datetime.now(timezone.utc),
+        environment=environment,
+        energy_source=readings[0].source,
+        estimated=readings[0].estimated,
+        energy_unavailable_reason=readings[0].unavailable_reason,
+        measurement_warnings=_warnings(plan, readings),
+    )
+
+
+def _window(
+    backend: Backend, meter: EnergyMeter, batches: list[Any], bar: Any
+) -> tuple[list[BatchOutput], EnergyReading, float]:
+    """One measurement window over all batches: only inference happens between start and stop."""
+    backend.reset_peak_memory()
+    backend.synchronize()
+    meter.start()
+    start = time.perf_counter()
+    outputs = [backend.generate(batch) for batch in bar]
+    backend.synchronize()
+    duration = time.perf_counter() - start
+    reading = meter.stop()
+    return outputs, reading, duration
+
+
+def _repeat_result(
+    index: int, outputs: list[BatchOutput], reading: EnergyReading, duration: float, n_prompts: int, backend: Backend
+) -> RepeatResult:
+    latencies = [o.latency_s for o in outputs]
+    ttfts = [o.ttft_s for o in outputs if o.ttft_s is not None]
+    output_tokens = sum(o.output_tokens for o in outputs)
+    return RepeatResult(
+        index=index,
+        n_prompts=n_prompts,
+        input_tokens=sum(o.input_tokens for o in outputs),
+        output_tokens=output_tokens,
+        latencies_s=latencies,
+        ttfts_s=ttfts,
+        metrics=compute_metrics(
+            duration_s=duration,
+            output_tokens=output_tokens,
+            n_prompts=n_prompts,
+            latencies_s=latencies,
+            ttfts_s=ttfts,
+            energy_j=reading.energy_j,
+            gpu_energy_j=reading.gpu_energy_j,
+            cpu_energy_j=reading.cpu_energy_j,
+            peak_memory_mb=backend.peak_memory_mb(),
+        ),
+    )
+
+
+def _warnings(plan: Plan, readings: list[EnergyReading]) -> list[MeasurementWarning]:
+    seen: dict[tuple[str, str], None] = {}
+    for code, message in plan.warnings:
+        seen[(code, message)] = None
+    for reading in readings:
+        if reading.unavailable_reason:
+            seen[("energy_unavailable", f"energy not measured: {reading.unavailable_reason}")] = None
+        for code, message in reading.warnings:
+            seen[(code, message)] = None
+    return [MeasurementWarning(code=code, message=message) for code, message in seen]
+
+
+def _bar(items: list[Any], label: str, progress: bool) -> Any:
+    """Progress on stderr, only for a person watching a terminal."""
+    return tqdm(items, desc=label, unit="batch", file=sys.stderr, leave=False,
+                disable=not progress or not sys.stderr.isatty())

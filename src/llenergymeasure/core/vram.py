@@ -1,0 +1,133 @@
+"""A VRAM estimate that loads nothing: weights + KV cache + overhead, from files on disk.
+
+Parameters are counted exactly from safetensors headers when the weights are local or cached
+(8-byte length, then a JSON table of tensor shapes), else derived from config.json. Neither
+imports torch, so ``llem run --dry-run`` stays fast and works on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.model_files import cached_model_file, local_model_dir
+
+BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2}
+CUDA_CONTEXT_GB = 0.4  # driver + CUDA context + allocator slack, outside torch's own accounting
+ACTIVATION_SHARE = 0.15  # activations and temporary buffers, as a share of weights + KV cache
+
+
+@dataclass(frozen=True)
+class VramEstimate:
+    params: int
+    weights_gb: float
+    kv_cache_gb: float
+    overhead_gb: float
+    basis: str  # "safetensors" (exact parameter count) or "config.json" (derived)
+
+    @property
+    def total_gb(self) -> float:
+        return self.weights_gb + self.kv_cache_gb + self.overhead_gb
+
+
+def estimate_vram(config: ExperimentConfig) -> VramEstimate | None:
+    """None when neither weights nor config.json of the model are on this machine."""
+    revision = config.pytorch.revision
+    config_file = cached_model_file(config.model, "config.json", revision)
+    if config_file is None:
+        return None
+    model_config = _text_config(json.loads(config_file.read_text(encoding="utf-8")))
+    params = _params_from_safetensors(config.model, revision)
+    basis = "safetensors"
+    if params is None:
+        params, basis = _params_from_config(model_config), "config.json"
+    if not params:
+        return None
+
+    width = BYTES_PER_PARAM[config.precision]
+    weights = params * width / 1e9
+    kv = _kv_cache_bytes(model_config, config) * width / 1e9
+    overhead = ACTIVATION_SHARE * (weights + kv) + CUDA_CONTEXT_GB
+    return VramEstimate(params, weights, kv, overhead, basis)
+
+
+def _text_config(data: dict[str, Any]) -> dict[str, Any]:
+    """Multimodal configs nest the language model's numbers under ``text_config``."""
+    nested = data.get("text_config")
+    return {**data, **nested} if isinstance(nested, dict) else data
+
+
+def _first(data: dict[str, Any], *keys: str) -> Any:
+    return next((data[k] for k in keys if data.get(k) is not None), None)
+
+
+def _kv_cache_bytes(mc: dict[str, Any], config: ExperimentConfig) -> int:
+    """Elements of the KV cache for a full batch at full length (multiply by bytes per element)."""
+    layers = _first(mc, "num_hidden_layers", "n_layer", "num_layers") or 0
+    hidden = _first(mc, "hidden_size", "n_embd", "d_model") or 0
+    heads = _first(mc, "num_attention_heads", "n_head") or 1
+    kv_heads = _first(mc, "num_key_value_heads") or heads
+    head_dim = _first(mc, "head_dim") or hidden // heads
+    sequence = config.max_input_tokens + config.max_output_tokens
+    return 2 * layers * kv_heads * head_dim * sequence * config.pytorch.batch_size
+
+
+def _params_from_config(mc: dict[str, Any]) -> int:
+    """Decoder-only transformer: embeddings + per layer attention and MLP (gated for SiLU models)."""
+    layers = _first(mc, "num_hidden_layers", "n_layer", "num_layers") or 0
+    hidden = _first(mc, "hidden_size", "n_embd", "d_model") or 0
+    vocab = _first(mc, "vocab_size") or 0
+    heads = _first(mc, "num_attention_heads", "n_head") or 1
+    kv_heads = _first(mc, "num_key_value_heads") or heads
+    head_dim = _first(mc, "head_dim") or hidden // heads
+    ffn = _first(mc, "intermediate_size", "n_inner", "ffn_dim") or 4 * hidden
+    gated = str(_first(mc, "hidden_act", "activation_function") or "").lower() in {"silu", "swiglu", "geglu"}
+    attention = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2
+    mlp = (3 if gated else 2) * hidden * ffn
+    embeddings = vocab * hidden * (1 if mc.get("tie_word_embeddings", True) else 2)
+    return embeddings + layers * (attention + mlp)
+
+
+def _params_from_safetensors(model: str, revision: str | None) -> int | None:
+    local = local_model_dir(model)
+    if local is not None:
+        files = sorted(local.glob("*.safetensors"))
+    else:
+        index = cached_model_file(model, "model.safetensors.index.json", revision)
+        names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index else ["model.safetensors"]
+        files = [cached_model_file(model, name, revision) for name in names]
+        if any(f is None for f in files):
+            return None
+    if not files:
+        return None
+    return sum(_safetensors_params(path) for path in files)
+
+
+def _safetensors_params(path: Path) -> int:
+    with path.open("rb") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(length))
+    return sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+
+
+def gpu_memory_gb() -> float | None:
+    """Total memory of the first visible GPU via NVML (no torch), or None without one."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:
+        return None
+    try:
+        if pynvml.nvmlDeviceGetCount() == 0:
+            return None
+        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).total / 1e9
+    except Exception:
+        return None
+    finally:
+        pynvml.nvmlShutdown()

@@ -1,0 +1,21 @@
+"""Synthetic prompts: seeded filler text, for workloads where only the lengths matter.
+
+Each prompt has ``words`` words drawn from a fixed vocabulary; every word is at least one
+token, so truncating at ``max_input_tokens`` gives prompts of exactly that many tokens. The
+backend generates exactly ``max_output_tokens`` for synthetic prompts (end-of-text ignored).
+"""
+
+from __future__ import annotations
+
+import random
+
+_VOCABULARY = (
+    "energy model token power measure window device sample counter baseline result prompt "
+    "output input batch latency memory cache kernel tensor layer attention weight system "
+    "network signal record report value time clock thermal limit budget study sweep repeat"
+).split()
+
+
+def synthetic_prompts(n: int, *, seed: int, words: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(_VOCABULARY, k=words)) for _ in range(n)]

@@ -1,0 +1,55 @@
+"""The EnergyMeter protocol: what the runner calls around each measurement window.
+
+    meter.start()            just after the device is synchronized, before the first prompt
+    reading = meter.stop()   just after the device is synchronized again, after the last token
+    meter.close()            always, even on error or Ctrl-C: stops threads, releases handles
+
+A meter reports how it got its number (``source``) and whether the number is a model rather
+than a measurement (``estimated``); when it has no number it says why (``unavailable_reason``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass
+class EnergyReading:
+    """Energy of one window. ``warnings`` are (code, sentence) pairs for the result."""
+
+    source: str
+    energy_j: float | None = None
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
+    estimated: bool = False
+    unavailable_reason: str | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+
+
+class EnergyMeter(Protocol):
+    source: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> EnergyReading: ...
+
+    def close(self) -> None: ...
+
+
+class NoEnergyMeter:
+    """The meter for when nothing can be measured: energy fields stay empty, with the reason."""
+
+    source = "none"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> EnergyReading:
+        return EnergyReading(source=self.source, unavailable_reason=self.reason)
+
+    def close(self) -> None:
+        pass

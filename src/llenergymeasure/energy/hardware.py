@@ -1,0 +1,32 @@
+"""The hardware seam: the one place pynvml and the powercap sysfs root are obtained.
+
+Tests hand in a fake pynvml module or a fake powercap tree through ``LLEM_POWERCAP_ROOT`` and
+``set_pynvml``; nothing else in the package imports pynvml or reads /sys directly.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+_pynvml: ModuleType | None = None
+
+
+def set_pynvml(module: ModuleType | None) -> None:
+    """Use ``module`` in place of the real pynvml (None restores the real one)."""
+    global _pynvml
+    _pynvml = module
+
+
+def pynvml() -> ModuleType:
+    """The pynvml module (nvidia-ml-py), or the fake a test installed. Raises ImportError."""
+    if _pynvml is not None:
+        return _pynvml
+    import pynvml as real
+
+    return real
+
+
+def powercap_root() -> Path:
+    return Path(os.environ.get("LLEM_POWERCAP_ROOT", "/sys/class/powercap"))

@@ -1,0 +1,42 @@
+"""``expect:`` gates: absolute bounds on metrics, checked after each experiment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llenergymeasure.config.benchmark_file import Bound
+from llenergymeasure.results.model import ExperimentResult
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    metric: str
+    value: float | None
+    bound: Bound
+    passed: bool
+    text: str  # e.g. "joules_per_token 0.412 > max 0.400 (+3.0%)"
+
+
+def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[GateVerdict]:
+    """One verdict per gated metric. A metric that was not measured fails its gate: a CI gate
+    that passes when nothing was measured would hide exactly the machine it should catch."""
+    verdicts = []
+    for metric, bound in expect.items():
+        value = getattr(result.metrics, metric)
+        if value is None:
+            reason = result.energy_unavailable_reason if "energy" in metric or "joules" in metric else None
+            text = f"{metric} not measured" + (f" ({reason})" if reason else "")
+            verdicts.append(GateVerdict(metric, None, bound, False, text))
+        elif bound.max is not None and value > bound.max:
+            verdicts.append(GateVerdict(metric, value, bound, False, _text(metric, value, ">", "max", bound.max)))
+        elif bound.min is not None and value < bound.min:
+            verdicts.append(GateVerdict(metric, value, bound, False, _text(metric, value, "<", "min", bound.min)))
+        else:
+            limits = " ".join(f"{k} {v:.4g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
+            verdicts.append(GateVerdict(metric, value, bound, True, f"{metric} {value:.4g} within {limits}"))
+    return verdicts
+
+
+def _text(metric: str, value: float, op: str, side: str, limit: float) -> str:
+    change = f" ({(value - limit) / limit:+.1%})" if limit else ""
+    return f"{metric} {value:.4g} {op} {side} {limit:.4g}{change}"

@@ -1,0 +1,104 @@
+"""The metric names used everywhere: results JSON, summaries, gates and baselines.
+
+One table, so a gate in a YAML file, a column in a summary and a key in a result can never
+disagree on what ``joules_per_token`` means or on which direction is better.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Better = Literal["lower", "higher"]
+
+# name -> (unit, which direction is better, one-line definition)
+METRICS: dict[str, tuple[str, Better, str]] = {
+    "energy_j": ("J", "lower", "energy over the measurement window, all measured devices"),
+    "gpu_energy_j": ("J", "lower", "GPU energy over the window, summed over measured GPUs"),
+    "cpu_energy_j": ("J", "lower", "CPU energy over the window (RAPL or estimate)"),
+    "baseline_power_w": ("W", "lower", "idle power measured before the run"),
+    "net_energy_j": ("J", "lower", "max(0, energy_j - baseline_power_w * duration_s)"),
+    "joules_per_token": ("J/token", "lower", "energy_j / output_tokens"),
+    "net_joules_per_token": ("J/token", "lower", "net_energy_j / output_tokens"),
+    "tokens_per_second": ("tokens/s", "higher", "output_tokens / duration_s"),
+    "wh_per_1000_queries": ("Wh", "lower", "energy_j / n_prompts * 1000 / 3600"),
+    "latency_s_p50": ("s", "lower", "median latency per request (per batch when batching)"),
+    "latency_s_p95": ("s", "lower", "95th percentile latency per request (per batch when batching)"),
+    "ttft_s_p50": ("s", "lower", "median time to first token per batch"),
+    "peak_memory_mb": ("MB", "lower", "peak device memory during the window"),
+    "duration_s": ("s", "lower", "wall time of the measurement window"),
+    "output_tokens": ("tokens", "higher", "tokens generated in the window"),
+}
+
+METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
+
+
+class Metrics(BaseModel):
+    """The value of every metric in METRICS; None where it could not be measured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    energy_j: float | None = None
+    gpu_energy_j: float | None = None
+    cpu_energy_j: float | None = None
+    baseline_power_w: float | None = None
+    net_energy_j: float | None = None
+    joules_per_token: float | None = None
+    net_joules_per_token: float | None = None
+    tokens_per_second: float | None = None
+    wh_per_1000_queries: float | None = None
+    latency_s_p50: float | None = None
+    latency_s_p95: float | None = None
+    ttft_s_p50: float | None = None
+    peak_memory_mb: float | None = None
+    duration_s: float | None = None
+    output_tokens: float | None = None
+
+
+def compute_metrics(
+    *,
+    duration_s: float,
+    output_tokens: int,
+    n_prompts: int,
+    latencies_s: list[float],
+    ttfts_s: list[float],
+    energy_j: float | None,
+    gpu_energy_j: float | None = None,
+    cpu_energy_j: float | None = None,
+    baseline_power_w: float | None = None,
+    peak_memory_mb: float | None = None,
+) -> Metrics:
+    """Derive every metric of one measurement window from what was counted in it."""
+    per_token = (lambda joules: joules / output_tokens) if output_tokens else (lambda joules: None)
+    net = None
+    if energy_j is not None and baseline_power_w is not None:
+        net = max(0.0, energy_j - baseline_power_w * duration_s)
+    return Metrics(
+        energy_j=energy_j,
+        gpu_energy_j=gpu_energy_j,
+        cpu_energy_j=cpu_energy_j,
+        baseline_power_w=baseline_power_w,
+        net_energy_j=net,
+        joules_per_token=per_token(energy_j) if energy_j is not None else None,
+        net_joules_per_token=per_token(net) if net is not None else None,
+        tokens_per_second=output_tokens / duration_s if duration_s > 0 else None,
+        wh_per_1000_queries=energy_j / n_prompts * 1000 / 3600 if energy_j is not None and n_prompts else None,
+        latency_s_p50=percentile(latencies_s, 50),
+        latency_s_p95=percentile(latencies_s, 95),
+        ttft_s_p50=percentile(ttfts_s, 50),
+        peak_memory_mb=peak_memory_mb,
+        duration_s=duration_s,
+        output_tokens=float(output_tokens),
+    )
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (numpy's default method); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)

@@ -1,0 +1,139 @@
+"""ExperimentResult: what one experiment measured, how, and on what; saved as JSON atomically.
+
+Headline metrics are the median over repeats; each repeat keeps its own numbers so that a
+later comparison can account for the spread. Every energy figure says how it was obtained
+(``energy_source``) and whether it is a model rather than a measurement (``estimated``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.results.io import atomic_write_text
+from llenergymeasure.results.metrics import METRIC_NAMES, Metrics
+from llenergymeasure.results.stats import MetricStats, summarize
+
+SCHEMA_VERSION = 1
+
+
+class MeasurementWarning(BaseModel):
+    """Something that makes a number less trustworthy: a stable code and a sentence."""
+
+    code: str
+    message: str
+
+
+class EnvironmentSnapshot(BaseModel):
+    """The software and hardware a result was measured on."""
+
+    model_config = ConfigDict(extra="allow")
+
+    llem_version: str
+    python: str
+    platform: str
+    cpu: str | None = None
+    torch: str | None = None
+    transformers: str | None = None
+    cuda: str | None = None
+    device: str
+    gpus: list[str] = Field(default_factory=list)
+    gpu_driver: str | None = None
+
+
+class RepeatResult(BaseModel):
+    """One measurement window: all prompts, once."""
+
+    index: int
+    n_prompts: int
+    input_tokens: int
+    output_tokens: int
+    latencies_s: list[float]
+    ttfts_s: list[float]
+    metrics: Metrics
+
+
+class ExperimentResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    experiment_id: str
+    name: str
+    config: dict[str, Any]
+    config_hash: str
+    started_at: datetime
+    finished_at: datetime
+    environment: EnvironmentSnapshot
+    energy_source: str
+    estimated: bool = False
+    energy_unavailable_reason: str | None = None
+    n_prompts: int
+    input_tokens: int
+    output_tokens: int
+    metrics: Metrics
+    stats: dict[str, MetricStats] = Field(default_factory=dict)
+    repeats: list[RepeatResult]
+    measurement_warnings: list[MeasurementWarning] = Field(default_factory=list)
+
+    @classmethod
+    def from_repeats(cls, repeats: list[RepeatResult], **fields: Any) -> ExperimentResult:
+        """Headline metrics are medians over repeats; ``stats`` holds the spread when there are several."""
+        columns = {name: [getattr(r.metrics, name) for r in repeats] for name in METRIC_NAMES}
+        known = {name: [v for v in values if v is not None] for name, values in columns.items()}
+        headline = Metrics(**{name: statistics.median(v) if v else None for name, v in known.items()})
+        stats = {name: summarize(v) for name, v in known.items() if len(v) > 1}
+        first = repeats[0]
+        return cls(
+            metrics=headline,
+            stats=stats,
+            repeats=repeats,
+            n_prompts=first.n_prompts,
+            input_tokens=first.input_tokens,
+            output_tokens=first.output_tokens,
+            **fields,
+        )
+
+    @property
+    def filename(self) -> str:
+        return f"{self.experiment_id}.json"
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``<directory>/<experiment_id>.json`` atomically and return its path."""
+        path = Path(directory).expanduser() / self.filename
+        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> ExperimentResult:
+        """Read a result file; a missing, corrupt or newer-schema file is a ConfigError naming it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: result file not found") from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: not a readable result JSON ({exc})") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; "
+                "it was written by another llenergymeasure version"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            raise ConfigError(f"{path}: not a valid result ({key}: {first['msg']})") from None
+
+
+def make_experiment_id(name: str, config_hash: str, started_at: datetime) -> str:
+    """A filesystem-safe id: ``<name>-<hash8>-<YYYYmmddTHHMMSS>``."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
+    return f"{slug}-{config_hash[:8]}-{started_at:%Y%m%dT%H%M%S}"

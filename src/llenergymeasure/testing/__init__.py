@@ -1,0 +1,1 @@
+"""Helpers for testing llenergymeasure offline (tiny models built from configs)."""

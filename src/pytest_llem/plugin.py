@@ -1,0 +1,1 @@
+"""pytest_llem: llem_*.yaml experiment files as pytest items (filled by the plugin issue)."""
