@@ -23,7 +23,8 @@ def _show() -> None:
 
     from llenergymeasure import __version__
     from llenergymeasure.config.user_config import user_config_path
-    from llenergymeasure.core.environment import cpu_model
+    from llenergymeasure.energy.hardware import cpu_model
+    from llenergymeasure.energy.cpu_estimate import CpuEstimateMeter
     from llenergymeasure.energy.sources import nvml_status, rapl_status
 
     def installed(package: str) -> str:
@@ -51,6 +52,9 @@ def _show() -> None:
     print("energy sources")
     for status in (nvml, rapl):
         print(f"  {status.name:<15}{'available' if status.available else 'unavailable'}: {status.detail}")
+    estimate = CpuEstimateMeter(cpu_model())
+    print(f"  {'cpu_estimate':<15}available (an estimate, not a measurement): {estimate.watts_per_cpu_second:.3g} W "
+          f"per CPU-second, {'TDP of ' + estimate.matched if estimate.matched else 'CPU not in codecarbon table'}")
 
 
 def _torch_cuda() -> str:

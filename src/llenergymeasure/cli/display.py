@@ -51,6 +51,8 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         rows.append(("net J/token", f"{fmt(m.net_joules_per_token)} (idle {fmt(m.baseline_power_w)} W subtracted)"))
     if m.wh_per_1000_queries is not None:
         rows.append(("Wh per 1000 queries", fmt(m.wh_per_1000_queries)))
+    if result.co2_g is not None:
+        rows.append(("CO2", f"{fmt(result.co2_g)} g (estimated from {result.carbon_intensity_source})"))
     if spread is not None and spread.cv is not None:
         rows.append(("spread", f"CV {spread.cv:.1%} over {spread.n} repeats"))
     rows.append(("peak memory", f"{fmt(m.peak_memory_mb, 5)} MB" if m.peak_memory_mb is not None else "n/a on CPU"))

@@ -69,6 +69,7 @@ class EnergyConfig(_Section):
     source: EnergySource = "auto"
     sample_interval_ms: int = Field(100, ge=10)
     carbon_intensity_g_per_kwh: float | None = Field(None, ge=0)
+    carbon_country: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="ISO 3166 alpha-3, e.g. FRA")
 
 
 class PyTorchConfig(_Section):

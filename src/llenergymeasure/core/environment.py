@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import platform
 import sys
-from pathlib import Path
 from typing import Any
 
 from llenergymeasure import __version__
+from llenergymeasure.energy.hardware import cpu_model
 from llenergymeasure.results.model import EnvironmentSnapshot
-
-
-def cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
 
 
 def snapshot(backend_info: dict[str, Any]) -> EnvironmentSnapshot:

@@ -13,16 +13,18 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import model_problem
 from llenergymeasure.core.vram import estimate_vram
 from llenergymeasure.datasets import load_prompts
-from llenergymeasure.energy import unavailable_sources
+from llenergymeasure.energy import EnergyMeter, NoEnergyMeter
+from llenergymeasure.energy.meters import create_meter
 from llenergymeasure.exceptions import PreFlightError
 
 
 @dataclass
 class Plan:
-    """What pre-flight established: the prompts to run and the device to run them on."""
+    """What pre-flight established: the prompts, the device, and the energy meter to use."""
 
     prompts: list[str]
     device: str
+    meter: EnergyMeter
     warnings: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -46,15 +48,20 @@ def preflight(config: ExperimentConfig) -> Plan:
     except PreFlightError as exc:
         problems.extend(exc.problems)
 
-    problems.extend(unavailable_sources(config.energy))
-
     device = "cpu"
     if not missing:
         device = _check_device(config, problems, warnings)
 
+    meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
+    try:
+        meter = create_meter(config.energy, device)
+    except PreFlightError as exc:
+        problems.extend(exc.problems)
+
     if problems:
+        meter.close()
         raise PreFlightError(problems)
-    return Plan(prompts=prompts, device=device, warnings=warnings)
+    return Plan(prompts=prompts, device=device, meter=meter, warnings=warnings)
 
 
 def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[tuple[str, str]]) -> str:

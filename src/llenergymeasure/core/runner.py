@@ -28,11 +28,15 @@ from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.environment import snapshot
 from llenergymeasure.core.preflight import Plan, preflight
-from llenergymeasure.energy import EnergyMeter, EnergyReading, create_meter
+from llenergymeasure.energy import EnergyMeter, EnergyReading
+from llenergymeasure.energy.baseline import idle_power_w
+from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
+from llenergymeasure.energy.sampler import downsample
 from llenergymeasure.results.metrics import compute_metrics
 from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
 
 MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacenter GPUs
+TIMELINE_POINTS = 200  # per device and repeat in the result JSON; the sidecar file has them all
 
 
 def run_experiment(
@@ -68,10 +72,15 @@ def run_experiment(
 def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
     """Steps 1-6 above for a resolved config."""
     plan = preflight(config)
+    intensity = carbon_intensity(config.energy)
     started = datetime.now(timezone.utc)
-    meter = create_meter(config.energy, plan.device)
+    meter = plan.meter
     backend = get_backend(config.backend)
     try:
+        baseline_w = None
+        if config.baseline.enabled and meter.source not in ("none", "cpu_estimate"):
+            baseline_w = idle_power_w(meter, f"{meter.source}:{plan.device}", config.baseline.duration_seconds,
+                                      config.baseline.cache_ttl_seconds)
         backend.load(config, plan.device)
         batches = backend.prepare(plan.prompts)
         if config.warmup.enabled:
@@ -86,13 +95,13 @@ def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentRe
             label = f"repeat {index + 1}/{config.repeats}" if config.repeats > 1 else "measuring"
             outputs, reading, duration = _window(backend, meter, batches, _bar(batches, label, progress))
             readings.append(reading)
-            repeats.append(_repeat_result(index, outputs, reading, duration, len(plan.prompts), backend))
+            repeats.append(_repeat_result(index, outputs, reading, duration, len(plan.prompts), backend, baseline_w))
         environment = snapshot(backend.environment())
     finally:
         meter.close()
         backend.unload()
 
-    return ExperimentResult.from_repeats(
+    result = ExperimentResult.from_repeats(
         repeats,
         experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
         name=config.name or config.model,
@@ -105,7 +114,12 @@ def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentRe
         estimated=readings[0].estimated,
         energy_unavailable_reason=readings[0].unavailable_reason,
         measurement_warnings=_warnings(plan, readings),
+        carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
+        carbon_intensity_source=intensity[1] if intensity else None,
     )
+    result.co2_g = co2_grams(result.metrics.energy_j, result.carbon_intensity_g_per_kwh)
+    result.full_timeline = [reading.timeline for reading in readings]
+    return result
 
 
 def _window(
@@ -124,7 +138,13 @@ def _window(
 
 
 def _repeat_result(
-    index: int, outputs: list[BatchOutput], reading: EnergyReading, duration: float, n_prompts: int, backend: Backend
+    index: int,
+    outputs: list[BatchOutput],
+    reading: EnergyReading,
+    duration: float,
+    n_prompts: int,
+    backend: Backend,
+    baseline_w: float | None,
 ) -> RepeatResult:
     latencies = [o.latency_s for o in outputs]
     ttfts = [o.ttft_s for o in outputs if o.ttft_s is not None]
@@ -136,6 +156,8 @@ def _repeat_result(
         output_tokens=output_tokens,
         latencies_s=latencies,
         ttfts_s=ttfts,
+        devices=[vars(device) for device in reading.devices],
+        timeline={name: downsample(samples, TIMELINE_POINTS) for name, samples in reading.timeline.items()},
         metrics=compute_metrics(
             duration_s=duration,
             output_tokens=output_tokens,
@@ -145,6 +167,7 @@ def _repeat_result(
             energy_j=reading.energy_j,
             gpu_energy_j=reading.gpu_energy_j,
             cpu_energy_j=reading.cpu_energy_j,
+            baseline_power_w=baseline_w,
             peak_memory_mb=backend.peak_memory_mb(),
         ),
     )

@@ -11,12 +11,24 @@ than a measurement (``estimated``); when it has no number it says why (``unavail
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+
+@dataclass
+class DeviceEnergy:
+    """One device's share of a window's energy."""
+
+    device: str  # "gpu0", "cpu"
+    name: str
+    energy_j: float
+    source: str
+    samples: int = 0
 
 
 @dataclass
 class EnergyReading:
-    """Energy of one window. ``warnings`` are (code, sentence) pairs for the result."""
+    """Energy of one window. ``warnings`` are (code, sentence) pairs for the result;
+    ``timeline`` holds the sampler's samples per device, when a sampler ran."""
 
     source: str
     energy_j: float | None = None
@@ -25,6 +37,8 @@ class EnergyReading:
     estimated: bool = False
     unavailable_reason: str | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    devices: list[DeviceEnergy] = field(default_factory=list)
+    timeline: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 class EnergyMeter(Protocol):

@@ -7,6 +7,7 @@ Tests hand in a fake pynvml module or a fake powercap tree through ``LLEM_POWERC
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 from types import ModuleType
 
@@ -26,6 +27,17 @@ def pynvml() -> ModuleType:
     import pynvml as real
 
     return real
+
+
+def cpu_model() -> str | None:
+    """The CPU's marketing name ("AMD EPYC 7763 64-Core Processor"), or None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 def powercap_root() -> Path:

@@ -57,6 +57,8 @@ class RepeatResult(BaseModel):
     output_tokens: int
     latencies_s: list[float]
     ttfts_s: list[float]
+    devices: list[dict[str, Any]] = Field(default_factory=list)
+    timeline: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     metrics: Metrics
 
 
@@ -81,6 +83,12 @@ class ExperimentResult(BaseModel):
     stats: dict[str, MetricStats] = Field(default_factory=dict)
     repeats: list[RepeatResult]
     measurement_warnings: list[MeasurementWarning] = Field(default_factory=list)
+    co2_g: float | None = None  # an estimate: energy x carbon intensity
+    carbon_intensity_g_per_kwh: float | None = None
+    carbon_intensity_source: str | None = None
+
+    # Every sample of every repeat, for the ``.timeline.json`` sidecar; not in the result JSON.
+    full_timeline: list[dict[str, list[dict[str, Any]]]] = Field(default_factory=list, exclude=True)
 
     @classmethod
     def from_repeats(cls, repeats: list[RepeatResult], **fields: Any) -> ExperimentResult:
@@ -105,9 +113,13 @@ class ExperimentResult(BaseModel):
         return f"{self.experiment_id}.json"
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``<directory>/<experiment_id>.json`` atomically and return its path."""
-        path = Path(directory).expanduser() / self.filename
-        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+        """Write ``<directory>/<experiment_id>.json`` atomically and return its path; the full
+        sampler timeline, when there is one, goes beside it as ``<experiment_id>.timeline.json``."""
+        directory = Path(directory).expanduser()
+        if any(self.full_timeline):
+            timeline = json.dumps({"experiment_id": self.experiment_id, "repeats": self.full_timeline})
+            atomic_write_text(directory / f"{self.experiment_id}.timeline.json", timeline + "\n")
+        return atomic_write_text(directory / self.filename, self.model_dump_json(indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentResult:

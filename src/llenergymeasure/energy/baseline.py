@@ -1,0 +1,36 @@
+"""Idle power before the model loads, cached per meter with a TTL for the life of the process.
+
+Measured with the meter itself over an idle window, so it is in the same units, from the same
+sensor, as the energy it is subtracted from. The cache makes a pytest session (or a sweep)
+pay for it once per device set, not once per experiment.
+"""
+
+from __future__ import annotations
+
+import time
+
+from llenergymeasure.energy.base import EnergyMeter
+
+_CACHE: dict[str, tuple[float, float]] = {}  # key -> (measured at, watts)
+
+
+def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) -> float | None:
+    """Mean power over ``duration_s`` of idling; None when the meter measures nothing."""
+    cached = _CACHE.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] <= ttl_s:
+        return cached[1]
+    meter.start()
+    start = time.perf_counter()
+    time.sleep(duration_s)
+    reading = meter.stop()
+    elapsed = time.perf_counter() - start
+    if reading.energy_j is None or elapsed <= 0:
+        return None
+    watts = reading.energy_j / elapsed
+    _CACHE[key] = (now, watts)
+    return watts
+
+
+def clear_cache() -> None:
+    _CACHE.clear()

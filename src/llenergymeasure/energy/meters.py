@@ -1,0 +1,51 @@
+"""Choosing the meter for an experiment from ``energy.source`` and the device it runs on.
+
+    none          nothing measured; energy fields empty, with the reason
+    nvml          every visible GPU (PreFlightError when NVML is unusable)
+    rapl          CPU package + DRAM counters (PreFlightError when unreadable)
+    cpu_estimate  a model of CPU energy, flagged as an estimate
+    auto          GPU work: NVML, plus RAPL for the CPU when readable.
+                  CPU work: RAPL when readable, else the CPU estimate.
+"""
+
+from __future__ import annotations
+
+from llenergymeasure.config.models import EnergyConfig
+from llenergymeasure.energy.base import EnergyMeter, NoEnergyMeter
+from llenergymeasure.energy.combined import CombinedMeter
+from llenergymeasure.energy.cpu_estimate import CpuEstimateMeter
+from llenergymeasure.energy.hardware import cpu_model
+from llenergymeasure.energy.nvml import NvmlMeter, open_nvml
+from llenergymeasure.energy.rapl import RaplMeter, rapl_zones
+from llenergymeasure.energy.sources import rapl_status
+from llenergymeasure.exceptions import PreFlightError
+
+
+def create_meter(config: EnergyConfig, device: str) -> EnergyMeter:
+    interval_s = config.sample_interval_ms / 1000
+    if config.source == "none":
+        return NoEnergyMeter("energy.source is 'none'")
+    if config.source == "nvml":
+        return NvmlMeter(*open_nvml(), interval_s)
+    if config.source == "rapl":
+        return _rapl(required=True)
+    if config.source == "cpu_estimate":
+        return CpuEstimateMeter(cpu_model())
+
+    rapl = _rapl(required=False)
+    if device.startswith("cuda"):
+        try:
+            gpu = NvmlMeter(*open_nvml(), interval_s)
+        except PreFlightError as exc:
+            return NoEnergyMeter(f"the model runs on {device} but GPU energy cannot be read: {exc.problems[0]}")
+        return CombinedMeter(gpu, rapl) if rapl else gpu
+    return rapl or CpuEstimateMeter(cpu_model())
+
+
+def _rapl(*, required: bool) -> RaplMeter | None:
+    status = rapl_status()
+    if status.available:
+        return RaplMeter(rapl_zones())
+    if required:
+        raise PreFlightError(f"energy.source: rapl is unavailable: {status.detail}")
+    return None

@@ -1,0 +1,233 @@
+"""NVML: GPU energy from the driver's total-energy counter, or from integrated power samples.
+
+On Volta and newer, ``nvmlDeviceGetTotalEnergyConsumption`` (millijoules since the driver
+loaded) is read at both ends of the window: exact at the counter's resolution. Older GPUs
+have no counter; their energy is the trapezoid integral of the sampler's power readings.
+
+The GPUs measured are the ones this process can see: CUDA_VISIBLE_DEVICES entries are
+matched to NVML devices by UUID (``GPU-...``) or by index in PCI bus order (NVML's order, and
+CUDA's when CUDA_DEVICE_ORDER=PCI_BUS_ID).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from llenergymeasure.energy import hardware
+from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
+from llenergymeasure.energy.sampler import Sampler, trapezoid_energy_j
+from llenergymeasure.exceptions import ExperimentError, PreFlightError
+
+# The energy counter and the power reading are refreshed about every 100 ms; a window must
+# span several updates for the difference of two reads to mean anything.
+SENSOR_PERIOD_S = 0.1
+MIN_SAMPLES = 10
+TEMPERATURE_DRIFT_C = 10
+_THROTTLE_NAMES = {
+    0x0000000000000004: "SW power cap",
+    0x0000000000000008: "HW slowdown",
+    0x0000000000000020: "SW thermal slowdown",
+    0x0000000000000040: "HW thermal slowdown",
+    0x0000000000000080: "HW power brake",
+}
+
+
+@dataclass
+class NvmlDevice:
+    index: int
+    handle: Any
+    name: str
+    uuid: str
+    has_counter: bool
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def visible_devices(nvml: ModuleType, cuda_visible_devices: str | None = None) -> list[NvmlDevice]:
+    """NVML devices for this process's CUDA_VISIBLE_DEVICES, in CUDA's order. NVML must be initialised."""
+    count = nvml.nvmlDeviceGetCount()
+    devices = []
+    for index in range(count):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            has_counter = True
+        except nvml.NVMLError:
+            has_counter = False
+        devices.append(NvmlDevice(index, handle, _text(nvml.nvmlDeviceGetName(handle)),
+                                  _text(nvml.nvmlDeviceGetUUID(handle)), has_counter))
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES") if cuda_visible_devices is None else cuda_visible_devices
+    if visible is None or visible.strip() == "":
+        return devices if visible is None else []
+    chosen = []
+    for entry in (e.strip() for e in visible.split(",")):
+        if entry.isdigit():
+            match = next((d for d in devices if d.index == int(entry)), None)
+        else:
+            match = next((d for d in devices if d.uuid.startswith(entry) or d.uuid == f"GPU-{entry}"), None)
+        if match is None:
+            break  # CUDA ignores every entry after the first invalid one
+        chosen.append(match)
+    return chosen
+
+
+def open_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
+    """Initialise NVML and list the visible GPUs; PreFlightError saying why when that fails."""
+    try:
+        nvml = hardware.pynvml()
+    except ImportError:
+        raise PreFlightError("energy.source: nvml needs nvidia-ml-py: pip install nvidia-ml-py") from None
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:
+        raise PreFlightError(f"energy.source: NVML did not initialise ({exc}); is the NVIDIA driver installed?") from None
+    devices = visible_devices(nvml)
+    if not devices:
+        nvml.nvmlShutdown()
+        raise PreFlightError("energy.source: NVML sees no GPU visible to this process (check CUDA_VISIBLE_DEVICES)")
+    return nvml, devices
+
+
+class NvmlMeter:
+    """Energy of every visible GPU over a window, summed, with per-device figures and a timeline."""
+
+    def __init__(self, nvml: ModuleType, devices: list[NvmlDevice], interval_s: float) -> None:
+        self.nvml = nvml
+        self.devices = devices
+        self.interval_s = interval_s
+        self.source = "nvml_counter" if all(d.has_counter for d in devices) else "nvml_power"
+        self._environment_warnings = environment_warnings(nvml, devices)
+        self._sampler: Sampler | None = None
+        self._start_mj: list[int | None] = []
+        self._t0 = 0.0
+
+    def start(self) -> None:
+        probes = {f"gpu{d.index}": self._probe(d) for d in self.devices}
+        self._sampler = Sampler(probes, self.interval_s)
+        self._sampler.start()
+        self._start_mj = self._counters()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> EnergyReading:
+        try:
+            end_mj = self._counters()
+        finally:
+            t1 = time.perf_counter()
+            sampler, self._sampler = self._sampler, None
+            samples = sampler.stop() if sampler else {}
+        duration = t1 - self._t0
+        warnings = self._warnings(samples, duration, sampler.error if sampler else None)
+
+        per_device = []
+        for device, before, after in zip(self.devices, self._start_mj, end_mj):
+            trace = samples.get(f"gpu{device.index}", [])
+            if device.has_counter and before is not None and after is not None:
+                joules, source = (after - before) / 1000.0, "nvml_counter"
+            else:
+                joules, source = trapezoid_energy_j(trace, self._t0, t1), "nvml_power"
+            per_device.append(DeviceEnergy(device=f"gpu{device.index}", name=device.name, energy_j=joules,
+                                           source=source, samples=len(trace)))
+
+        if duration < SENSOR_PERIOD_S:
+            return EnergyReading(
+                source=self.source, warnings=warnings, devices=per_device, timeline=samples,
+                unavailable_reason=(f"window too short to measure: {duration * 1000:.0f} ms is less than the "
+                                    f"{SENSOR_PERIOD_S * 1000:.0f} ms the GPU energy sensor needs; add prompts or tokens"),
+            )
+        total = sum(d.energy_j for d in per_device)
+        return EnergyReading(source=self.source, energy_j=total, gpu_energy_j=total, devices=per_device,
+                             warnings=warnings, timeline=samples)
+
+    def close(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+        try:
+            self.nvml.nvmlShutdown()
+        except Exception:
+            pass
+
+    def power_w(self) -> list[float]:
+        """Instantaneous power of each device (for the idle baseline)."""
+        return [self.nvml.nvmlDeviceGetPowerUsage(d.handle) / 1000.0 for d in self.devices]
+
+    def _counters(self) -> list[int | None]:
+        try:
+            return [self.nvml.nvmlDeviceGetTotalEnergyConsumption(d.handle) if d.has_counter else None
+                    for d in self.devices]
+        except self.nvml.NVMLError as exc:
+            if self._sampler is not None:
+                self._sampler.stop()
+                self._sampler = None
+            raise ExperimentError(f"NVML failed while reading the GPU energy counter: {exc}") from exc
+
+    def _probe(self, device: NvmlDevice) -> Any:
+        nvml, handle = self.nvml, device.handle
+
+        def probe() -> dict[str, Any]:
+            return {
+                "power_w": nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
+                "temperature_c": nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU),
+                "sm_clock_mhz": nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
+                "memory_used_mb": nvml.nvmlDeviceGetMemoryInfo(handle).used / 2**20,
+                "utilization_pct": nvml.nvmlDeviceGetUtilizationRates(handle).gpu,
+                "throttle_reasons": nvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle),
+            }
+
+        return probe
+
+    def _warnings(
+        self, samples: dict[str, list[dict[str, Any]]], duration: float, sampler_error: BaseException | None
+    ) -> list[tuple[str, str]]:
+        warnings = list(self._environment_warnings)
+        if sampler_error is not None:
+            warnings.append(("sampler_failed", f"the telemetry sampler stopped early: {sampler_error}"))
+        if SENSOR_PERIOD_S <= duration < 10 * SENSOR_PERIOD_S:
+            warnings.append(("short_window", f"window of {duration:.2f} s spans few sensor updates "
+                                             f"(~{SENSOR_PERIOD_S * 1000:.0f} ms each); energy is coarse"))
+        for device in self.devices:
+            trace = samples.get(f"gpu{device.index}", [])
+            label = f"GPU {device.index} ({device.name})"
+            if not device.has_counter and len(trace) < MIN_SAMPLES:
+                warnings.append(("few_samples", f"{label}: only {len(trace)} power samples in the window; "
+                                                "energy from so few samples is imprecise"))
+            reasons = 0
+            for sample in trace:
+                reasons |= int(sample.get("throttle_reasons") or 0)
+            named = [name for bit, name in _THROTTLE_NAMES.items() if reasons & bit]
+            if named:
+                warnings.append(("throttled", f"{label} was throttled during the window: {', '.join(named)}"))
+            temps = [s["temperature_c"] for s in trace if s.get("temperature_c") is not None]
+            if temps and max(temps) - min(temps) >= TEMPERATURE_DRIFT_C:
+                warnings.append(("temperature_drift", f"{label} temperature moved {min(temps)}-{max(temps)} C "
+                                                      "during the window; power depends on temperature"))
+        return warnings
+
+
+def environment_warnings(nvml: ModuleType, devices: list[NvmlDevice]) -> list[tuple[str, str]]:
+    """Conditions before a run that make GPU energy less trustworthy."""
+    warnings = []
+    own = os.getpid()
+    for device in devices:
+        label = f"GPU {device.index} ({device.name})"
+        try:
+            if nvml.nvmlDeviceGetPersistenceMode(device.handle) == 0:
+                warnings.append(("persistence_off", f"{label}: persistence mode is off; the driver may re-initialise "
+                                                    "between runs (sudo nvidia-smi -pm 1)"))
+        except nvml.NVMLError:
+            pass
+        try:
+            others = [p.pid for p in nvml.nvmlDeviceGetComputeRunningProcesses(device.handle) if p.pid != own]
+        except nvml.NVMLError:
+            others = []
+        if others:
+            warnings.append(("other_processes", f"{label}: {len(others)} other process(es) use this GPU "
+                                                f"(pids {', '.join(map(str, others[:5]))}); their energy is counted too"))
+    return warnings

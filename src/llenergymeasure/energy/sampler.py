@@ -1,0 +1,83 @@
+"""The background sampler: one thread, one interval, polling every device's telemetry.
+
+It feeds the timeline stored with results, the power integration for GPUs without an energy
+counter, and the warnings (throttling, temperature drift, too few samples). A probe is a
+callable returning one sample as a dict; a probe that raises ends sampling for the window and
+is reported by ``stop()`` rather than killing the measurement.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+Probe = Callable[[], dict[str, Any]]
+
+
+class Sampler:
+    def __init__(self, probes: dict[str, Probe], interval_s: float) -> None:
+        self.probes = probes
+        self.interval_s = interval_s
+        self.samples: dict[str, list[dict[str, Any]]] = {name: [] for name in probes}
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._sample_once()
+        self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> dict[str, list[dict[str, Any]]]:
+        """Stop the thread (always joined: no sampler outlives its window) and return the samples."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self.error is None:
+            self._sample_once()
+        return self.samples
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        # Event.wait keeps the cadence without sleeping past a stop request.
+        while not self._stop.wait(self.interval_s):
+            if not self._sample_once():
+                return
+
+    def _sample_once(self) -> bool:
+        now = time.perf_counter()
+        try:
+            for name, probe in self.probes.items():
+                self.samples[name].append({"t": now, **probe()})
+        except Exception as exc:  # reported through ``error``; the window's counters stay valid
+            self.error = exc
+            return False
+        return True
+
+
+def trapezoid_energy_j(samples: list[dict[str, Any]], start: float, end: float, key: str = "power_w") -> float:
+    """Energy over [start, end] from power samples; the edges hold the nearest sample's power."""
+    points = sorted((s["t"], s[key]) for s in samples if s.get(key) is not None)
+    if not points:
+        return 0.0
+    inside = [(t, p) for t, p in points if start < t < end]
+    before = [p for t, p in points if t <= start]
+    after = [p for t, p in points if t >= end]
+    first = before[-1] if before else (inside[0][1] if inside else points[-1][1])
+    last = after[0] if after else (inside[-1][1] if inside else points[0][1])
+    trace = [(start, first), *inside, (end, last)]
+    return sum((t1 - t0) * (p0 + p1) / 2 for (t0, p0), (t1, p1) in zip(trace, trace[1:]))
+
+
+def downsample(samples: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` evenly spaced samples, first and last kept."""
+    if len(samples) <= limit:
+        return list(samples)
+    step = (len(samples) - 1) / (limit - 1)
+    return [samples[round(i * step)] for i in range(limit)]
