@@ -68,7 +68,7 @@ def load_benchmark_file(
     if doc.data is None:
         raise ConfigError(f"{doc.path}: the file is empty; it needs at least 'model: <name or path>'")
     if not isinstance(doc.data, dict):
-        raise ConfigError(f"{doc.where()}: expected a mapping of config keys at the top level")
+        raise ConfigError(f"{doc.path}:1: expected a mapping of config keys at the top level")
 
     shared = {k: v for k, v in doc.data.items() if k not in FILE_KEYS}
     base_name = str(shared.get("name") or _name_from_path(doc.path))

@@ -77,11 +77,11 @@ def yaml_layer(doc: YamlDocument, values: dict[str, Any], prefix: KeyPath, label
 
     def walk(node: dict[str, Any], raw_path: KeyPath) -> None:
         for key, value in node.items():
+            # Sections get a label too, so an unknown section points at its own line.
+            dotted = ".".join(str(k) for k in raw_path[len(prefix) :] + (key,))
+            origins[dotted] = f"{label} {doc.where(raw_path + (key,))}".lstrip()
             if isinstance(value, dict) and value:
                 walk(value, raw_path + (key,))
-            else:
-                dotted = ".".join(str(k) for k in raw_path[len(prefix) :] + (key,))
-                origins[dotted] = f"{label} {doc.where(raw_path + (key,))}".lstrip()
 
     walk(values, prefix)
     return Layer(unflatten(values), origins)
@@ -96,11 +96,13 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = ()) -> Experim
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     for layer in layers:
-        for path in leaf_paths(layer.values):
+        leaves = leaf_paths(layer.values)
+        for path in leaves:
             # A value replacing a whole section (or the other way round) drops stale labels.
             for stale in [p for p in origins if p.startswith(path + ".") or path.startswith(p + ".")]:
                 del origins[stale]
             origins[path] = layer.origins.get(path, "config")
+        origins.update({path: label for path, label in layer.origins.items() if path not in leaves})
         merged = _deep_merge(merged, layer.values)
 
     try:
