@@ -1,0 +1,473 @@
+"""The benchmark file (llem_*.yaml): experiment ids, sweeps, extras, gates, marks and error messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.config.benchmark_file import Bound, load_benchmark_file
+from llenergymeasure.exceptions import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(path: Path, **kwargs):
+    kwargs.setdefault("user_config_defaults", {})
+    return load_benchmark_file(path, **kwargs)
+
+
+def problems_of(path: Path, **kwargs) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(path, **kwargs)
+    assert info.value.exit_code == 2
+    return info.value.problems
+
+
+def ids(study) -> list[str]:
+    return [e.id for e in study.experiments]
+
+
+# --- single experiment ids -----------------------------------------------------------------------
+
+
+def test_single_experiment_id_from_name_key(tmp_path):
+    study = load(write(tmp_path / "llem_whatever.yaml", "name: my-bench\nmodel: gpt2\n"))
+    assert ids(study) == ["my-bench"]
+    assert study.name == "my-bench"
+    assert study.experiments[0].config.name == "my-bench"
+
+
+def test_single_experiment_id_from_file_stem_without_llem_prefix(tmp_path):
+    study = load(write(tmp_path / "llem_gpt2_serving.yaml", "model: gpt2\n"))
+    assert ids(study) == ["gpt2_serving"]
+    assert study.name == "gpt2_serving"
+
+
+def test_file_stem_without_llem_prefix_is_kept_whole(tmp_path):
+    assert ids(load(write(tmp_path / "bench.yaml", "model: gpt2\n"))) == ["bench"]
+
+
+def test_file_named_just_llem_underscore_keeps_its_stem(tmp_path):
+    assert ids(load(write(tmp_path / "llem_.yaml", "model: gpt2\n"))) == ["llem_"]
+
+
+def test_single_experiment_has_no_params_and_line_1(tmp_path):
+    [exp] = load(write(tmp_path / "llem_a.yaml", "model: gpt2\nn: 3\n")).experiments
+    assert exp.params == {}
+    assert exp.line == 1
+    assert exp.config.n == 3
+
+
+def test_empty_study_sections_default(tmp_path):
+    study = load(write(tmp_path / "llem_a.yaml", "model: gpt2\n"))
+    assert (study.expect, study.regression, study.marks) == ({}, {}, [])
+    assert study.path == tmp_path / "llem_a.yaml"
+
+
+# --- sweep ---------------------------------------------------------------------------------------
+
+SWEEP = """\
+name: serving
+model: gpt2
+n: 50
+pytorch: {batch_size: 2}
+sweep:
+  precision: [fp16, bf16]
+  pytorch.batch_size: [8, 1]
+"""
+
+
+def test_2x2_sweep_gives_4_experiments_in_cartesian_order(tmp_path):
+    study = load(write(tmp_path / "llem_s.yaml", SWEEP))
+    assert ids(study) == [
+        "serving[precision=fp16,batch_size=8]",
+        "serving[precision=fp16,batch_size=1]",
+        "serving[precision=bf16,batch_size=8]",
+        "serving[precision=bf16,batch_size=1]",
+    ]
+    got = [(e.config.precision, e.config.pytorch.batch_size) for e in study.experiments]
+    assert got == [("fp16", 8), ("fp16", 1), ("bf16", 8), ("bf16", 1)]
+    assert study.experiments[2].params == {"precision": "bf16", "pytorch.batch_size": 8}
+    # shared values reach every experiment; each config carries its id as its name
+    assert all(e.config.n == 50 for e in study.experiments)
+    assert [e.config.name for e in study.experiments] == ids(study)
+
+
+def test_sweep_ids_are_stable_across_loads(tmp_path):
+    path = write(tmp_path / "llem_s.yaml", SWEEP)
+    first, second = load(path), load(path)
+    assert ids(first) == ids(second)
+    assert [e.config.config_hash() for e in first.experiments] == [e.config.config_hash() for e in second.experiments]
+
+
+def test_sweep_experiments_have_distinct_config_hashes(tmp_path):
+    study = load(write(tmp_path / "llem_s.yaml", SWEEP))
+    hashes = {e.config.config_hash() for e in study.experiments}
+    assert len(hashes) == 4
+
+
+def test_sweep_values_point_at_their_line(tmp_path):
+    path = write(tmp_path / "llem_s.yaml", "model: gpt2\nsweep:\n  precision:\n    - fp16\n    - bf16\n")
+    first, second = load(path).experiments
+    assert first.config.sources()["precision"] == f"{path}:4"
+    assert second.config.sources()["precision"] == f"{path}:5"
+    assert first.config.sources()["model"] == f"{path}:1"
+
+
+def test_sweep_value_beats_the_shared_value(tmp_path):
+    study = load(write(tmp_path / "llem_s.yaml", SWEEP))
+    assert study.experiments[0].config.sources()["pytorch.batch_size"] == f"{tmp_path / 'llem_s.yaml'}:7"
+
+
+def test_cli_override_beats_sweep_values(tmp_path):
+    study = load(write(tmp_path / "llem_s.yaml", SWEEP), cli_overrides={"n": 4})
+    assert all(e.config.n == 4 for e in study.experiments)
+    assert all(e.config.sources()["n"] == "CLI -n" for e in study.experiments)
+
+
+def test_sweep_ids_use_full_keys_when_short_names_collide_and_bools_lowercase(tmp_path):
+    path = write(tmp_path / "llem_w.yaml", "model: gpt2\nsweep:\n  warmup.enabled: [true, false]\n  baseline.enabled: [false]\n")
+    assert ids(load(path)) == [
+        "w[warmup.enabled=true,baseline.enabled=false]",
+        "w[warmup.enabled=false,baseline.enabled=false]",
+    ]
+
+
+def test_single_value_sweep(tmp_path):
+    study = load(write(tmp_path / "llem_one.yaml", "model: gpt2\nsweep:\n  n: [7]\n"))
+    assert ids(study) == ["one[n=7]"]
+    assert study.experiments[0].config.n == 7
+
+
+# --- explicit experiments ------------------------------------------------------------------------
+
+STUDY = """\
+name: serving
+model: gpt2
+n: 50
+sweep:
+  precision: [fp16, bf16]
+experiments:
+  - {precision: fp32, n: 20}
+  - name: special
+    max_output_tokens: 16
+"""
+
+
+def test_experiments_are_appended_after_the_sweep(tmp_path):
+    path = write(tmp_path / "llem_s.yaml", STUDY)
+    study = load(path)
+    assert ids(study) == [
+        "serving[precision=fp16]",
+        "serving[precision=bf16]",
+        "serving[precision=fp32,n=20]",
+        "special",
+    ]
+    extra = study.experiments[2]
+    assert (extra.config.precision, extra.config.n) == ("fp32", 20)
+    assert extra.params == {"precision": "fp32", "n": 20}
+    assert extra.line == 7
+    assert extra.config.sources()["n"] == f"{path}:7"
+
+
+def test_an_entry_name_becomes_its_id_and_other_values_still_apply(tmp_path):
+    study = load(write(tmp_path / "llem_s.yaml", STUDY))
+    special = study.experiments[3]
+    assert special.id == "special"
+    assert special.config.name == "special"
+    assert special.config.max_output_tokens == 16
+    assert special.config.n == 50  # shared
+    assert special.line == 8
+
+
+def test_experiments_without_sweep(tmp_path):
+    study = load(write(tmp_path / "llem_x.yaml", "model: gpt2\nexperiments:\n  - {n: 1}\n  - {n: 2}\n"))
+    assert ids(study) == ["x[n=1]", "x[n=2]"]
+
+
+def test_experiment_entry_with_nested_section_uses_dotted_id(tmp_path):
+    study = load(write(tmp_path / "llem_x.yaml", "model: gpt2\nexperiments:\n  - pytorch: {batch_size: 4}\n"))
+    assert ids(study) == ["x[batch_size=4]"]
+    assert study.experiments[0].config.pytorch.batch_size == 4
+
+
+def test_duplicate_explicit_names_are_an_error(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - {name: a, n: 2}\n  - {name: a, n: 3}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:4: experiment 'a' is defined twice (first at line 3)")
+    assert "distinct 'name'" in problem
+
+
+def test_extra_experiment_duplicating_a_sweep_point_is_an_error(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  precision: [fp16]\nexperiments:\n  - {precision: fp16}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: experiment 'f[precision=fp16]' is defined twice (first at line 2)")
+
+
+# --- expect / regression / marks -----------------------------------------------------------------
+
+
+def test_expect_regression_and_marks_are_parsed(tmp_path):
+    path = write(
+        tmp_path / "llem_g.yaml",
+        "model: gpt2\n"
+        "expect:\n"
+        "  joules_per_token: {max: 0.40}\n"
+        "  tokens_per_second: {min: 50}\n"
+        "  latency_s_p95: {min: 0.1, max: 2}\n"
+        "regression:\n"
+        "  joules_per_token: 5%\n"
+        "  energy_j: ' 2.5 % '\n"
+        "  tokens_per_second: 0.01\n"
+        "  duration_s: 3\n"
+        "marks: [slow, gpu]\n",
+    )
+    study = load(path)
+    assert study.expect == {
+        "joules_per_token": Bound(max=0.40),
+        "tokens_per_second": Bound(min=50),
+        "latency_s_p95": Bound(min=0.1, max=2),
+    }
+    assert study.regression == {"joules_per_token": "5%", "energy_j": "2.5 %", "tokens_per_second": 0.01,
+                                "duration_s": 3.0}
+    assert isinstance(study.regression["duration_s"], float)
+    assert study.marks == ["slow", "gpu"]
+    # gates and marks are not experiment fields
+    assert ids(study) == ["g"]
+
+
+def test_unknown_expect_metric_suggests_the_nearest(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexpect:\n  joules_per_tokn: {max: 1}\n")
+    assert problems_of(path) == [
+        f"{path}:3: unknown metric 'expect.joules_per_tokn'; did you mean 'joules_per_token'?"
+    ]
+
+
+def test_unknown_metric_without_near_match_lists_the_known_metrics(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nregression:\n  zzz: 5%\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:3: unknown metric 'regression.zzz'; known metrics: energy_j,")
+    assert "joules_per_token" in problem
+
+
+def test_regression_metric_typo_suggests_the_nearest(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nregression:\n  tokens_per_secnd: 5%\n")
+    assert problems_of(path) == [
+        f"{path}:3: unknown metric 'regression.tokens_per_secnd'; did you mean 'tokens_per_second'?"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bound", "fragment"),
+    [
+        ("{maximum: 1}", "must be a mapping with 'min' and/or 'max'"),
+        ("0.4", "must be a mapping with 'min' and/or 'max'"),
+        ("{}", "must be a mapping with 'min' and/or 'max'"),
+        ("{max: high}", "bounds must be numbers"),
+        ("{max: true}", "bounds must be numbers"),
+    ],
+)
+def test_bad_expect_bounds(tmp_path, bound, fragment):
+    path = write(tmp_path / "f.yaml", f"model: gpt2\nexpect:\n  joules_per_token: {bound}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:3: expect.joules_per_token ")
+    assert fragment in problem
+
+
+def test_expect_must_be_a_mapping(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexpect: [joules_per_token]\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:2: 'expect' must map metrics to bounds")
+
+
+@pytest.mark.parametrize("threshold", ["five", "'5'", "-1", "true", "'-5%'", "5%%"])
+def test_bad_regression_threshold_format(tmp_path, threshold):
+    path = write(tmp_path / "f.yaml", f"model: gpt2\nregression:\n  joules_per_token: {threshold}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:3: regression.joules_per_token must be a percentage like '5%'")
+
+
+def test_regression_must_be_a_mapping(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nregression: 5%\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:2: 'regression' must map metrics to thresholds")
+
+
+@pytest.mark.parametrize("marks", ["slow", "[slow, 'not a mark']", "[1]", "{slow: true}"])
+def test_marks_must_be_a_list_of_names(tmp_path, marks):
+    path = write(tmp_path / "f.yaml", f"model: gpt2\nmarks: {marks}\n")
+    assert problems_of(path) == [f"{path}:2: 'marks' must be a list of mark names, e.g. [slow, gpu]"]
+
+
+# --- error messages: file, line, key, hints, all at once -----------------------------------------
+
+
+def test_typo_at_top_level_suggests_the_field(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\n\nprecison: fp16\n")
+    assert problems_of(path) == [f"{path}:3: unknown key 'precison'; did you mean 'precision'?"]
+
+
+def test_typo_of_a_file_key_suggests_the_file_key(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperimnts:\n  - {n: 1}\n")
+    assert problems_of(path) == [f"{path}:2: unknown key 'experimnts'; did you mean 'experiments'?"]
+
+
+def test_nested_typo_suggests_the_dotted_field(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\npytorch:\n  devce: cpu\n")
+    assert problems_of(path) == [f"{path}:3: unknown key 'pytorch.devce'; did you mean 'pytorch.device'?"]
+
+
+def test_unknown_section_points_at_its_own_line(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\npytroch:\n  batch_size: 2\n")
+    assert problems_of(path) == [f"{path}:2: unknown key 'pytroch'; did you mean 'pytorch'?"]
+
+
+def test_unknown_key_without_near_match_lists_valid_keys(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nwarmup:\n  zzzzzz: 1\n")
+    [problem] = problems_of(path)
+    assert problem == f"{path}:3: unknown key 'warmup.zzzzzz'; valid keys here: enabled, n_warmup"
+
+
+def test_bad_value_names_file_line_key_and_value(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nn: 0\nprecision: fp8\n")
+    problems = problems_of(path)
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{path}:2: n: ")
+    assert "greater than or equal to 1" in problems[0]
+    assert problems[1].startswith(f"{path}:3: precision: 'fp8' is not one of fp32, fp16, bf16")
+
+
+def test_unknown_key_in_experiments_entry_points_at_the_entry(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - n: 2\n    pytorch: {batchsize: 2}\n")
+    assert problems_of(path) == [f"{path}:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]
+
+
+def test_unknown_key_inside_sweep_points_at_the_sweep_item_line(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nn: 3\nsweep:\n  pytorch.batchsize: [1, 2]\n")
+    assert problems_of(path) == [f"{path}:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]
+
+
+def test_unknown_section_inside_sweep_points_at_the_sweep_item_line(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  precision: [fp16]\n  pytroch.batch_size: [1]\n")
+    assert problems_of(path) == [f"{path}:4: unknown key 'pytroch'; did you mean 'pytorch'?"]
+
+
+@pytest.mark.xfail(
+    reason="BUG: one typo in a block-style sweep list is reported once per sweep value, each at the value's "
+    "line (benchmark_file.py _variants labels every combination separately)",
+    strict=True,
+)
+def test_unknown_key_in_block_sweep_is_reported_once(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  pytorch.batchsize:\n    - 1\n    - 2\n")
+    problems = problems_of(path)
+    assert len(problems) == 1
+    assert "unknown key 'pytorch.batchsize'" in problems[0]
+
+
+def test_bad_value_in_block_sweep_points_at_that_value(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  precision:\n    - fp16\n    - fp8\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:5: precision: 'fp8' is not one of")
+
+
+@pytest.mark.parametrize(
+    ("sweep", "line", "fragment"),
+    [
+        ("sweep: {}\n", 2, "'sweep' must map keys to lists of values"),
+        ("sweep: [fp16]\n", 2, "'sweep' must map keys to lists of values"),
+        ("sweep:\n  precision: fp16\n", 3, "sweep.precision must be a non-empty list of values (got 'fp16')"),
+        ("sweep:\n  precision: []\n", 3, "sweep.precision must be a non-empty list of values"),
+    ],
+)
+def test_malformed_sweep(tmp_path, sweep, line, fragment):
+    path = write(tmp_path / "f.yaml", "model: gpt2\n" + sweep)
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:{line}: ")
+    assert fragment in problem
+
+
+def test_malformed_experiments(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments: {n: 1}\n")
+    assert problems_of(path) == [f"{path}:2: 'experiments' must be a list of mappings"]
+    path = write(tmp_path / "g.yaml", "model: gpt2\nexperiments:\n  - {n: 1}\n  - fp16\n")
+    assert problems_of(path) == [f"{path}:4: each entry of 'experiments' must be a mapping"]
+
+
+def test_several_problems_are_reported_together(tmp_path):
+    path = write(
+        tmp_path / "f.yaml",
+        "model: gpt2\n"                 # 1
+        "precison: fp16\n"              # 2
+        "marks: slow\n"                 # 3
+        "expect:\n"                     # 4
+        "  joules_per_tokn: {max: 1}\n"  # 5
+        "regression:\n"                 # 6
+        "  energy_j: lots\n"            # 7
+        "pytorch:\n"                    # 8
+        "  batch_size: 0\n",            # 9
+    )
+    problems = problems_of(path)
+    text = "\n".join(problems)
+    assert len(problems) == 5, text
+    for line, key in [(2, "precison"), (3, "marks"), (5, "joules_per_tokn"), (7, "energy_j"),
+                      (9, "pytorch.batch_size")]:
+        assert any(p.startswith(f"{path}:{line}: ") and key in p for p in problems), (line, key, text)
+
+
+def test_problems_from_several_experiments_are_reported_together(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - {n: 0}\n  - {precision: fp8}\n")
+    problems = problems_of(path)
+    assert len(problems) == 2
+    assert problems[0].startswith(f"{path}:3: n: ")
+    assert problems[1].startswith(f"{path}:4: precision: ")
+
+
+def test_every_problem_names_the_file_and_a_line(tmp_path):
+    path = write(
+        tmp_path / "f.yaml",
+        "model: gpt2\nn: -1\nsweep:\n  precison: [fp16]\nexperiments:\n  - {repeats: 0}\n  - 3\nmarks: [a b]\n",
+    )
+    problems = problems_of(path)
+    assert len(problems) >= 4
+    for problem in problems:
+        where, _, _ = problem.partition(": ")
+        file, _, line = where.rpartition(":")
+        assert file == str(path), problem
+        assert line.isdigit(), problem
+
+
+@pytest.mark.xfail(
+    reason="BUG: a study-level key (expect/marks/...) inside an experiments entry gives the nonsense hint "
+    "\"unknown key 'expect'; did you mean 'expect'?\" (benchmark_file.py passes FILE_KEYS as valid keys to "
+    "resolve for entries too)",
+    strict=True,
+)
+def test_study_key_inside_an_entry_gets_a_sensible_message(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - {expect: {joules_per_token: {max: 1}}}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:3: unknown key 'expect'")
+    assert "did you mean 'expect'" not in problem
+
+
+def test_empty_file_is_a_config_error(tmp_path):
+    path = write(tmp_path / "f.yaml", "")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}: the file is empty")
+    assert "model" in problem
+
+
+def test_non_mapping_file_is_a_config_error(tmp_path):
+    path = write(tmp_path / "f.yaml", "- model: gpt2\n")
+    assert problems_of(path) == [f"{path}:1: expected a mapping of config keys at the top level"]
+
+
+def test_user_config_file_applies_to_every_experiment(tmp_path, monkeypatch):
+    user = write(tmp_path / "user.yaml", "defaults:\n  dataset: builtin\n")
+    monkeypatch.setenv("LLEM_CONFIG", str(user))
+    study = load_benchmark_file(write(tmp_path / "llem_s.yaml", SWEEP))
+    assert all(e.config.dataset == "builtin" for e in study.experiments)
+    assert study.experiments[0].config.sources()["dataset"] == f"user config {user}:2"

@@ -1,0 +1,222 @@
+"""Prompt sources: builtin, synthetic, JSON-lines files and the AI Energy Score set from the HF cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llenergymeasure.datasets import load_prompts
+from llenergymeasure.exceptions import PreFlightError
+
+SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def write_jsonl(path: Path, rows: list) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+# --- builtin -------------------------------------------------------------------------------------
+
+
+def test_builtin_has_at_least_100_distinct_non_empty_prompts():
+    prompts = load_prompts("builtin", 100)
+    assert len(prompts) == 100
+    assert all(isinstance(p, str) and p.strip() for p in prompts)
+    assert len(set(prompts)) == 100
+
+
+def test_builtin_is_in_file_order_so_a_smaller_n_is_a_prefix():
+    assert load_prompts("builtin", 10) == load_prompts("builtin", 100)[:10]
+
+
+def test_builtin_asking_for_more_than_it_has_is_a_preflight_error():
+    with pytest.raises(PreFlightError, match=r"'builtin' has \d+ prompts but n=100000; lower n") as info:
+        load_prompts("builtin", 100_000)
+    assert info.value.exit_code == 1
+
+
+# --- synthetic -----------------------------------------------------------------------------------
+
+
+def test_synthetic_same_seed_same_prompts():
+    assert load_prompts("synthetic", 5, seed=7, input_tokens=20) == load_prompts("synthetic", 5, seed=7, input_tokens=20)
+
+
+def test_synthetic_different_seed_different_prompts():
+    assert load_prompts("synthetic", 5, seed=7, input_tokens=20) != load_prompts("synthetic", 5, seed=8, input_tokens=20)
+
+
+@pytest.mark.parametrize("words", [1, 13, 512])
+def test_synthetic_has_the_requested_word_count(words):
+    prompts = load_prompts("synthetic", 4, seed=0, input_tokens=words)
+    assert len(prompts) == 4
+    assert [len(p.split()) for p in prompts] == [words] * 4
+
+
+def test_synthetic_prompts_differ_from_each_other():
+    prompts = load_prompts("synthetic", 10, seed=1, input_tokens=30)
+    assert len(set(prompts)) == 10
+
+
+def test_synthetic_gives_any_n():
+    assert len(load_prompts("synthetic", 1000, seed=1, input_tokens=3)) == 1000
+
+
+# --- jsonl ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["prompt", "text", "question", "instruction", "input", "content"])
+def test_jsonl_prompt_column_is_auto_detected(tmp_path, column):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"id": 1, column: "first"}, {"id": 2, column: "second"}])
+    assert load_prompts(str(path), 2) == ["first", "second"]
+
+
+def test_jsonl_prefers_prompt_over_text(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"text": "wrong", "prompt": "right"}])
+    assert load_prompts(str(path), 1) == ["right"]
+
+
+def test_jsonl_skips_blank_lines_and_empty_prompts_and_takes_the_first_n(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n\n{"prompt": "   "}\n{"prompt": "b"}\n{"prompt": "c"}\n', encoding="utf-8")
+    assert load_prompts(str(path), 2) == ["a", "b"]
+
+
+def test_jsonl_of_plain_strings(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", ["one", "two", ""])
+    assert load_prompts(str(path), 2) == ["one", "two"]
+
+
+def test_json_suffix_is_read_as_json_lines(tmp_path):
+    path = write_jsonl(tmp_path / "p.json", [{"question": "q1"}, {"question": "q2"}])
+    assert load_prompts(str(path), 2) == ["q1", "q2"]
+
+
+def test_jsonl_with_no_known_column_lists_the_columns_found(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"body": "x", "label": 1}])
+    with pytest.raises(PreFlightError) as info:
+        load_prompts(str(path), 1)
+    message = str(info.value)
+    assert str(path) in message
+    assert "no prompt column found" in message
+    assert "the file has body, label" in message
+    assert "rename the column to 'prompt'" in message
+
+
+def test_jsonl_invalid_json_line_names_file_and_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": oops}\n', encoding="utf-8")
+    with pytest.raises(PreFlightError) as info:
+        load_prompts(str(path), 1)
+    assert f"{path}:3: not valid JSON" in str(info.value)
+
+
+def test_jsonl_line_numbers_count_blank_lines(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n\n\n[1,\n', encoding="utf-8")
+    with pytest.raises(PreFlightError, match=r"p\.jsonl:4: not valid JSON"):
+        load_prompts(str(path), 1)
+
+
+def test_jsonl_with_too_few_prompts_for_n(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a"}, {"prompt": "b"}])
+    with pytest.raises(PreFlightError) as info:
+        load_prompts(str(path), 3)
+    assert f"'{path}' has 2 prompts but n=3" in str(info.value)
+    assert info.value.problems and len(info.value.problems) == 1
+
+
+def test_missing_jsonl_file_is_a_preflight_error(tmp_path):
+    path = tmp_path / "missing.jsonl"
+    with pytest.raises(PreFlightError, match=r"cannot read .*missing\.jsonl"):
+        load_prompts(str(path), 1)
+
+
+def test_unknown_dataset_name_lists_the_choices():
+    with pytest.raises(PreFlightError) as info:
+        load_prompts("wikitext", 1)
+    message = str(info.value)
+    assert "unknown dataset 'wikitext'" in message
+    for name in ("aienergyscore", "builtin", "synthetic", ".jsonl"):
+        assert name in message
+
+
+def test_jsonl_rows_that_are_neither_objects_nor_strings(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [[1, 2], [3, 4]])
+    with pytest.raises(PreFlightError, match="each line must be a JSON object or string"):
+        load_prompts(str(path), 1)
+
+
+# --- aienergyscore from a hand-made HF cache -----------------------------------------------------
+
+
+@pytest.fixture
+def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An HF hub cache directory that huggingface_hub reads from, offline."""
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub-cache"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def cached_dataset_snapshot(cache: Path) -> Path:
+    repo = cache / "datasets--AIEnergyScore--text_generation"
+    snapshot = repo / "snapshots" / SNAPSHOT
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(SNAPSHOT)
+    return snapshot
+
+
+def test_aienergyscore_from_cached_jsonl(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    write_jsonl(snapshot / "text_generation.jsonl", [{"text": f"prompt {i}", "source": "x"} for i in range(5)])
+    assert load_prompts("aienergyscore", 3) == ["prompt 0", "prompt 1", "prompt 2"]
+
+
+def test_aienergyscore_from_cached_csv(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    (snapshot / "data.csv").write_text('text,source\n"first, with a comma",wiki\nsecond,oscar\n', encoding="utf-8")
+    assert load_prompts("aienergyscore", 2) == ["first, with a comma", "second"]
+
+
+def test_aienergyscore_from_cached_json_array(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    (snapshot / "data.json").write_text(json.dumps([{"text": "a"}, {"text": "b"}]), encoding="utf-8")
+    assert load_prompts("aienergyscore", 2) == ["a", "b"]
+
+
+def test_aienergyscore_data_file_in_a_subfolder(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    (snapshot / "data").mkdir()
+    write_jsonl(snapshot / "data" / "train.jsonl", [{"text": "nested"}])
+    assert load_prompts("aienergyscore", 1) == ["nested"]
+
+
+def test_aienergyscore_with_too_few_cached_prompts(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    write_jsonl(snapshot / "text_generation.jsonl", [{"text": "only one"}])
+    with pytest.raises(PreFlightError, match="'aienergyscore' has 1 prompts but n=2"):
+        load_prompts("aienergyscore", 2)
+
+
+def test_aienergyscore_snapshot_without_data_file(hf_cache):
+    snapshot = cached_dataset_snapshot(hf_cache)
+    (snapshot / "README.md").write_text("# no data\n")
+    with pytest.raises(PreFlightError, match="holds no data file"):
+        load_prompts("aienergyscore", 1)
+
+
+def test_aienergyscore_with_an_empty_cache_suggests_builtin(hf_cache):
+    with pytest.raises(PreFlightError) as info:
+        load_prompts("aienergyscore", 1)
+    message = str(info.value)
+    assert "AIEnergyScore/text_generation" in message
+    assert "builtin" in message
+    assert info.value.exit_code == 1

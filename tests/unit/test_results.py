@@ -1,0 +1,302 @@
+"""ExperimentResult: metrics per repeat, headline medians, spread, and atomic save/load."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.results.metrics import METRIC_NAMES, METRICS, Metrics, compute_metrics
+from llenergymeasure.results.model import (
+    SCHEMA_VERSION,
+    EnvironmentSnapshot,
+    ExperimentResult,
+    RepeatResult,
+    make_experiment_id,
+)
+
+STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+EXPERIMENT_ID = "tiny-0123abcd-20260102T030405"
+
+
+def make_repeat(
+    index: int,
+    *,
+    energy_j: float | None,
+    duration_s: float = 2.0,
+    output_tokens: int = 100,
+    n_prompts: int = 10,
+    baseline_power_w: float | None = None,
+    latencies_s: list[float] | None = None,
+    peak_memory_mb: float | None = None,
+) -> RepeatResult:
+    latencies = latencies_s if latencies_s is not None else [0.5, 1.0, 1.5]
+    metrics = compute_metrics(
+        duration_s=duration_s,
+        output_tokens=output_tokens,
+        n_prompts=n_prompts,
+        latencies_s=latencies,
+        ttfts_s=[0.05, 0.07],
+        energy_j=energy_j,
+        gpu_energy_j=energy_j,
+        baseline_power_w=baseline_power_w,
+        peak_memory_mb=peak_memory_mb,
+    )
+    return RepeatResult(index=index, n_prompts=n_prompts, input_tokens=40, output_tokens=output_tokens,
+                        latencies_s=latencies, ttfts_s=[0.05, 0.07], metrics=metrics)
+
+
+def make_result(repeats: list[RepeatResult], **fields) -> ExperimentResult:
+    base = dict(
+        experiment_id=EXPERIMENT_ID,
+        name="tiny",
+        config={"model": "tiny", "pytorch": {"batch_size": 2}},
+        config_hash="0123abcd0123abcd",
+        started_at=STARTED,
+        finished_at=STARTED,
+        environment=EnvironmentSnapshot(llem_version="0.0", python="3.11", platform="linux", device="cpu"),
+        energy_source="nvml_counter",
+    )
+    base.update(fields)
+    return ExperimentResult.from_repeats(repeats, **base)
+
+
+# --- metric definitions --------------------------------------------------------------------------
+
+
+def test_metrics_model_fields_are_exactly_the_metric_names():
+    assert tuple(Metrics.model_fields) == METRIC_NAMES
+    assert set(METRICS) == set(METRIC_NAMES)
+
+
+def test_metrics_rejects_unknown_fields():
+    with pytest.raises(ValidationError, match="joules_per_tokens"):
+        Metrics(joules_per_tokens=1.0)
+
+
+def test_joules_per_token_is_energy_over_output_tokens():
+    m = make_repeat(0, energy_j=41.0, output_tokens=200).metrics
+    assert m.joules_per_token == pytest.approx(41.0 / 200)
+    assert m.energy_j == 41.0
+    assert m.output_tokens == 200.0
+
+
+def test_tokens_per_second_is_output_tokens_over_duration():
+    assert make_repeat(0, energy_j=1.0, duration_s=4.0, output_tokens=100).metrics.tokens_per_second == 25.0
+
+
+def test_net_energy_subtracts_baseline_power_times_duration():
+    m = make_repeat(0, energy_j=100.0, duration_s=2.0, output_tokens=50, baseline_power_w=30.0).metrics
+    assert m.net_energy_j == pytest.approx(40.0)
+    assert m.net_joules_per_token == pytest.approx(40.0 / 50)
+    assert m.baseline_power_w == 30.0
+
+
+def test_net_energy_clamps_at_zero():
+    m = make_repeat(0, energy_j=10.0, duration_s=2.0, baseline_power_w=30.0).metrics
+    assert m.net_energy_j == 0.0
+    assert m.net_joules_per_token == 0.0
+
+
+def test_net_energy_needs_a_baseline():
+    m = make_repeat(0, energy_j=10.0, baseline_power_w=None).metrics
+    assert m.net_energy_j is None
+    assert m.net_joules_per_token is None
+
+
+def test_wh_per_1000_queries_formula():
+    m = make_repeat(0, energy_j=720.0, n_prompts=20).metrics
+    # 720 J / 20 prompts = 36 J per query; x1000 = 36 kJ = 10 Wh
+    assert m.wh_per_1000_queries == pytest.approx(10.0)
+
+
+def test_no_energy_gives_no_energy_derived_metrics_but_keeps_the_rest():
+    m = make_repeat(0, energy_j=None, baseline_power_w=25.0, duration_s=2.0, output_tokens=100).metrics
+    assert m.energy_j is None
+    assert m.joules_per_token is None
+    assert m.net_energy_j is None
+    assert m.net_joules_per_token is None
+    assert m.wh_per_1000_queries is None
+    assert m.tokens_per_second == 50.0
+    assert m.latency_s_p50 == 1.0
+
+
+def test_zero_output_tokens_gives_no_per_token_metric():
+    m = make_repeat(0, energy_j=10.0, output_tokens=0).metrics
+    assert m.joules_per_token is None
+    assert m.tokens_per_second == 0.0
+
+
+def test_latency_percentiles_and_ttft():
+    m = make_repeat(0, energy_j=1.0, latencies_s=[4.0, 1.0, 3.0, 2.0]).metrics
+    assert m.latency_s_p50 == pytest.approx(2.5)
+    assert m.latency_s_p95 == pytest.approx(3.85)
+    assert m.ttft_s_p50 == pytest.approx(0.06)
+
+
+def test_no_latencies_gives_none():
+    assert make_repeat(0, energy_j=1.0, latencies_s=[]).metrics.latency_s_p50 is None
+
+
+# --- from_repeats: headline and stats ------------------------------------------------------------
+
+
+def test_headline_is_the_median_over_repeats():
+    repeats = [make_repeat(0, energy_j=90.0), make_repeat(1, energy_j=40.0), make_repeat(2, energy_j=50.0)]
+    result = make_result(repeats)
+    assert result.metrics.energy_j == 50.0
+    assert result.metrics.joules_per_token == pytest.approx(0.5)
+    for name in METRIC_NAMES:
+        values = [getattr(r.metrics, name) for r in repeats if getattr(r.metrics, name) is not None]
+        expected = statistics.median(values) if values else None
+        assert getattr(result.metrics, name) == expected, name
+
+
+def test_headline_with_an_even_number_of_repeats_averages_the_middle_two():
+    result = make_result([make_repeat(i, energy_j=e) for i, e in enumerate([10.0, 40.0, 20.0, 30.0])])
+    assert result.metrics.energy_j == 25.0
+
+
+def test_stats_present_only_with_more_than_one_repeat():
+    single = make_result([make_repeat(0, energy_j=40.0)])
+    assert single.stats == {}
+    assert single.metrics.energy_j == 40.0
+
+    several = make_result([make_repeat(0, energy_j=40.0), make_repeat(1, energy_j=60.0)])
+    assert set(several.stats) >= {"energy_j", "joules_per_token", "tokens_per_second"}
+    assert several.stats["energy_j"].n == 2
+    assert several.stats["energy_j"].median == 50.0
+    # metrics that were never measured have no stats
+    assert "peak_memory_mb" not in several.stats
+    assert several.metrics.peak_memory_mb is None
+
+
+def test_stats_and_median_skip_repeats_where_a_metric_is_missing():
+    result = make_result([make_repeat(0, energy_j=None), make_repeat(1, energy_j=40.0), make_repeat(2, energy_j=60.0)])
+    assert result.metrics.energy_j == 50.0
+    assert result.stats["energy_j"].n == 2
+    assert result.stats["tokens_per_second"].n == 3
+
+
+def test_counts_come_from_the_repeats():
+    result = make_result([make_repeat(0, energy_j=1.0, n_prompts=7, output_tokens=33)])
+    assert (result.n_prompts, result.input_tokens, result.output_tokens) == (7, 40, 33)
+    assert result.schema_version == SCHEMA_VERSION
+    assert len(result.repeats) == 1
+
+
+# --- save / load ---------------------------------------------------------------------------------
+
+
+def test_save_writes_experiment_id_json_and_load_round_trips(tmp_path):
+    result = make_result([make_repeat(0, energy_j=40.0), make_repeat(1, energy_j=44.0, baseline_power_w=5.0)],
+                         estimated=True, co2_g=1.5)
+    path = result.save(tmp_path / "results")
+    assert path == tmp_path / "results" / f"{EXPERIMENT_ID}.json"
+    data = json.loads(path.read_text())
+    assert data["schema_version"] == SCHEMA_VERSION
+    assert data["metrics"]["energy_j"] == 42.0
+    assert data["estimated"] is True
+    loaded = ExperimentResult.load(path)
+    assert loaded == result
+    assert loaded.started_at == STARTED
+
+
+def test_save_leaves_no_temp_files(tmp_path):
+    result = make_result([make_repeat(0, energy_j=40.0)])
+    result.save(tmp_path)
+    result.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{EXPERIMENT_ID}.json"]
+
+
+def test_save_replaces_an_existing_file(tmp_path):
+    target = tmp_path / f"{EXPERIMENT_ID}.json"
+    target.write_text('{"old": true, "padding": "' + "x" * 100_000 + '"}')
+    result = make_result([make_repeat(0, energy_j=40.0)])
+    result.save(tmp_path)
+    assert ExperimentResult.load(target) == result
+    assert "padding" not in target.read_text()
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_save_writes_the_timeline_sidecar_only_when_there_is_one(tmp_path):
+    result = make_result([make_repeat(0, energy_j=40.0)])
+    result.save(tmp_path)
+    assert not (tmp_path / f"{EXPERIMENT_ID}.timeline.json").exists()
+
+    timeline = [{"gpu0": [{"t": 0.0, "power_w": 50.0}, {"t": 0.1, "power_w": 55.0}]}]
+    with_timeline = result.model_copy(update={"full_timeline": timeline})
+    path = with_timeline.save(tmp_path)
+    sidecar = json.loads((tmp_path / f"{EXPERIMENT_ID}.timeline.json").read_text())
+    assert sidecar == {"experiment_id": EXPERIMENT_ID, "repeats": timeline}
+    assert "full_timeline" not in json.loads(path.read_text())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{EXPERIMENT_ID}.json", f"{EXPERIMENT_ID}.timeline.json"]
+
+
+def test_load_missing_file_names_the_path(tmp_path):
+    path = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as info:
+        ExperimentResult.load(path)
+    assert str(info.value) == f"{path}: result file not found"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('{"schema_version": 1, "experiment_id": ', "not a readable result JSON"),
+        ("", "not a readable result JSON"),
+        ("[1, 2]", "schema_version None is not 1"),
+        ('{"metrics": {}}', "schema_version None is not 1"),
+        ('{"schema_version": 2}', "schema_version 2 is not 1"),
+        ('{"schema_version": "1"}', "schema_version '1' is not 1"),
+    ],
+    ids=["truncated", "empty", "list", "no-version", "newer", "string-version"],
+)
+def test_load_corrupt_or_wrong_schema_names_the_path(tmp_path, content, fragment):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        ExperimentResult.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert fragment in message
+    assert info.value.exit_code == 2
+
+
+def test_load_valid_json_with_a_bad_field_names_path_and_key(tmp_path):
+    result = make_result([make_repeat(0, energy_j=40.0)])
+    data = json.loads(result.model_dump_json())
+    data["metrics"]["energy_j"] = "lots"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError) as info:
+        ExperimentResult.load(path)
+    assert str(info.value).startswith(f"{path}: not a valid result (metrics.energy_j: ")
+
+
+def test_load_unknown_top_level_field_is_refused(tmp_path):
+    result = make_result([make_repeat(0, energy_j=40.0)])
+    data = json.loads(result.model_dump_json())
+    data["surprise"] = 1
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"not a valid result \(surprise: "):
+        ExperimentResult.load(path)
+
+
+def test_make_experiment_id_is_filesystem_safe():
+    eid = make_experiment_id("serving[precision=fp16,batch_size=8]", "0123abcd0123abcd", STARTED)
+    assert eid == "serving_precision_fp16_batch_size_8-0123abcd-20260102T030405"
+    assert make_experiment_id("///", "ffffffff", STARTED) == "experiment-ffffffff-20260102T030405"
+
+
+def test_saved_file_name_for_a_made_id_is_plain(tmp_path):
+    eid = make_experiment_id("a/b c", "0123abcd0123abcd", STARTED)
+    path = make_result([make_repeat(0, energy_j=1.0)], experiment_id=eid).save(tmp_path)
+    assert path.parent == tmp_path
+    assert Path(path).name == f"{eid}.json"
