@@ -1,0 +1,54 @@
+"""Plain helpers for the integration tests: run ``llem``, read importtime output, list result files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+LLEM = [sys.executable, "-m", "llenergymeasure.cli"]
+
+
+def llem_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240,
+                 python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run ``llem ARGS`` to completion; a hang fails the test instead of blocking the suite."""
+    command = [sys.executable, *python_flags, *LLEM[1:], *args]
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def isolated_env_vars(root: Path) -> dict[str, str]:
+    """What the top-level ``isolated_env`` fixture sets, rooted at ``root``, as a full environment."""
+    env = dict(os.environ)
+    env.update({
+        "HF_HUB_OFFLINE": "1",
+        "LLEM_CONFIG": str(root / "no-user-config.yaml"),
+        "HF_HUB_CACHE": str(root / "hf-cache"),
+        "LLEM_POWERCAP_ROOT": str(root / "no-powercap"),
+    })
+    return env
+
+
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """Module names from ``python -X importtime`` output (``import time: 123 | 456 |   pkg.mod``)."""
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in importtime_stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def result_files(directory: Path) -> list[Path]:
+    """Result JSON files in ``directory`` (not the ``.timeline.json`` sidecars, not temp files)."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.iterdir()
+                  if p.suffix == ".json" and not p.name.endswith(".timeline.json") and not p.name.startswith("."))
+
+
+def leftovers(directory: Path) -> list[Path]:
+    """Temp files an interrupted atomic write could leave behind."""
+    if not directory.exists():
+        return []
+    return sorted(p for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")

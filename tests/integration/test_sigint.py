@@ -1,0 +1,109 @@
+"""Ctrl-C during a real run: exit 130, "Interrupted.", no traceback, no partial or temp result file.
+
+The runs below are long on purpose (minutes if left alone); each test interrupts them and fails
+rather than blocks if ``llem`` does not stop within a minute (a thread left running, a hang).
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from llem_helpers import LLEM, leftovers, result_files
+from llenergymeasure.results.model import ExperimentResult
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="SIGINT semantics are POSIX"),
+]
+
+STOP_TIMEOUT_S = 60
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([*LLEM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            text=True, cwd=cwd)
+
+
+def wait_until_the_model_is_loaded(proc: subprocess.Popen, model: Path, extra_s: float = 2.0,
+                                   limit_s: float = 90.0) -> None:
+    """Wait until the model's weights are mapped into the process (torch and transformers imported,
+    the model loaded), then ``extra_s`` more, so the signal lands in warmup or the measurement.
+    Without procfs, or if the weights never show up as a mapping, wait at least 8 s from the start."""
+    started = time.monotonic()
+    maps = Path(f"/proc/{proc.pid}/maps")
+    weights = str((model / "model.safetensors").resolve())
+    while maps.exists() and proc.poll() is None and time.monotonic() - started < limit_s:
+        try:
+            if weights in maps.read_text():
+                time.sleep(extra_s)
+                return
+        except OSError:
+            break
+        time.sleep(0.2)
+    time.sleep(max(0.0, 8.0 - (time.monotonic() - started)))
+
+
+def interrupt(proc: subprocess.Popen) -> tuple[str, str]:
+    assert proc.poll() is None, f"llem ended (rc {proc.returncode}) before it could be interrupted:\n" + (
+        proc.stderr.read() if proc.stderr else "")
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"llem did not stop within {STOP_TIMEOUT_S} s of SIGINT")
+
+
+def test_sigint_during_a_run_exits_130_and_leaves_no_result(tiny_model, tmp_path):
+    config = tmp_path / "long.yaml"
+    config.write_text(f"model: {tiny_model}\nprecision: fp32\nmax_output_tokens: 200\n")
+    out = tmp_path / "out"
+    proc = start(["run", str(config), "-n", "120", "-d", "builtin", "--batch-size", "1", "-o", str(out)], tmp_path)
+    try:
+        wait_until_the_model_is_loaded(proc, tiny_model)
+        stdout, stderr = interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Interrupted." in stderr
+    assert "Traceback" not in stderr
+    assert stdout == ""  # no summary of a run that did not finish
+    assert result_files(out) == [] and leftovers(out) == []
+
+
+def test_sigint_in_a_study_keeps_results_already_saved(tiny_model, tmp_path):
+    config = tmp_path / "llem_two.yaml"
+    config.write_text(
+        f"name: two\nmodel: {tiny_model}\ndataset: builtin\nprecision: fp32\npytorch: {{batch_size: 1}}\n"
+        "warmup: {n_warmup: 1}\n"
+        "experiments:\n"
+        "  - {name: quick, n: 2, max_output_tokens: 4}\n"
+        "  - {name: long, n: 120, max_output_tokens: 200}\n"
+    )
+    out = tmp_path / "out"
+    proc = start(["run", str(config), "-o", str(out)], tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not result_files(out) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert result_files(out), "the first experiment saved no result"
+        time.sleep(1.5)  # into the second experiment
+        stdout, stderr = interrupt(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Interrupted." in stderr and "Traceback" not in stderr
+    [saved] = result_files(out)
+    assert ExperimentResult.load(saved).name == "quick"  # whole and readable
+    assert leftovers(out) == []
