@@ -117,9 +117,10 @@ def _safetensors_params(path: Path) -> int:
 
 def gpu_memory_gb() -> float | None:
     """Total memory of the first visible GPU via NVML (no torch), or None without one."""
-    try:
-        import pynvml
+    from llenergymeasure.energy import hardware
 
+    try:
+        pynvml = hardware.pynvml()
         pynvml.nvmlInit()
     except Exception:
         return None

@@ -154,10 +154,6 @@ class NvmlMeter:
         except Exception:
             pass
 
-    def power_w(self) -> list[float]:
-        """Instantaneous power of each device (for the idle baseline)."""
-        return [self.nvml.nvmlDeviceGetPowerUsage(d.handle) / 1000.0 for d in self.devices]
-
     def _counters(self) -> list[int | None]:
         try:
             return [self.nvml.nvmlDeviceGetTotalEnergyConsumption(d.handle) if d.has_counter else None
