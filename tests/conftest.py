@@ -13,6 +13,8 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
+pytest_plugins = ("pytester",)
+
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -29,3 +31,4 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLEM_CONFIG", str(tmp_path / "no-user-config.yaml"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.setenv("LLEM_POWERCAP_ROOT", str(tmp_path / "no-powercap"))
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)  # a CI runner's page is not ours to write

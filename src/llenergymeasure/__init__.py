@@ -16,6 +16,8 @@ _LAZY = {
     "load_benchmark_file": "llenergymeasure.config.benchmark_file",
     "ExperimentConfig": "llenergymeasure.config.models",
     "ExperimentResult": "llenergymeasure.results.model",
+    "compare": "llenergymeasure.results.regression",
+    "Baseline": "llenergymeasure.results.baselines",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -25,7 +27,9 @@ if TYPE_CHECKING:
     from llenergymeasure.config.loader import load_experiment_config
     from llenergymeasure.config.models import ExperimentConfig
     from llenergymeasure.core.runner import run_experiment
+    from llenergymeasure.results.baselines import Baseline
     from llenergymeasure.results.model import ExperimentResult
+    from llenergymeasure.results.regression import compare
 
 
 def __getattr__(name: str) -> Any:

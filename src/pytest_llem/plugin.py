@@ -1,1 +1,96 @@
-"""pytest_llem: llem_*.yaml experiment files as pytest items (filled by the plugin issue)."""
+"""pytest_llem: ``llem_*.yaml`` benchmark files as pytest items, gated on joules per token.
+
+Registered through the ``pytest11`` entry point as ``llem``; ``-p no:llem`` turns it off.
+The hooks here are thin: collection lives in ``collect``, what an item needs from the machine
+in ``needs``, xdist worker pinning and device locks in ``workers``, summaries in ``report``.
+Nothing in this package measures anything: items call llenergymeasure's run core.
+
+Options (command line, or the ini key in brackets):
+
+    --llem-dry-run          validate and estimate VRAM; load no model, measure nothing
+    --llem-output DIR       a result JSON per item                               [llem_output]
+    --llem-repeats N        measurement windows per experiment                   [llem_repeats]
+    --llem-json PATH        every item's result in one JSON file
+    --llem-require-energy   fail, instead of skip or estimate, without a measured energy source
+                                                                                 [llem_require_energy]
+    --llem-save-baseline [PATH]   save every measured item's repeats as a baseline
+    --llem-baseline PATH|auto     compare each item with a baseline (regression gates)
+    --llem-fail-on METRIC:THRESHOLD   a regression gate for every item (repeatable)
+    --llem-require-baseline       fail, instead of warn, when an item could not be compared
+    --llem-markdown PATH          the results table as markdown (and $GITHUB_STEP_SUMMARY)
+    ini llem_files          file patterns to collect (default: llem_*.yaml llem_*.yml)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llem import workers
+from pytest_llem.collect import LlemFile, LlemItem
+from pytest_llem.report import LlemReporter
+from pytest_llem.settings import SETTINGS, Settings
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llem", "llenergymeasure energy benchmarks (llem_*.yaml)")
+    group.addoption("--llem-dry-run", action="store_true", default=False,
+                    help="Validate every experiment and estimate its VRAM; load no model, measure nothing.")
+    group.addoption("--llem-output", metavar="DIR", default=None,
+                    help="Write each item's result JSON into DIR (ini: llem_output).")
+    group.addoption("--llem-repeats", metavar="N", type=int, default=None,
+                    help="Measurement windows per experiment, overriding the files (ini: llem_repeats).")
+    group.addoption("--llem-json", metavar="PATH", default=None,
+                    help="Write the results of every llem item of the session to PATH.")
+    group.addoption("--llem-require-energy", action="store_true", default=None,
+                    help="Fail items that would be skipped for want of a GPU or energy source, or whose energy "
+                         "would only be estimated (ini: llem_require_energy).")
+    group.addoption("--llem-save-baseline", metavar="PATH", nargs="?", const="auto", default=None,
+                    help="Save every measured item's repeats as a baseline: to PATH, or without PATH to "
+                         ".llem/baselines/<machine>/<time>.json under the rootdir.")
+    group.addoption("--llem-baseline", metavar="PATH", default=None,
+                    help="Compare each item with this baseline file; 'auto' takes this machine's latest.")
+    group.addoption("--llem-fail-on", metavar="METRIC:THRESHOLD", action="append", default=[],
+                    help="Fail an item whose METRIC regressed past THRESHOLD against the baseline "
+                         "(e.g. joules_per_token:5%% or joules_per_token:0.01); repeatable; added to each "
+                         "file's regression: gates (default joules_per_token:5%%), winning per metric.")
+    group.addoption("--llem-require-baseline", action="store_true", default=False,
+                    help="Fail items that could not be compared (no baseline, another machine) instead of warning.")
+    group.addoption("--llem-markdown", metavar="PATH", default=None,
+                    help="Write the results table as markdown to PATH (also appended to $GITHUB_STEP_SUMMARY "
+                         "when that is set).")
+    parser.addini("llem_files", type="linelist", default=["llem_*.yaml", "llem_*.yml"],
+                  help="Glob patterns of benchmark files collected by pytest_llem.")
+    parser.addini("llem_output", type="string", default="", help="Default for --llem-output.")
+    parser.addini("llem_repeats", type="string", default="", help="Default for --llem-repeats.")
+    parser.addini("llem_require_energy", type="bool", default=False, help="Default for --llem-require-energy.")
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` on a benchmark run: one worker per visible GPU (one in all on a CPU-only machine)."""
+    return workers.auto_num_workers(config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "llem: an llenergymeasure experiment collected from a llem_*.yaml file")
+    settings = Settings.from_config(config)
+    config.stash[SETTINGS] = settings
+    workers.pin_worker_gpus(config)
+    config.pluginmanager.register(LlemReporter(config, settings), "llem-reporter")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile | None:
+    if LlemFile.matches(file_path, parent.config):
+        return LlemFile.from_parent(parent, path=file_path)
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    outcome = yield
+    if isinstance(item, LlemItem):
+        item.annotate(outcome.get_result())

@@ -34,6 +34,7 @@ class FakeGpu:
     throttle_reasons: int = 0
     persistence: int = 1
     other_pids: list[int] = field(default_factory=list)
+    memory_gb: float = 80.0
     fail_counter_after: int | None = None  # raise NVMLError from this read on
     created: float = field(default_factory=time.perf_counter)
     reads: int = 0
@@ -99,7 +100,11 @@ class FakeNvml:
         return 1980
 
     def nvmlDeviceGetMemoryInfo(self, gpu: FakeGpu) -> SimpleNamespace:
-        return SimpleNamespace(total=80 * 10**9, used=10 * 2**30, free=70 * 10**9)
+        total = round(gpu.memory_gb * 10**9)
+        return SimpleNamespace(total=total, used=total // 8, free=total - total // 8)
+
+    def nvmlDeviceGetEnforcedPowerLimit(self, gpu: FakeGpu) -> int:
+        return 700_000
 
     def nvmlDeviceGetUtilizationRates(self, gpu: FakeGpu) -> SimpleNamespace:
         return SimpleNamespace(gpu=97, memory=40)

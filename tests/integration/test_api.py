@@ -79,9 +79,6 @@ def test_a_config_problem_is_a_config_error_with_a_hint(tiny_model):
     assert "did you mean 'pytorch.batch_size'?" in str(info.value)
 
 
-@pytest.mark.xfail(reason="BUG: run_experiment() labels its keyword arguments as command-line flags: a typo "
-                          "reports 'CLI --pytorch.batchsize: unknown key ...' to a Python caller who never used "
-                          "the CLI", strict=True)
 def test_api_errors_and_sources_do_not_speak_of_cli_flags(tiny_model):
     with pytest.raises(ConfigError) as info:
         llenergymeasure.run_experiment(model=str(tiny_model), **{"pytorch.batchsize": 2})

@@ -116,17 +116,22 @@ def test_precedence_cli_over_yaml_over_user_config_over_defaults(run_llem, tiny_
     assert value_and_source("random_seed") == ("42", "default")
 
 
-@pytest.mark.xfail(reason="BUG: a CLI flag that overrides a swept key (--batch-size on a pytorch.batch_size sweep) "
-                          "silently makes every experiment the same while the ids still claim batch_size=1 and 2",
-                   strict=True)
-def test_an_experiment_id_never_contradicts_its_config(run_llem, tiny_model, tmp_path):
+def test_a_flag_overriding_a_swept_key_is_refused(run_llem, tiny_model, tmp_path):
+    # Running every point with the flag's value would give ids (batch_size=1, 2) that contradict the configs.
     config = tmp_path / "llem_sweep.yaml"
     config.write_text(SWEEP.format(model=tiny_model))
     proc = run_llem("run", "--dry-run", str(config), "--batch-size", "2", timeout=60)
-    if proc.returncode == 2:  # refusing the conflict is a fine answer too
-        assert "batch" in proc.stderr and "sweep" in proc.stderr
-        return
-    assert proc.returncode == 0, proc.stderr
-    for row in table_rows(proc.stdout):
-        id_batch = re.search(r"batch_size=(\d+)", row[0]).group(1)
-        assert id_batch == row[3], f"{row[0]} runs with batch size {row[3]}"
+    assert proc.returncode == 2, proc.stdout
+    assert f"{config}:8: sweep.pytorch.batch_size is overridden by CLI --batch-size" in proc.stderr
+    assert "remove the flag or the sweep key" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_dry_run_reports_what_would_stop_the_run_with_exit_1(run_llem, tmp_path):
+    config = tmp_path / "exp.yaml"
+    config.write_text("model: ./no-such-model\ndataset: ./prompts.jsonl\n")
+    proc = run_llem("run", "--dry-run", str(config), timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert f"model: path '{tmp_path / 'no-such-model'}' does not exist" in proc.stderr
+    assert f"dataset: file '{tmp_path / 'prompts.jsonl'}' does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -7,7 +7,6 @@ nothing written.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -80,8 +79,6 @@ def test_verbose_adds_the_traceback_and_keeps_the_message(run_llem, tmp_path):
     assert "Traceback (most recent call last)" in verbose.stderr
 
 
-@pytest.mark.xfail(reason="BUG: a file without 'model' says \"config: 'model' is required\" and does not name the "
-                          "file, although every config error should name its file", strict=True)
 def test_a_missing_required_key_names_the_file(run_llem, tmp_path):
     (tmp_path / "nomodel.yaml").write_text("n: 4\ndataset: builtin\n")
     proc = run_llem("run", "nomodel.yaml", cwd=tmp_path, timeout=60)

@@ -95,8 +95,6 @@ def test_no_progress_and_no_traceback_on_stderr_when_it_is_not_a_terminal(single
     assert "batch/s" not in proc.stderr and "measuring" not in proc.stderr
 
 
-@pytest.mark.xfail(reason="BUG: result JSON is written with mode 0600 (tempfile.mkstemp) instead of honouring "
-                          "the umask like any other written file", strict=True)
 def test_result_file_permissions_follow_the_umask(single_run):
     proc, out = single_run
     assert proc.returncode == 0, proc.stderr

@@ -129,6 +129,21 @@ def test_cli_override_beats_sweep_values(tmp_path):
     assert all(e.config.sources()["n"] == "CLI -n" for e in study.experiments)
 
 
+def test_cli_override_of_a_swept_key_is_an_error_naming_flag_sweep_line_and_fix(tmp_path):
+    path = write(tmp_path / "llem_s.yaml", SWEEP)
+    assert problems_of(path, cli_overrides={"pytorch.batch_size": 2}) == [
+        f"{path}:7: sweep.pytorch.batch_size is overridden by CLI --batch-size, so every experiment would run "
+        "with the same value while its id says otherwise; remove the flag or the sweep key"
+    ]
+
+
+def test_python_override_of_a_swept_key_is_named_by_its_label(tmp_path):
+    path = write(tmp_path / "llem_s.yaml", SWEEP)
+    [problem] = problems_of(path, cli_overrides={"pytorch": {"batch_size": 2}}, override_label="run_experiment(...)")
+    assert problem.startswith(f"{path}:7: sweep.pytorch.batch_size is overridden by run_experiment(...)")
+    assert problem.endswith("remove the override or the sweep key")
+
+
 def test_sweep_ids_use_full_keys_when_short_names_collide_and_bools_lowercase(tmp_path):
     path = write(tmp_path / "llem_w.yaml", "model: gpt2\nsweep:\n  warmup.enabled: [true, false]\n  baseline.enabled: [false]\n")
     assert ids(load(path)) == [
@@ -356,11 +371,6 @@ def test_unknown_section_inside_sweep_points_at_the_sweep_item_line(tmp_path):
     assert problems_of(path) == [f"{path}:4: unknown key 'pytroch'; did you mean 'pytorch'?"]
 
 
-@pytest.mark.xfail(
-    reason="BUG: one typo in a block-style sweep list is reported once per sweep value, each at the value's "
-    "line (benchmark_file.py _variants labels every combination separately)",
-    strict=True,
-)
 def test_unknown_key_in_block_sweep_is_reported_once(tmp_path):
     path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  pytorch.batchsize:\n    - 1\n    - 2\n")
     problems = problems_of(path)
@@ -440,17 +450,26 @@ def test_every_problem_names_the_file_and_a_line(tmp_path):
         assert line.isdigit(), problem
 
 
-@pytest.mark.xfail(
-    reason="BUG: a study-level key (expect/marks/...) inside an experiments entry gives the nonsense hint "
-    "\"unknown key 'expect'; did you mean 'expect'?\" (benchmark_file.py passes FILE_KEYS as valid keys to "
-    "resolve for entries too)",
-    strict=True,
-)
 def test_study_key_inside_an_entry_gets_a_sensible_message(tmp_path):
     path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - {expect: {joules_per_token: {max: 1}}}\n")
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}:3: unknown key 'expect'")
     assert "did you mean 'expect'" not in problem
+
+
+def test_study_key_inside_an_entry_says_where_it_belongs(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - n: 2\n    marks: [slow]\n")
+    assert problems_of(path) == [
+        f"{path}:4: unknown key 'marks' in an entry of 'experiments'; sweep, experiments, expect, regression and "
+        "marks are file-level keys: move it to the top level of the file"
+    ]
+
+
+def test_study_key_inside_a_sweep_says_where_it_belongs(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  n: [1, 2]\n  regression: [5%]\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:4: unknown key 'regression' in 'sweep'; ")
+    assert "move it to the top level of the file" in problem
 
 
 def test_empty_file_is_a_config_error(tmp_path):
@@ -471,3 +490,69 @@ def test_user_config_file_applies_to_every_experiment(tmp_path, monkeypatch):
     study = load_benchmark_file(write(tmp_path / "llem_s.yaml", SWEEP))
     assert all(e.config.dataset == "builtin" for e in study.experiments)
     assert study.experiments[0].config.sources()["dataset"] == f"user config {user}:2"
+
+
+# --- "./" paths are relative to the file ---------------------------------------------------------
+
+
+@pytest.fixture
+def bench_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tmp_path/benchmarks, with the working directory at tmp_path (as for ``pytest benchmarks/``)."""
+    (tmp_path / "benchmarks").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "benchmarks"
+
+
+@pytest.mark.parametrize("where", ["benchmarks", "elsewhere"])
+def test_dot_slash_model_and_dataset_are_relative_to_the_file(bench_dir, monkeypatch, where):
+    write(bench_dir / "llem_p.yaml", "model: ./models/tiny\ndataset: ../data/prompts.jsonl\n")
+    if where == "elsewhere":
+        (bench_dir.parent / "elsewhere").mkdir()
+        monkeypatch.chdir(bench_dir.parent / "elsewhere")
+    path = Path("../benchmarks/llem_p.yaml") if where == "elsewhere" else Path("benchmarks/llem_p.yaml")
+    [exp] = load(path).experiments
+    assert exp.config.model == str(bench_dir / "models" / "tiny")
+    assert exp.config.dataset == str(bench_dir.parent / "data" / "prompts.jsonl")
+    assert exp.config.sources()["model"] == f"{path}:1"
+    assert exp.config.sources()["dataset"] == f"{path}:2"
+
+
+def test_other_values_are_left_as_written(bench_dir):
+    write(bench_dir / "llem_p.yaml", "model: gpt2\ndataset: data/prompts.jsonl\noutput_dir: ./results\n")
+    [exp] = load(Path("benchmarks/llem_p.yaml")).experiments
+    assert (exp.config.model, exp.config.dataset, exp.config.output_dir) == ("gpt2", "data/prompts.jsonl", "./results")
+
+
+def test_dot_slash_values_from_the_cli_stay_relative_to_the_working_directory(bench_dir):
+    write(bench_dir / "llem_p.yaml", "model: ./models/tiny\n")
+    [exp] = load(Path("benchmarks/llem_p.yaml"), cli_overrides={"model": "./other", "dataset": "../d.jsonl"}).experiments
+    assert (exp.config.model, exp.config.dataset) == ("./other", "../d.jsonl")
+    assert exp.config.sources()["model"] == "CLI --model"
+
+
+def test_dot_slash_paths_in_sweeps_and_entries_are_relative_to_the_file(bench_dir):
+    write(
+        bench_dir / "llem_p.yaml",
+        "name: p\n"                                  # 1
+        "sweep:\n"                                   # 2
+        "  model:\n"                                 # 3
+        "    - ./a\n"                                # 4
+        "    - gpt2\n"                               # 5
+        "experiments:\n"                             # 6
+        "  - {model: ../b, dataset: ./p.jsonl}\n",   # 7
+    )
+    path = Path("benchmarks/llem_p.yaml")
+    study = load(path)
+    assert ids(study) == ["p[model=./a]", "p[model=gpt2]", "p[model=../b,dataset=./p.jsonl]"]  # as written
+    models = [e.config.model for e in study.experiments]
+    assert models == [str(bench_dir / "a"), "gpt2", str(bench_dir.parent / "b")]
+    assert study.experiments[2].config.dataset == str(bench_dir / "p.jsonl")
+    assert [e.config.sources()["model"] for e in study.experiments] == [f"{path}:4", f"{path}:5", f"{path}:7"]
+
+
+def test_dot_slash_paths_in_the_user_config_are_relative_to_it(tmp_path, monkeypatch):
+    user = write(tmp_path / "user.yaml", "defaults:\n  dataset: ./prompts.jsonl\n")
+    monkeypatch.setenv("LLEM_CONFIG", str(user))
+    [exp] = load_benchmark_file(write(tmp_path / "sub.yaml", "model: gpt2\n")).experiments
+    assert exp.config.dataset == str(tmp_path / "prompts.jsonl")
+    assert exp.config.sources()["dataset"] == f"user config {user}:2"

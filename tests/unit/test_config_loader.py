@@ -257,11 +257,6 @@ def test_model_from_user_config_satisfies_a_file_without_model(tmp_path, user_co
     assert config.sources()["model"] == f"user config {user}:2"
 
 
-@pytest.mark.xfail(
-    reason="BUG: without a file, a model set in the user config is ignored and 'no model given' is raised, "
-    "although the same user config satisfies a file without 'model' (loader.py checks only the CLI overrides)",
-    strict=True,
-)
 def test_model_from_user_config_is_used_without_a_file(user_config):
     user_config("defaults:\n  model: gpt2\n")
     config = load_experiment_config(cli_overrides={"n": 5})
@@ -274,11 +269,6 @@ def test_file_without_model_is_a_config_error_mentioning_model(tmp_path):
         load_experiment_config(exp, user_config_defaults={})
 
 
-@pytest.mark.xfail(
-    reason="BUG: a file without 'model' reports \"config: 'model' is required\" without naming the file "
-    "(layers.py _origin_of falls back to the bare label 'config')",
-    strict=True,
-)
 def test_file_without_model_error_names_the_file(tmp_path):
     exp = write(tmp_path / "exp.yaml", "n: 3\n")
     with pytest.raises(ConfigError) as info:
@@ -327,11 +317,6 @@ def test_unknown_decoder_preset_lists_the_choices():
     assert "did you mean 'creative'?" in message
 
 
-@pytest.mark.xfail(
-    reason="BUG: values a decoder preset sets are reported by sources() as 'default' although the default "
-    "differs (decoder.do_sample=True shows 'default'; models.py expands presets after provenance is recorded)",
-    strict=True,
-)
 def test_values_from_a_decoder_preset_are_not_labelled_default(tmp_path):
     exp = write(tmp_path / "exp.yaml", "model: gpt2\ndecoder:\n  preset: creative\n")
     config = load_experiment_config(exp, user_config_defaults={})
@@ -339,17 +324,35 @@ def test_values_from_a_decoder_preset_are_not_labelled_default(tmp_path):
     assert config.sources()["decoder.do_sample"] != "default"
 
 
-@pytest.mark.xfail(
-    reason="BUG: a nested-dict CLI override ({'decoder': {...}}) leaves its leaves labelled 'config' instead "
-    "of a CLI label (layers.py Layer.from_cli labels only the top key)",
-    strict=True,
-)
+def test_values_from_a_decoder_preset_name_the_preset_and_its_line(tmp_path):
+    exp = write(tmp_path / "exp.yaml", "model: gpt2\ndecoder:\n  preset: creative\n  top_k: 5\n")
+    sources = load_experiment_config(exp, user_config_defaults={}).sources()
+    assert sources["decoder.temperature"] == f"{exp}:3 (decoder.preset: creative)"
+    assert sources["decoder.top_k"] == f"{exp}:4"  # explicit, not from the preset
+    assert sources["decoder.repetition_penalty"] == "default"  # the preset does not set it
+
+
 def test_nested_dict_cli_override_keeps_cli_provenance():
     config = load_experiment_config(
         cli_overrides={"model": "gpt2", "decoder": {"temperature": 0.5}}, user_config_defaults={}
     )
     assert config.decoder.temperature == 0.5
     assert config.sources()["decoder.temperature"].startswith("CLI")
+
+
+def test_overrides_from_python_carry_the_callers_label():
+    config = load_experiment_config(
+        cli_overrides={"model": "gpt2", "pytorch": {"batch_size": 2}, "n": 3},
+        user_config_defaults={},
+        override_label="run_experiment(...)",
+    )
+    sources = config.sources()
+    assert (sources["model"], sources["pytorch.batch_size"], sources["n"]) == ("run_experiment(...)",) * 3
+    with pytest.raises(ConfigError) as info:
+        load_experiment_config(
+            cli_overrides={"model": "gpt2", "pytorch.batchsize": 2}, user_config_defaults={}, override_label="f()"
+        )
+    assert str(info.value) == "f(): unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"
 
 
 # --- config hash ---------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.energy import hardware
+from llenergymeasure.energy.meters import create_meter
 from llenergymeasure.energy.nvml import NvmlMeter, open_nvml
 from llenergymeasure.exceptions import ExperimentError, PreFlightError
 from tests.fakes.pynvml import FakeGpu, FakeNvml
@@ -69,6 +71,19 @@ def test_cuda_visible_devices_maps_to_nvml_devices(install, monkeypatch):
     reading = _window(_meter(), 0.15)
     assert [d.device for d in reading.devices] == ["gpu2", "gpu0"]
     assert reading.energy_j == pytest.approx(3.0)
+
+
+def test_gpu_work_measures_only_the_gpu_the_model_runs_on(install, monkeypatch):
+    install([FakeGpu("GPU-zero", counter_mj=[0, 0, 1_000]), FakeGpu("GPU-one", counter_mj=[0, 0, 50_000]),
+             FakeGpu("GPU-two", counter_mj=[0, 0, 2_000])])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    meter = create_meter(EnergyConfig(source="auto"), "cuda:1")  # the second visible GPU: NVML device 0
+    try:
+        reading = _window(meter, 0.15)
+    finally:
+        meter.close()
+    assert [d.device for d in reading.devices] == ["gpu0"]
+    assert reading.energy_j == pytest.approx(1.0)
 
 
 def test_cuda_visible_devices_by_uuid(install, monkeypatch):

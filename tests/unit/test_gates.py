@@ -8,7 +8,7 @@ import pytest
 
 from llenergymeasure.config.benchmark_file import Bound, load_benchmark_file
 from llenergymeasure.results.gates import check_expect
-from llenergymeasure.results.metrics import compute_metrics
+from llenergymeasure.results.metrics import ENERGY_METRICS, METRIC_NAMES, compute_metrics
 from llenergymeasure.results.model import EnvironmentSnapshot, ExperimentResult, RepeatResult
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -106,16 +106,18 @@ def test_unmeasured_non_energy_metric_does_not_borrow_the_energy_reason():
     assert verdict.text == "peak_memory_mb not measured"
 
 
-@pytest.mark.xfail(
-    reason="BUG: wh_per_1000_queries is derived from energy but its 'not measured' text omits the energy reason "
-    "(gates.py matches 'energy'/'joules' in the metric name only)",
-    strict=True,
-)
 def test_unmeasured_wh_per_1000_queries_gives_the_energy_reason():
     result = result_with(energy_j=None, reason="no energy source")
     [verdict] = check_expect(result, {"wh_per_1000_queries": Bound(max=1)})
     assert verdict.passed is False
     assert verdict.text == "wh_per_1000_queries not measured (no energy source)"
+
+
+def test_every_energy_metric_is_a_metric_and_is_unmeasured_without_energy():
+    assert ENERGY_METRICS <= set(METRIC_NAMES)
+    metrics = compute_metrics(duration_s=1.0, output_tokens=10, n_prompts=2, latencies_s=[1.0], ttfts_s=[0.1],
+                              energy_j=None)
+    assert {name for name in METRIC_NAMES if getattr(metrics, name) is None} == ENERGY_METRICS | {"peak_memory_mb"}
 
 
 def test_gates_from_a_benchmark_file(tmp_path):

@@ -4,67 +4,15 @@ from __future__ import annotations
 
 import json
 import statistics
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.results.metrics import METRIC_NAMES, METRICS, Metrics, compute_metrics
-from llenergymeasure.results.model import (
-    SCHEMA_VERSION,
-    EnvironmentSnapshot,
-    ExperimentResult,
-    RepeatResult,
-    make_experiment_id,
-)
-
-STARTED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-EXPERIMENT_ID = "tiny-0123abcd-20260102T030405"
-
-
-def make_repeat(
-    index: int,
-    *,
-    energy_j: float | None,
-    duration_s: float = 2.0,
-    output_tokens: int = 100,
-    n_prompts: int = 10,
-    baseline_power_w: float | None = None,
-    latencies_s: list[float] | None = None,
-    peak_memory_mb: float | None = None,
-) -> RepeatResult:
-    latencies = latencies_s if latencies_s is not None else [0.5, 1.0, 1.5]
-    metrics = compute_metrics(
-        duration_s=duration_s,
-        output_tokens=output_tokens,
-        n_prompts=n_prompts,
-        latencies_s=latencies,
-        ttfts_s=[0.05, 0.07],
-        energy_j=energy_j,
-        gpu_energy_j=energy_j,
-        baseline_power_w=baseline_power_w,
-        peak_memory_mb=peak_memory_mb,
-    )
-    return RepeatResult(index=index, n_prompts=n_prompts, input_tokens=40, output_tokens=output_tokens,
-                        latencies_s=latencies, ttfts_s=[0.05, 0.07], metrics=metrics)
-
-
-def make_result(repeats: list[RepeatResult], **fields) -> ExperimentResult:
-    base = dict(
-        experiment_id=EXPERIMENT_ID,
-        name="tiny",
-        config={"model": "tiny", "pytorch": {"batch_size": 2}},
-        config_hash="0123abcd0123abcd",
-        started_at=STARTED,
-        finished_at=STARTED,
-        environment=EnvironmentSnapshot(llem_version="0.0", python="3.11", platform="linux", device="cpu"),
-        energy_source="nvml_counter",
-    )
-    base.update(fields)
-    return ExperimentResult.from_repeats(repeats, **base)
-
+from llenergymeasure.results.metrics import METRIC_NAMES, METRICS, Metrics
+from llenergymeasure.results.model import SCHEMA_VERSION, ExperimentResult, make_experiment_id
+from result_builders import EXPERIMENT_ID, STARTED, make_repeat, make_result
 
 # --- metric definitions --------------------------------------------------------------------------
 
@@ -248,8 +196,8 @@ def test_load_missing_file_names_the_path(tmp_path):
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        ('{"schema_version": 1, "experiment_id": ', "not a readable result JSON"),
-        ("", "not a readable result JSON"),
+        ('{"schema_version": 1, "experiment_id": ', "not a readable result file"),
+        ("", "not a readable result file"),
         ("[1, 2]", "schema_version None is not 1"),
         ('{"metrics": {}}', "schema_version None is not 1"),
         ('{"schema_version": 2}', "schema_version 2 is not 1"),
@@ -276,7 +224,7 @@ def test_load_valid_json_with_a_bad_field_names_path_and_key(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError) as info:
         ExperimentResult.load(path)
-    assert str(info.value).startswith(f"{path}: not a valid result (metrics.energy_j: ")
+    assert str(info.value).startswith(f"{path}: not a valid result file (metrics.energy_j: ")
 
 
 def test_load_unknown_top_level_field_is_refused(tmp_path):
@@ -285,7 +233,7 @@ def test_load_unknown_top_level_field_is_refused(tmp_path):
     data["surprise"] = 1
     path = tmp_path / "r.json"
     path.write_text(json.dumps(data))
-    with pytest.raises(ConfigError, match=r"not a valid result \(surprise: "):
+    with pytest.raises(ConfigError, match=r"not a valid result file \(surprise: "):
         ExperimentResult.load(path)
 
 

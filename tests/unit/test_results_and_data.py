@@ -64,7 +64,7 @@ def test_save_is_atomic_and_load_round_trips(tmp_path):
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("{not json", "not a readable result JSON"),
+    ("{not json", "not a readable result file"),
     (json.dumps({"schema_version": 99}), "schema_version 99 is not 1"),
     (json.dumps({"schema_version": 1}), "not a valid result"),
 ])

@@ -21,7 +21,7 @@ def test_summarize_five_values():
     assert s.std == pytest.approx(math.sqrt(2.5))  # sample standard deviation
     assert s.iqr == pytest.approx(2.0)  # 4 - 2
     assert s.cv == pytest.approx(math.sqrt(2.5) / 3.0)
-    half = 2.776 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, df=4)
+    half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)  # t(0.975, df=4)
     assert s.ci95_low == pytest.approx(3.0 - half, rel=1e-6)
     assert s.ci95_high == pytest.approx(3.0 + half, rel=1e-6)
 
@@ -77,17 +77,23 @@ def test_ci_uses_a_t_quantile_at_least_as_wide_as_the_exact_one(df):
     assert t_used <= T95[df] * 1.05  # and not absurdly conservative
 
 
-@pytest.mark.xfail(
-    reason="BUG: beyond 30 degrees of freedom the CI uses z=1.96 instead of the t quantile (2.023 at df=39), "
-    "so the 95% CI is too narrow (stats.py _t95)",
-    strict=True,
-)
 @pytest.mark.parametrize("df", [39, 59])
 def test_ci_beyond_the_t_table_is_not_too_narrow(df):
     values = [float(i % 2) for i in range(df + 1)]
     s = summarize(values)
     half = (s.ci95_high - s.ci95_low) / 2
     assert half / (s.std / math.sqrt(s.n)) >= T95[df] - 1e-3
+
+
+@pytest.mark.parametrize(
+    ("df", "expected"),
+    [(1, 12.706), (2, 4.303), (5, 2.571), (10, 2.228), (31, 2.040), (60, 2.000), (120, 1.980)],
+)
+def test_t_quantile_matches_reference_values(df, expected):
+    values = [float(i % 2) for i in range(df + 1)]
+    s = summarize(values)
+    half = (s.ci95_high - s.ci95_low) / 2
+    assert half / (s.std / math.sqrt(s.n)) == pytest.approx(expected, abs=1e-3)
 
 
 # --- percentile ----------------------------------------------------------------------------------

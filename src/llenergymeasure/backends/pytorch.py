@@ -167,8 +167,7 @@ class PyTorchBackend:
         return None
 
     def environment(self) -> dict[str, Any]:
-        cuda = torch.cuda.is_available()
-        gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+        gpus = [torch.cuda.get_device_name(self.device)] if self.device.startswith("cuda") else []  # the one measured
         return {
             "torch": torch.__version__,
             "transformers": transformers.__version__,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from llenergymeasure import __version__
+from llenergymeasure.cli.compare_cmd import compare
 from llenergymeasure.cli.config_cmd import config
 from llenergymeasure.cli.run import run
 
@@ -36,6 +37,9 @@ def _main(
 
 app.command(help="Run experiments from a config file or flags; print a summary, save results.")(run)
 app.command(help="Show this machine's environment: versions, GPUs, energy sources, user config.")(config)
+app.command(help="Compare two sets of results (baseline files, result JSONs or directories); exit 1 on a regression.")(
+    compare
+)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def _show() -> None:
         ("cpu", cpu_model() or "unknown"),
         ("torch", installed("torch") + _torch_cuda()),
         ("transformers", installed("transformers")),
-        ("GPUs", ", ".join(f"[{i}] {name}" for i, name in enumerate(gpus)) or "none"),
+        ("GPUs", ", ".join(f"[{g.index}] {g.name} ({g.memory_gb:.0f} GB)" for g in gpus) or "none"),
         ("NVIDIA driver", driver or "none"),
         ("user config", f"{path} ({'found' if path.is_file() else 'not found'})"),
     ]

@@ -9,12 +9,7 @@ from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.core.vram import VramEstimate
 from llenergymeasure.results.gates import GateVerdict
 from llenergymeasure.results.model import ExperimentResult
-
-
-def fmt(value: float | None, digits: int = 4, unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+from llenergymeasure.results.tables import fmt, text_table
 
 
 def energy_label(result: ExperimentResult) -> str:
@@ -72,14 +67,14 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
 
 def print_table(rows: list[dict[str, str]]) -> None:
     """A plain aligned table; rows share their keys."""
-    if not rows:
-        return
-    headers = list(rows[0])
-    widths = {h: max(len(h), *(len(r[h]) for r in rows)) for h in headers}
-    print("  ".join(h.ljust(widths[h]) for h in headers).rstrip())
-    print("  ".join("-" * widths[h] for h in headers))
-    for row in rows:
-        print("  ".join(row[h].ljust(widths[h]) for h in headers).rstrip())
+    for line in text_table(rows):
+        print(line)
+
+
+def one_line(error: Exception) -> str:
+    """An error as one table cell: every problem it lists, joined with '; '."""
+    problems = getattr(error, "problems", None)
+    return "; ".join(problems) if problems else " ".join(str(error).split())
 
 
 def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[GateVerdict], error: str | None) -> dict[str, str]:

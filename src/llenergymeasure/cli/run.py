@@ -68,34 +68,36 @@ def _load(path: Path | None, overrides: dict[str, Any]) -> tuple[list[Any], dict
 
 
 def _dry_run(experiments: list[Any], verbose: bool) -> None:
+    """Show what would run and check what can be checked here; PreFlightError (exit 1) on problems."""
     from llenergymeasure.cli.display import print_config, print_table, vram_text
-    from llenergymeasure.core.vram import estimate_vram, gpu_memory_gb
+    from llenergymeasure.core.dry_run import dry_run
+    from llenergymeasure.core.vram import gpu_memory_gb
+    from llenergymeasure.exceptions import PreFlightError
 
     gpu_gb = gpu_memory_gb()
-    if len(experiments) == 1:
-        exp_id, config = experiments[0]
-        print(f"Config (resolved){' with sources' if verbose else ''}: {exp_id}")
-        print_config(config, verbose)
-        print(f"VRAM estimate: {vram_text(estimate_vram(config), gpu_gb)}")
-    else:
-        print(f"{len(experiments)} experiments (dry run: nothing loaded, nothing measured)")
-        rows = []
-        for exp_id, config in experiments:
-            estimate = estimate_vram(config)
-            rows.append({
-                "experiment": exp_id,
-                "model": config.model,
-                "precision": config.precision,
-                "batch": str(config.pytorch.batch_size),
-                "VRAM estimate": f"{estimate.total_gb:.2f} GB" if estimate else "unavailable",
-            })
-        print_table(rows)
+    reports = [(exp_id, config, dry_run(config, gpu_gb)) for exp_id, config in experiments]
+    if len(reports) > 1:
+        print(f"{len(reports)} experiments (dry run: nothing loaded, nothing measured)")
+        print_table([{
+            "experiment": exp_id,
+            "model": config.model,
+            "precision": config.precision,
+            "batch": str(config.pytorch.batch_size),
+            "VRAM estimate": f"{report.vram.total_gb:.2f} GB" if report.vram else "unavailable",
+        } for exp_id, config, report in reports])
         print(f"GPU memory: {f'{gpu_gb:.1f} GB' if gpu_gb else 'no GPU visible'}")
-        if verbose:
-            for exp_id, config in experiments:
-                print(f"\nConfig (resolved) with sources: {exp_id}")
-                print_config(config, verbose)
-                print(f"VRAM estimate: {vram_text(estimate_vram(config), gpu_gb)}")
+    if len(reports) == 1 or verbose:
+        for exp_id, config, report in reports:
+            print(f"{chr(10) if len(reports) > 1 else ''}Config (resolved){' with sources' if verbose else ''}: {exp_id}")
+            print_config(config, verbose)
+            print(f"VRAM estimate: {vram_text(report.vram, gpu_gb)}")
+    notes = dict.fromkeys(note for _, _, report in reports for note in report.notes)
+    for note in notes:
+        print(f"note: {note}")
+    problems = [f"{exp_id}: {problem}" if len(reports) > 1 else problem
+                for exp_id, _, report in reports for problem in report.problems]
+    if problems:
+        raise PreFlightError(problems)
     print("Dry run: config is valid.")
 
 
@@ -103,7 +105,7 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
     """Run every experiment (one failing does not stop the rest); True when any failed."""
     import sys
 
-    from llenergymeasure.cli.display import print_result, print_table, summary_row
+    from llenergymeasure.cli.display import one_line, print_result, print_table, summary_row
     from llenergymeasure.core.runner import measure
     from llenergymeasure.exceptions import ConfigError, LLEMError
     from llenergymeasure.results.gates import check_expect
@@ -120,7 +122,7 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
             if len(experiments) == 1:
                 raise
             print(f"Error in {exp_id}: {exc}", file=sys.stderr)
-            rows.append(summary_row(exp_id, None, [], str(exc).splitlines()[0]))
+            rows.append(summary_row(exp_id, None, [], one_line(exc)))
             failed = True
             continue
         saved = str(result.save(config.output_dir)) if config.output_dir else None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llenergymeasure.config.layers import Layer, resolve, unflatten, yaml_layer
+from llenergymeasure.config.layers import Layer, resolve, yaml_layer
 from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.config.user_config import user_config_layer
 from llenergymeasure.config.yaml_source import YamlDocument, read_yaml
@@ -27,6 +27,7 @@ from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.results.metrics import METRIC_NAMES
 
 FILE_KEYS = ("sweep", "experiments", "expect", "regression", "marks")
+_FILE_LEVEL = "sweep, experiments, expect, regression and marks"
 _THRESHOLD = re.compile(r"^\s*(\d+(\.\d+)?)\s*%\s*$")
 
 
@@ -56,14 +57,21 @@ class BenchmarkFile:
     expect: dict[str, Bound] = field(default_factory=dict)
     regression: dict[str, str | float] = field(default_factory=dict)
     marks: list[str] = field(default_factory=list)
+    marks_line: int = 1
 
 
 def load_benchmark_file(
     path: str | Path,
     cli_overrides: dict[str, Any] | None = None,
     user_config_defaults: dict[str, Any] | None = None,
+    *,
+    override_label: str | None = None,
 ) -> BenchmarkFile:
-    """Parse and validate every experiment of ``path``; all problems come in one ConfigError."""
+    """Parse and validate every experiment of ``path``; all problems come in one ConfigError.
+
+    ``override_label`` names the source of ``cli_overrides`` in messages and sources()
+    (default: the command-line flag of each key).
+    """
     doc = read_yaml(path)
     if doc.data is None:
         raise ConfigError(f"{doc.path}: the file is empty; it needs at least 'model: <name or path>'")
@@ -80,7 +88,8 @@ def load_benchmark_file(
     variants = _variants(doc, problems)  # (params, layer, line) per experiment
 
     bottom = user_config_layer(user_config_defaults)
-    top = Layer.from_cli(cli_overrides or {})
+    top = Layer.from_cli(cli_overrides or {}, override_label)
+    problems.extend(_overridden_sweep_keys(doc, top))
     shared_layer = yaml_layer(doc, shared, ())
 
     experiments: list[BenchmarkExperiment] = []
@@ -88,7 +97,7 @@ def load_benchmark_file(
     for params, variant_layer, line, explicit_name in variants:
         layers = [bottom, shared_layer] + ([variant_layer] if variant_layer else []) + [top]
         try:
-            config = resolve(layers, extra_keys=FILE_KEYS)
+            config = resolve(layers, extra_keys=FILE_KEYS, where=str(doc.path))
         except ConfigError as exc:
             problems.extend(p for p in exc.problems if p not in problems)
             continue
@@ -105,7 +114,7 @@ def load_benchmark_file(
 
     if problems:
         raise ConfigError(problems)
-    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks)
+    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
 
 
 def _name_from_path(path: Path) -> str:
@@ -124,17 +133,18 @@ def _variants(doc: YamlDocument, problems: list[str]) -> list[tuple[dict[str, An
             problems.append(f"{doc.where(('sweep',))}: 'sweep' must map keys to lists of values, e.g. 'precision: [fp16, bf16]'")
         else:
             keys = list(sweep)
-            bad = [k for k in keys if not isinstance(sweep[k], list) or not sweep[k]]
+            misplaced = [k for k in keys if k in FILE_KEYS]
+            problems.extend(_misplaced(doc, ("sweep", k)) for k in misplaced)
+            bad = [k for k in keys if k not in misplaced and (not isinstance(sweep[k], list) or not sweep[k])]
             for k in bad:
                 problems.append(
                     f"{doc.where(('sweep', k))}: sweep.{k} must be a non-empty list of values "
                     f"(got {sweep[k]!r}); write '{k}: [{sweep[k]!r}]' for a single value"
                 )
-            if not bad:
+            if not bad and not misplaced:
                 for combo in itertools.product(*(range(len(sweep[k])) for k in keys)):
                     params = {k: sweep[k][i] for k, i in zip(keys, combo)}
-                    origins = {k: doc.where(("sweep", k, i)) for k, i in zip(keys, combo)}
-                    layer = Layer(unflatten(params), origins)
+                    layer = yaml_layer(doc, params, ("sweep",), picks=dict(zip(keys, combo)))
                     variants.append((params, layer, doc.line_of(("sweep",)) or 1, None))
 
     if extras is not None:
@@ -147,6 +157,9 @@ def _variants(doc: YamlDocument, problems: list[str]) -> list[tuple[dict[str, An
                     continue
                 values = dict(entry)
                 name = values.pop("name", None)
+                for key in [k for k in values if k in FILE_KEYS]:
+                    problems.append(_misplaced(doc, ("experiments", index, key)))
+                    del values[key]
                 params = flatten(values)
                 layer = yaml_layer(doc, values, ("experiments", index))
                 line = doc.line_of(("experiments", index)) or 1
@@ -155,6 +168,36 @@ def _variants(doc: YamlDocument, problems: list[str]) -> list[tuple[dict[str, An
     if sweep is None and extras is None:
         variants.append(({}, None, 1, None))
     return variants
+
+
+def _misplaced(doc: YamlDocument, key_path: tuple[Any, ...]) -> str:
+    """A file-level key written inside a sweep or an experiments entry."""
+    where = "'sweep'" if key_path[0] == "sweep" else "an entry of 'experiments'"
+    return (
+        f"{doc.where(key_path)}: unknown key '{key_path[-1]}' in {where}; {_FILE_LEVEL} are file-level keys: "
+        "move it to the top level of the file"
+    )
+
+
+def _overridden_sweep_keys(doc: YamlDocument, overrides: Layer) -> list[str]:
+    """A flag that sets a swept key would run every point of the sweep alike, under ids that differ."""
+    sweep = doc.data.get("sweep")
+    if not isinstance(sweep, dict):
+        return []
+    problems = []
+    for key in sweep:
+        label = next(
+            (label for path, label in overrides.origins.items()
+             if path == key or path.startswith(f"{key}.") or str(key).startswith(f"{path}.")),
+            None,
+        )
+        if label is not None:
+            what = "flag" if label.startswith("CLI") else "override"
+            problems.append(
+                f"{doc.where(('sweep', key))}: sweep.{key} is overridden by {label}, so every experiment would run "
+                f"with the same value while its id says otherwise; remove the {what} or the sweep key"
+            )
+    return problems
 
 
 def _experiment_id(base: str, params: dict[str, Any]) -> str:

@@ -4,11 +4,17 @@ A layer is a nested dict of values plus a label for each leaf ("llem_x.yaml:12",
 Layers are merged lowest first; the last one to set a leaf owns it. Validation errors are
 mapped back through those labels, so every message names the file, the line and the key,
 and an unknown key comes with the nearest valid one.
+
+A ``model`` or ``dataset`` value in a YAML file that starts with "./" or "../" is a path
+relative to that file's directory (as in docker-compose or GitHub Actions), so a benchmark
+file works from any working directory. Values from the CLI or a Python call stay relative
+to the working directory.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import typing
 from dataclasses import dataclass, field
@@ -16,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.config.models import ExperimentConfig, leaf_paths
+from llenergymeasure.config.models import DECODER_PRESETS, ExperimentConfig, leaf_paths
 from llenergymeasure.config.yaml_source import KeyPath, YamlDocument
 from llenergymeasure.exceptions import ConfigError
 
@@ -33,13 +39,21 @@ CLI_FLAGS = {
     "repeats": "--repeats",
 }
 
+# Fields naming a file or directory; "./x" in a YAML file means "x beside that file".
+PATH_FIELDS = ("model", "dataset")
+
 
 @dataclass
 class Layer:
-    """Values from one source. ``origins`` maps dotted leaf paths to a human label."""
+    """Values from one source. ``origins`` maps dotted leaf paths to a human label.
+
+    ``key_origins`` labels a key written elsewhere than its value (a block-style sweep list),
+    so an unknown key is reported once, at the key.
+    """
 
     values: dict[str, Any]
     origins: dict[str, str] = field(default_factory=dict)
+    key_origins: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def uniform(cls, values: dict[str, Any], label: str) -> Layer:
@@ -47,9 +61,11 @@ class Layer:
         return cls(values, {path: label for path in leaf_paths(values)})
 
     @classmethod
-    def from_cli(cls, overrides: dict[str, Any]) -> Layer:
-        """Command-line overrides (dotted keys), each labelled with the flag that sets it."""
-        return cls(unflatten(overrides), {key: f"CLI {CLI_FLAGS.get(key, '--' + key)}" for key in overrides})
+    def from_cli(cls, overrides: dict[str, Any], label: str | None = None) -> Layer:
+        """Overrides (dotted keys or nested dicts), each leaf labelled ``label``, or by default
+        with the command-line flag that sets it."""
+        values = unflatten(overrides)
+        return cls(values, {path: label or f"CLI {CLI_FLAGS.get(path, '--' + path)}" for path in leaf_paths(values)})
 
 
 def unflatten(values: dict[str, Any]) -> dict[str, Any]:
@@ -71,30 +87,56 @@ def unflatten(values: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
-def yaml_layer(doc: YamlDocument, values: dict[str, Any], prefix: KeyPath, label: str = "") -> Layer:
-    """A layer of ``values`` found under ``prefix`` in ``doc``, each leaf labelled ``[label ]file:line``."""
-    origins: dict[str, str] = {}
+def yaml_layer(
+    doc: YamlDocument, values: dict[str, Any], prefix: KeyPath, label: str = "", *, picks: dict[str, int] | None = None
+) -> Layer:
+    """A layer of ``values`` found under ``prefix`` in ``doc``, each leaf labelled ``[label ]file:line``.
 
-    def walk(node: dict[str, Any], raw_path: KeyPath) -> None:
+    ``picks`` is for a sweep point: the value of top-level key ``k`` is item ``picks[k]`` of the
+    list under that key.
+    """
+    origins: dict[str, str] = {}
+    key_origins: dict[str, str] = {}
+
+    def at(path: KeyPath) -> str:
+        return f"{label} {doc.where(path)}".lstrip()
+
+    def walk(node: dict[str, Any], raw_path: KeyPath, dotted_prefix: str) -> None:
         for key, value in node.items():
             # Sections get a label too, so an unknown section points at its own line.
-            dotted = ".".join(str(k) for k in raw_path[len(prefix) :] + (key,))
-            origins[dotted] = f"{label} {doc.where(raw_path + (key,))}".lstrip()
+            dotted = f"{dotted_prefix}{key}"
+            value_path = raw_path + (key,)
+            if picks and not dotted_prefix and key in picks:
+                value_path += (picks[key],)
+                key_origins[dotted] = at(raw_path + (key,))
+            origins[dotted] = at(value_path)
             if isinstance(value, dict) and value:
-                walk(value, raw_path + (key,))
+                walk(value, value_path, dotted + ".")
 
-    walk(values, prefix)
-    return Layer(unflatten(values), origins)
+    walk(values, prefix, "")
+    return Layer(unflatten(_beside(doc, values)), origins, key_origins)
 
 
-def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = ()) -> ExperimentConfig:
+def _beside(doc: YamlDocument, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with "./x" and "../x" paths made absolute against the directory of ``doc``."""
+    out = dict(values)
+    for key in PATH_FIELDS:
+        value = out.get(key)
+        if isinstance(value, str) and value.startswith(("./", "../")):
+            out[key] = os.path.normpath(doc.path.parent.absolute() / value)
+    return out
+
+
+def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = (), where: str = "config") -> ExperimentConfig:
     """Merge ``layers`` (lowest precedence first) and validate.
 
     ``extra_keys`` are other valid top-level keys of the surrounding file, offered in
-    did-you-mean hints. Raises ConfigError listing every problem.
+    did-you-mean hints. ``where`` names the config as a whole (its file), for a required
+    key that no layer sets. Raises ConfigError listing every problem.
     """
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
+    key_origins: dict[str, str] = {}
     for layer in layers:
         leaves = leaf_paths(layer.values)
         for path in leaves:
@@ -102,15 +144,29 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = ()) -> Experim
             for stale in [p for p in origins if p.startswith(path + ".") or path.startswith(p + ".")]:
                 del origins[stale]
             origins[path] = layer.origins.get(path, "config")
+            key_origins.pop(path, None)
         origins.update({path: label for path, label in layer.origins.items() if path not in leaves})
+        key_origins.update(layer.key_origins)
         merged = _deep_merge(merged, layer.values)
+    _label_preset_values(merged, origins)
 
     try:
         config = ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError([_describe(err, origins, extra_keys) for err in exc.errors()]) from None
+        raise ConfigError([_describe(err, origins, key_origins, extra_keys, where) for err in exc.errors()]) from None
     config._sources = origins
     return config
+
+
+def _label_preset_values(merged: dict[str, Any], origins: dict[str, str]) -> None:
+    """Label the decoder fields a preset fills in (the model expands the preset when it validates)."""
+    decoder = merged.get("decoder")
+    preset = decoder.get("preset") if isinstance(decoder, dict) else None
+    if not isinstance(preset, str) or preset not in DECODER_PRESETS:
+        return
+    for key in DECODER_PRESETS[preset]:
+        if key not in decoder:
+            origins[f"decoder.{key}"] = f"{origins.get('decoder.preset', 'config')} (decoder.preset: {preset})"
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -123,11 +179,13 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
-def _describe(err: dict[str, Any], origins: dict[str, str], extra_keys: tuple[str, ...]) -> str:
+def _describe(
+    err: dict[str, Any], origins: dict[str, str], key_origins: dict[str, str], extra_keys: tuple[str, ...], config: str
+) -> str:
     loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
     key = ".".join(loc) or "(top level)"
-    where = _origin_of(key, origins)
     kind = err["type"]
+    where = _origin_of(key, {**origins, **key_origins} if kind == "extra_forbidden" else origins, config)
 
     if kind == "extra_forbidden":
         valid = _field_names(loc[:-1]) + (list(extra_keys) if len(loc) == 1 else [])
@@ -143,7 +201,7 @@ def _describe(err: dict[str, Any], origins: dict[str, str], extra_keys: tuple[st
     return f"{where}: {key}: {err['msg']} (got {err.get('input')!r})"
 
 
-def _origin_of(key: str, origins: dict[str, str]) -> str:
+def _origin_of(key: str, origins: dict[str, str], config: str) -> str:
     if key in origins:
         return origins[key]
     parts = key.split(".")
@@ -153,7 +211,7 @@ def _origin_of(key: str, origins: dict[str, str]) -> str:
             return origins[parent]
     # A missing or nested key: point at any value set beneath it, else at the config as a whole.
     below = [label for path, label in origins.items() if path.startswith(key + ".")]
-    return below[0] if below else "config"
+    return below[0] if below else config
 
 
 def _hint(word: str, choices: list[str], prefix: str, *, list_choices: bool = True) -> str:

@@ -1,4 +1,4 @@
-"""The environment snapshot stored with every result: versions, CPU, devices."""
+"""The environment snapshot stored with every result: versions, CPU, devices, GPU driver and power limits."""
 
 from __future__ import annotations
 
@@ -8,14 +8,23 @@ from typing import Any
 
 from llenergymeasure import __version__
 from llenergymeasure.energy.hardware import cpu_model
+from llenergymeasure.energy.sources import nvml_status
 from llenergymeasure.results.model import EnvironmentSnapshot
 
 
 def snapshot(backend_info: dict[str, Any]) -> EnvironmentSnapshot:
+    gpu_info: dict[str, Any] = {}
+    device = str(backend_info.get("device", ""))
+    if device.startswith("cuda"):
+        index = int(device.partition(":")[2] or 0)
+        _, gpus, driver = nvml_status()
+        gpu_info = {"gpu_driver": driver,
+                    "gpu_power_limits_w": [g.power_limit_w for g in gpus[index:index + 1] if g.power_limit_w]}
     return EnvironmentSnapshot(
         llem_version=__version__,
         python=sys.version.split()[0],
         platform=platform.platform(),
         cpu=cpu_model(),
+        **gpu_info,
         **backend_info,
     )

@@ -57,12 +57,13 @@ def run_experiment(
     """
     given = {"model": model, "backend": backend, "n": n, "dataset": dataset, **overrides}
     cli = {key: value for key, value in given.items() if value is not None}
+    label = "run_experiment(...)"  # not a CLI flag: the caller never used the CLI
     if isinstance(config, ExperimentConfig):
         if cli:
             config = load_experiment_config(cli_overrides={**config.model_dump(exclude_defaults=True), **cli},
-                                            user_config_defaults={})
+                                            user_config_defaults={}, override_label=label)
     else:
-        config = load_experiment_config(config, cli_overrides=cli)
+        config = load_experiment_config(config, cli_overrides=cli, override_label=label)
     result = measure(config, progress=progress)
     if config.output_dir:
         result.save(config.output_dir)

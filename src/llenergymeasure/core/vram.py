@@ -117,18 +117,7 @@ def _safetensors_params(path: Path) -> int:
 
 def gpu_memory_gb() -> float | None:
     """Total memory of the first visible GPU via NVML (no torch), or None without one."""
-    from llenergymeasure.energy import hardware
+    from llenergymeasure.energy.sources import nvml_status
 
-    try:
-        pynvml = hardware.pynvml()
-        pynvml.nvmlInit()
-    except Exception:
-        return None
-    try:
-        if pynvml.nvmlDeviceGetCount() == 0:
-            return None
-        return pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0)).total / 1e9
-    except Exception:
-        return None
-    finally:
-        pynvml.nvmlShutdown()
+    _, gpus, _ = nvml_status()
+    return gpus[0].memory_gb if gpus else None

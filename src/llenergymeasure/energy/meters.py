@@ -1,7 +1,8 @@
 """Choosing the meter for an experiment from ``energy.source`` and the device it runs on.
 
     none          nothing measured; energy fields empty, with the reason
-    nvml          every visible GPU (PreFlightError when NVML is unusable)
+    nvml          the GPU the model runs on (every visible GPU for CPU work; PreFlightError
+                  when NVML is unusable)
     rapl          CPU package + DRAM counters (PreFlightError when unreadable)
     cpu_estimate  a model of CPU energy, flagged as an estimate
     auto          GPU work: NVML, plus RAPL for the CPU when readable.
@@ -26,7 +27,7 @@ def create_meter(config: EnergyConfig, device: str) -> EnergyMeter:
     if config.source == "none":
         return NoEnergyMeter("energy.source is 'none'")
     if config.source == "nvml":
-        return NvmlMeter(*open_nvml(), interval_s)
+        return _nvml_meter(device, interval_s)
     if config.source == "rapl":
         return _rapl(required=True)
     if config.source == "cpu_estimate":
@@ -35,11 +36,20 @@ def create_meter(config: EnergyConfig, device: str) -> EnergyMeter:
     rapl = _rapl(required=False)
     if device.startswith("cuda"):
         try:
-            gpu = NvmlMeter(*open_nvml(), interval_s)
+            gpu = _nvml_meter(device, interval_s)
         except PreFlightError as exc:
             return NoEnergyMeter(f"the model runs on {device} but GPU energy cannot be read: {exc.problems[0]}")
         return CombinedMeter(gpu, rapl) if rapl else gpu
     return rapl or CpuEstimateMeter(cpu_model())
+
+
+def _nvml_meter(device: str, interval_s: float) -> NvmlMeter:
+    """NVML over the GPU of ``cuda:N`` (the Nth visible one), so the idle GPUs beside it on a
+    multi-GPU machine add nothing to its joules per token."""
+    nvml, devices = open_nvml()
+    if device.startswith("cuda:") and int(device.split(":")[1]) < len(devices):
+        devices = [devices[int(device.split(":")[1])]]
+    return NvmlMeter(nvml, devices, interval_s)
 
 
 def _rapl(*, required: bool) -> RaplMeter | None:

@@ -1,9 +1,14 @@
-"""What energy sources this machine has, and why the others are missing (for ``llem config``)."""
+"""What energy sources and GPUs this machine has, and why the others are missing.
+
+Read by ``llem config``, the dry-run VRAM check and the pytest plugin's header and skips;
+none of them may import torch, so GPUs are found through NVML alone.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from llenergymeasure.energy import hardware
 
@@ -15,8 +20,21 @@ class SourceStatus:
     detail: str
 
 
-def nvml_status() -> tuple[SourceStatus, list[str], str | None]:
-    """NVML's status, the GPU names it sees, and the driver version."""
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU this process can see (after CUDA_VISIBLE_DEVICES), as NVML describes it."""
+
+    index: int  # NVML's index (PCI bus order)
+    uuid: str
+    name: str
+    memory_gb: float
+    power_limit_w: float | None = None
+
+
+def nvml_status() -> tuple[SourceStatus, list[Gpu], str | None]:
+    """NVML's status, the GPUs visible to this process, and the driver version."""
+    from llenergymeasure.energy.nvml import visible_devices
+
     try:
         nvml = hardware.pynvml()
         nvml.nvmlInit()
@@ -25,14 +43,23 @@ def nvml_status() -> tuple[SourceStatus, list[str], str | None]:
     except Exception as exc:
         return SourceStatus("nvml", False, f"NVML did not initialise ({exc}); no NVIDIA driver?"), [], None
     try:
-        count = nvml.nvmlDeviceGetCount()
-        names = [_text(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i))) for i in range(count)]
+        gpus = [Gpu(d.index, d.uuid, d.name, nvml.nvmlDeviceGetMemoryInfo(d.handle).total / 1e9,
+                    _power_limit_w(nvml, d.handle)) for d in visible_devices(nvml)]
         driver = _text(nvml.nvmlSystemGetDriverVersion())
+    except Exception as exc:  # NVMLError: a GPU fell off the bus (Xid 79), ...
+        return SourceStatus("nvml", False, f"NVML could not list the GPUs ({exc})"), [], None
     finally:
         nvml.nvmlShutdown()
-    if not names:
-        return SourceStatus("nvml", False, "the NVIDIA driver sees no GPU"), [], driver
-    return SourceStatus("nvml", True, f"{len(names)} GPU(s), driver {driver}"), names, driver
+    if not gpus:
+        return SourceStatus("nvml", False, "no GPU visible to this process (NVIDIA driver, CUDA_VISIBLE_DEVICES)"), [], driver
+    return SourceStatus("nvml", True, f"{len(gpus)} GPU(s), driver {driver}"), gpus, driver
+
+
+def _power_limit_w(nvml: Any, handle: Any) -> float | None:
+    try:
+        return nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000
+    except Exception:  # not supported on every GPU (NVMLError_NotSupported)
+        return None
 
 
 def rapl_status() -> SourceStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from llenergymeasure.config.benchmark_file import Bound
+from llenergymeasure.results.metrics import ENERGY_METRICS
 from llenergymeasure.results.model import ExperimentResult
 
 
@@ -24,7 +25,7 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
     for metric, bound in expect.items():
         value = getattr(result.metrics, metric)
         if value is None:
-            reason = result.energy_unavailable_reason if "energy" in metric or "joules" in metric else None
+            reason = result.energy_unavailable_reason if metric in ENERGY_METRICS else None
             text = f"{metric} not measured" + (f" ({reason})" if reason else "")
             verdicts.append(GateVerdict(metric, None, bound, False, text))
         elif bound.max is not None and value > bound.max:

@@ -33,6 +33,12 @@ METRICS: dict[str, tuple[str, Better, str]] = {
 
 METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 
+# The metrics read from (or derived from) the energy meter: unmeasured whenever energy is.
+ENERGY_METRICS: frozenset[str] = frozenset({
+    "energy_j", "gpu_energy_j", "cpu_energy_j", "baseline_power_w", "net_energy_j",
+    "joules_per_token", "net_joules_per_token", "wh_per_1000_queries",
+})
+
 
 class Metrics(BaseModel):
     """The value of every metric in METRICS; None where it could not be measured."""

@@ -14,10 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.results.io import atomic_write_text
+from llenergymeasure.results.io import atomic_write_text, load_document
 from llenergymeasure.results.metrics import METRIC_NAMES, Metrics
 from llenergymeasure.results.stats import MetricStats, summarize
 
@@ -46,6 +45,7 @@ class EnvironmentSnapshot(BaseModel):
     device: str
     gpus: list[str] = Field(default_factory=list)
     gpu_driver: str | None = None
+    gpu_power_limits_w: list[float] = Field(default_factory=list)
 
 
 class RepeatResult(BaseModel):
@@ -124,25 +124,7 @@ class ExperimentResult(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> ExperimentResult:
         """Read a result file; a missing, corrupt or newer-schema file is a ConfigError naming it."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: result file not found") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{path}: not a readable result JSON ({exc})") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
-            raise ConfigError(
-                f"{path}: schema_version {version!r} is not {SCHEMA_VERSION}; "
-                "it was written by another llenergymeasure version"
-            )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: not a valid result ({key}: {first['msg']})") from None
+        return load_document(cls, path, noun="result", version=SCHEMA_VERSION)
 
 
 def make_experiment_id(name: str, config_hash: str, started_at: datetime) -> str:

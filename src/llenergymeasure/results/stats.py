@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import math
 import statistics
 
 from pydantic import BaseModel
 
 from llenergymeasure.results.metrics import percentile
-
-# Two-sided 95% Student t quantiles by degrees of freedom; 1.96 beyond the table.
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-        10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042}
 
 
 class MetricStats(BaseModel):
@@ -30,7 +28,7 @@ def summarize(values: list[float]) -> MetricStats:
     n = len(values)
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if n > 1 else 0.0
-    half = _t95(n - 1) * std / n**0.5 if n > 1 else 0.0
+    half = t95(n - 1) * std / n**0.5 if n > 1 else 0.0
     return MetricStats(
         n=n,
         median=statistics.median(values),
@@ -43,6 +41,34 @@ def summarize(values: list[float]) -> MetricStats:
     )
 
 
+def t95(df: float) -> float:
+    """The two-sided 95% Student t quantile for ``df`` degrees of freedom. A fractional df (Welch's)
+    is rounded down, which can only widen an interval."""
+    return _t95(max(1, math.floor(df)))
+
+
+@functools.lru_cache(maxsize=None)
 def _t95(df: int) -> float:
-    eligible = [k for k in _T95 if k <= df]
-    return _T95[max(eligible)] if df <= 30 else 1.96
+    """Exact for whole ``df``, by bisection on the distribution function."""
+    low, high = 0.0, 1.0
+    while _t_within(high, df) < 0.95:
+        low, high = high, high * 2
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if _t_within(mid, df) < 0.95 else (low, mid)
+    return high
+
+
+def _t_within(t: float, df: int) -> float:
+    """P(|T| < t) for Student's t with integer ``df``: the exact finite series of
+    Abramowitz & Stegun 26.7.3 (odd df) and 26.7.4 (even df)."""
+    theta = math.atan(t / math.sqrt(df))
+    cos2 = math.cos(theta) ** 2
+    odd = df % 2
+    total, term = 0.0, math.cos(theta) if odd else 1.0
+    for j in range(1, df // 2 + 1):
+        total += term
+        term *= cos2 * (2 * j - 1 + odd) / (2 * j + odd)
+    if odd:
+        return 2 / math.pi * (theta + math.sin(theta) * total)
+    return math.sin(theta) * total

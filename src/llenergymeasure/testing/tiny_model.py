@@ -1,13 +1,18 @@
 """Build a tiny GPT-2 offline: random weights, a byte-level BPE tokenizer trained in-process.
 
-It has the same files as a hub checkpoint (config.json, model.safetensors, tokenizer.json,
-...), so every loading path is exercised without a download. About a second to build.
+It writes the files of a hub checkpoint (config.json, model.safetensors, tokenizer.json,
+tokenizer_config.json, generation_config.json) in the hub's layout, so every loading path is
+exercised without a download. Built with numpy, safetensors and tokenizers only: no torch or
+transformers import, so a conftest can build it before ``pytest --llem-dry-run`` (which must
+not import torch) and it takes well under a second.
 
     python -m llenergymeasure.testing.tiny_model models/tiny-gpt2
 """
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -19,34 +24,114 @@ _CORPUS = [
     "Explain the difference between latency and throughput in simple words.",
     "Write a short poem about a server room at night, humming with fans.",
 ]
+EOS = "<|endoftext|>"
+INIT_STD = 0.02  # GPT-2's initializer_range
 
 
-def build_tiny_gpt2(directory: str | Path, *, layers: int = 2, width: int = 64, context: int = 1024, seed: int = 0) -> Path:
-    """Save a tiny GPT-2 and its tokenizer to ``directory`` and return the path."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+def build_tiny_gpt2(
+    directory: str | Path,
+    *,
+    layers: int = 2,
+    width: int = 64,
+    heads: int | None = None,
+    context: int = 1024,
+    seed: int = 0,
+) -> Path:
+    """Save a GPT-2 with random weights and its tokenizer to ``directory``; return the path.
 
+    ``heads`` defaults to one per 64 channels (at least 2): 12 for a GPT-2-sized width of 768.
+    """
     directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    heads = heads or max(2, width // 64)
+    if width % heads:
+        raise ValueError(f"width {width} is not divisible by heads {heads}")
+
+    eos_id, vocab = _save_tokenizer(directory, context)
+    config = {
+        "architectures": ["GPT2LMHeadModel"],
+        "model_type": "gpt2",
+        "vocab_size": vocab,
+        "n_positions": context,
+        "n_embd": width,
+        "n_layer": layers,
+        "n_head": heads,
+        "n_inner": None,
+        "activation_function": "gelu_new",
+        "layer_norm_epsilon": 1e-5,
+        "initializer_range": INIT_STD,
+        "resid_pdrop": 0.1,
+        "embd_pdrop": 0.1,
+        "attn_pdrop": 0.1,
+        "tie_word_embeddings": True,
+        "bos_token_id": eos_id,
+        "eos_token_id": eos_id,
+        "torch_dtype": "float32",
+    }
+    _write_json(directory / "config.json", config)
+    _write_json(directory / "generation_config.json", {"bos_token_id": eos_id, "eos_token_id": eos_id})
+    _save_weights(directory / "model.safetensors", vocab, context, width, layers, seed)
+    return directory
+
+
+def _save_tokenizer(directory: Path, context: int) -> tuple[int, int]:
+    """Train a byte-level BPE on a small corpus; return (end-of-text id, vocabulary size)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     tokenizer.train_from_iterator(_CORPUS * 20, trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
-    )
-    eos = tokenizer.token_to_id("<|endoftext|>")
-    config = GPT2Config(
-        vocab_size=tokenizer.get_vocab_size(), n_positions=context, n_embd=width, n_layer=layers, n_head=2,
-        bos_token_id=eos, eos_token_id=eos,
-    )
-    torch.manual_seed(seed)
-    GPT2LMHeadModel(config).save_pretrained(directory)
-    fast.save_pretrained(directory)
-    return directory
+    tokenizer.save(str(directory / "tokenizer.json"))
+    _write_json(directory / "tokenizer_config.json", {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": EOS,
+        "eos_token": EOS,
+        "unk_token": EOS,
+        "model_max_length": context,
+    })
+    return tokenizer.token_to_id(EOS), tokenizer.get_vocab_size()
+
+
+def _save_weights(path: Path, vocab: int, context: int, width: int, layers: int, seed: int) -> None:
+    """GPT-2's initialisation: normal(0, 0.02), residual projections scaled by 1/sqrt(2 x layers)."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape: int, std: float = INIT_STD) -> np.ndarray:
+        return rng.normal(0.0, std, shape).astype(np.float32)
+
+    def zeros(n: int) -> np.ndarray:
+        return np.zeros(n, dtype=np.float32)
+
+    def ones(n: int) -> np.ndarray:
+        return np.ones(n, dtype=np.float32)
+
+    residual_std = INIT_STD / math.sqrt(2 * layers)
+    tensors = {"transformer.wte.weight": normal(vocab, width), "transformer.wpe.weight": normal(context, width)}
+    for i in range(layers):
+        block = f"transformer.h.{i}"
+        tensors.update({
+            f"{block}.ln_1.weight": ones(width), f"{block}.ln_1.bias": zeros(width),
+            f"{block}.attn.c_attn.weight": normal(width, 3 * width), f"{block}.attn.c_attn.bias": zeros(3 * width),
+            f"{block}.attn.c_proj.weight": normal(width, width, std=residual_std),
+            f"{block}.attn.c_proj.bias": zeros(width),
+            f"{block}.ln_2.weight": ones(width), f"{block}.ln_2.bias": zeros(width),
+            f"{block}.mlp.c_fc.weight": normal(width, 4 * width), f"{block}.mlp.c_fc.bias": zeros(4 * width),
+            f"{block}.mlp.c_proj.weight": normal(4 * width, width, std=residual_std),
+            f"{block}.mlp.c_proj.bias": zeros(width),
+        })
+    tensors.update({"transformer.ln_f.weight": ones(width), "transformer.ln_f.bias": zeros(width)})
+    save_file(tensors, str(path), metadata={"format": "pt"})
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,234 @@
+"""Baselines: the measured repeats a later run is compared with, per experiment and machine.
+
+A baseline file holds, for each experiment (keyed by its pytest node id, or its name for
+``llem`` results), the config it ran, its hash, and every repeat's metrics; plus the machine
+(GPUs, driver, power limits, CPU, torch and transformers, energy source) and the commit.
+
+Files live in ``.llem/baselines/<machine-key>/<UTC time>[-<commit>].json`` unless a path is
+given; ``latest()`` finds the newest one for a machine. The machine key names the measuring
+hardware only (GPU model x count, or the CPU); software versions are recorded and reported
+when they differ, since a driver or torch upgrade is often exactly what a gate should catch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from llenergymeasure.config.models import flatten
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.results.io import atomic_write_text, load_document
+from llenergymeasure.results.metrics import METRIC_NAMES
+from llenergymeasure.results.model import ExperimentResult
+
+SCHEMA_VERSION = 1
+DEFAULT_DIR = Path(".llem") / "baselines"
+# Keys that change neither what one repeat measures nor its comparability.
+NOT_COMPARED_KEYS = ("name", "output_dir", "repeats")
+
+
+class MachineInfo(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    gpus: list[str] = []
+    gpu_driver: str | None = None
+    gpu_power_limits_w: list[float] = []
+    cpu: str | None = None
+    torch: str | None = None
+    transformers: str | None = None
+    energy_source: str = "none"
+
+    @classmethod
+    def from_result(cls, result: ExperimentResult) -> MachineInfo:
+        env = result.environment
+        return cls(gpus=env.gpus if env.device.startswith("cuda") else [], gpu_driver=env.gpu_driver,
+                   gpu_power_limits_w=env.gpu_power_limits_w, cpu=env.cpu,
+                   torch=env.torch, transformers=env.transformers, energy_source=result.energy_source)
+
+    @property
+    def key(self) -> str:
+        return machine_key(self.gpus, self.cpu)
+
+    def describe(self) -> str:
+        return f"{_hardware(self.gpus, self.cpu)}, {self.energy_source}"
+
+    def mismatch(self, other: MachineInfo) -> str | None:
+        """Why results from ``other`` cannot be compared with this machine's, or None."""
+        if self.key != other.key or self.energy_source != other.energy_source:
+            return f"baseline measured on {other.describe()}, this run on {self.describe()}"
+        return None
+
+    def software_changes(self, other: MachineInfo) -> list[str]:
+        """Recorded differences that do not stop a comparison (but may explain its verdict)."""
+        fields = ("gpu_driver", "gpu_power_limits_w", "torch", "transformers")
+        return [f"{name} {getattr(other, name)} -> {getattr(self, name)}"
+                for name in fields if getattr(self, name) != getattr(other, name)]
+
+
+def machine_key(gpus: list[str], cpu: str | None) -> str:
+    """A directory name for the measuring hardware: ``2x-nvidia-h200`` or ``cpu-amd-epyc-7763``."""
+    return re.sub(r"[^a-z0-9]+", "-", _hardware(gpus, cpu).lower()).strip("-")
+
+
+def _hardware(gpus: list[str], cpu: str | None) -> str:
+    if gpus:
+        return " + ".join(f"{gpus.count(name)}x {name}" for name in sorted(set(gpus)))
+    return f"cpu {cpu or 'unknown'}"
+
+
+class CommitInfo(BaseModel):
+    sha: str
+    branch: str | None = None
+    dirty: bool = False
+
+    @classmethod
+    def detect(cls, directory: str | Path = ".") -> CommitInfo | None:
+        """The git commit of ``directory`` (CI's GITHUB_SHA when git is not there), or None."""
+        def git(*args: str) -> str | None:
+            try:
+                done = subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            return done.stdout.strip() if done.returncode == 0 else None
+
+        sha = git("rev-parse", "HEAD")
+        if sha:
+            return cls(sha=sha, branch=git("rev-parse", "--abbrev-ref", "HEAD"), dirty=bool(git("status", "--porcelain")))
+        if os.environ.get("GITHUB_SHA"):
+            return cls(sha=os.environ["GITHUB_SHA"], branch=os.environ.get("GITHUB_REF_NAME"))
+        return None
+
+
+class BaselineEntry(BaseModel):
+    """One experiment's config and per-repeat metrics (finite numbers or null)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
+
+    experiment: str  # the experiment id (a node id's last part)
+    config_hash: str
+    config: dict[str, Any]  # flattened
+    estimated: bool = False
+    repeats: list[dict[str, float | None]]
+
+    @classmethod
+    def from_result(cls, result: ExperimentResult) -> BaselineEntry:
+        return cls(experiment=result.name, config_hash=result.config_hash, config=flatten(result.config),
+                   estimated=result.estimated,
+                   repeats=[{name: getattr(r.metrics, name) for name in METRIC_NAMES} for r in result.repeats])
+
+    def values(self, metric: str) -> list[float]:
+        return [r[metric] for r in self.repeats if r.get(metric) is not None]
+
+    def config_changes(self, before: BaselineEntry) -> list[str]:
+        """``key old -> new`` for what changed since ``before``; a local model in another checkout
+        (same directory name) is not a change."""
+        changes = []
+        for key in sorted(set(self.config) | set(before.config)):
+            old, new = before.config.get(key), self.config.get(key)
+            if key in NOT_COMPARED_KEYS or old == new or key == "model" and _same_local_model(old, new):
+                continue
+            changes.append(f"{key} {old} -> {new}")
+        return changes
+
+
+def _same_local_model(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.startswith("/") and b.startswith("/") \
+        and Path(a).name == Path(b).name
+
+
+class Baseline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["llem-baseline"] = "llem-baseline"
+    created_at: datetime
+    machine: MachineInfo
+    commit: CommitInfo | None = None
+    entries: dict[str, BaselineEntry]
+
+    @classmethod
+    def from_entries(cls, entries: dict[str, BaselineEntry], machine: MachineInfo,
+                     commit: CommitInfo | None) -> Baseline:
+        return cls(created_at=datetime.now(timezone.utc), machine=machine, commit=commit, entries=entries)
+
+    @classmethod
+    def from_results(cls, results: list[ExperimentResult]) -> Baseline:
+        """Results of ``llem run`` (keyed by their names), as a baseline to compare."""
+        if not results:
+            raise ValueError("no results")
+        return cls(created_at=results[0].started_at, machine=MachineInfo.from_result(results[0]),
+                   entries={r.name: BaselineEntry.from_result(r) for r in results})
+
+    def find(self, key: str, experiment: str) -> str | None:
+        """The key of ``key``'s entry; failing that, of the one entry of ``experiment`` (the same
+        file run from another directory has other node ids)."""
+        if key in self.entries:
+            return key
+        same = [name for name, entry in self.entries.items() if entry.experiment == experiment]
+        return same[0] if len(same) == 1 else None
+
+    def save(self, path: str | Path) -> Path:
+        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Baseline:
+        """A baseline file; a missing, corrupt or foreign file is a ConfigError naming it and what is wrong."""
+        return load_document(cls, path, noun="baseline", version=SCHEMA_VERSION, kind="llem-baseline",
+                             hint="baselines are written by pytest --llem-save-baseline")
+
+
+def load_comparable(path: str | Path) -> Baseline:
+    """A baseline file, a result JSON, or a directory of result JSONs, as a Baseline."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.json") if not p.name.endswith(".timeline.json"))
+        if not files:
+            raise ConfigError(f"{path}: no result JSON files in this directory")
+        return Baseline.from_results([ExperimentResult.load(p) for p in files])
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file or directory")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = {"kind": "llem-baseline"}  # let Baseline.load word the error
+    if not isinstance(data, dict) or data.get("kind") != "llem-baseline" and "experiment_id" not in data:
+        raise ConfigError(f"{path}: neither an llem baseline file (pytest --llem-save-baseline) nor a result JSON "
+                          "(llem run -o DIR); give one of those, or a directory of result JSONs")
+    if data.get("kind") == "llem-baseline":
+        return Baseline.load(path)
+    return Baseline.from_results([ExperimentResult.load(path)])
+
+
+def machine_dir(root: str | Path, key: str) -> Path:
+    return Path(root) / DEFAULT_DIR / key
+
+
+_STAMPED = re.compile(r"^\d{8}T\d{6}Z(-[0-9a-f]+)?(\.\d+)?\.json$")
+
+
+def new_baseline_path(root: str | Path, key: str, commit: CommitInfo | None) -> Path:
+    """``<UTC time>[-<commit>].json``, with ``.2``, ``.3`` ... before ``.json`` if saved twice in a second."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{stamp}-{commit.sha[:8]}" if commit else stamp
+    path, count = machine_dir(root, key) / f"{stem}.json", 1
+    while path.exists():
+        count += 1
+        path = path.with_name(f"{stem}.{count}.json")
+    return path
+
+
+def latest(root: str | Path, key: str) -> Path | None:
+    """The newest baseline saved for machine ``key`` under ``root``; hand-named files are not candidates."""
+    def saved_order(path: Path) -> tuple[str, int]:
+        parts = path.name.split(".")
+        return parts[0][:16], int(parts[1]) if len(parts) == 3 else 1
+
+    files = [p for p in machine_dir(root, key).glob("*.json") if _STAMPED.match(p.name)]
+    return max(files, key=saved_order) if files else None

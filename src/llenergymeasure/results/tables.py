@@ -1,0 +1,38 @@
+"""Tables of results as text: aligned columns for terminals, pipe tables for markdown reports.
+
+Rows are dicts of already formatted strings; the first row's keys are the columns, and a cell
+another row lacks shows "-".
+Used by ``llem``'s summaries and the pytest plugin's terminal summary and CI reports.
+"""
+
+from __future__ import annotations
+
+
+def fmt(value: float | None, digits: int = 4, unit: str = "") -> str:
+    """``value`` to ``digits`` significant figures, "n/a" when it was not measured."""
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+
+
+def text_table(rows: list[dict[str, str]]) -> list[str]:
+    """Left-aligned columns under a header and a rule of dashes."""
+    if not rows:
+        return []
+    headers = list(rows[0])
+    widths = {h: max(len(h), *(len(r.get(h, "-")) for r in rows)) for h in headers}
+    lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip(), "  ".join("-" * widths[h] for h in headers)]
+    lines.extend("  ".join(row.get(h, "-").ljust(widths[h]) for h in headers).rstrip() for row in rows)
+    return lines
+
+
+def markdown_table(rows: list[dict[str, str]]) -> list[str]:
+    """A GitHub-flavoured markdown table; pipes inside cells are escaped."""
+    if not rows:
+        return []
+    headers = list(rows[0])
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [line(headers), line(["---"] * len(headers)), *(line([row.get(h, "-") for h in headers]) for row in rows)]

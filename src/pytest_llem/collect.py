@@ -1,0 +1,234 @@
+"""Benchmark files as pytest collectors, their experiments as items.
+
+``LlemFile`` parses and validates the whole file with llenergymeasure's loader at collection;
+a config error becomes a collection error whose text is the loader's (file:line, key, the
+nearest valid key), without a traceback. Collection reads YAML and nothing else: no model, no
+GPU, no network, no torch.
+
+``LlemItem`` is one experiment (a sweep point or an ``experiments:`` entry). Its setup skips
+or fails it when the machine lacks what it needs; its run calls the core's ``run_experiment``
+(or the dry-run check) and then the file's ``expect:`` gates. Failures are one short text
+each: the gate's diff, or the core's error message.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llenergymeasure.config.benchmark_file import BenchmarkExperiment, BenchmarkFile, load_benchmark_file
+from llenergymeasure.exceptions import ConfigError, LLEMError
+from pytest_llem import needs
+from pytest_llem.settings import SETTINGS, Settings
+
+MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "tokens_per_second",
+                       "wh_per_1000_queries", "latency_s_p50", "ttft_s_p50", "peak_memory_mb")
+
+
+class LlemBaselineWarning(pytest.PytestWarning):
+    """An item could not be compared with a baseline (none saved, another machine, unreadable file)."""
+
+
+class LlemFailure(Exception):
+    """An item failed for a reason that is fully said in its lines (a gate, a dry-run problem)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+
+
+class LlemFile(pytest.File):
+    @staticmethod
+    def matches(path: Path, config: pytest.Config) -> bool:
+        return any(fnmatch.fnmatch(path.name, pattern) for pattern in config.stash[SETTINGS].patterns)
+
+    def collect(self) -> list[LlemItem]:
+        settings = self.config.stash[SETTINGS]
+        try:
+            study = load_benchmark_file(self._shown_path(), cli_overrides=settings.overrides,
+                                        override_label=settings.overrides_label)
+        except ConfigError as exc:
+            raise self.CollectError(str(exc)) from None
+        unregistered = _unregistered(study.marks, self.config)
+        if unregistered:
+            raise self.CollectError(
+                f"{self._shown_path()}:{study.marks_line}: marks: {', '.join(map(repr, unregistered))} not registered "
+                "and --strict-markers is on; add them to 'markers' in your pytest configuration"
+            )
+        items = []
+        for index, experiment in enumerate(study.experiments):
+            item = LlemItem.from_parent(self, name=experiment.id, experiment=experiment, study=study, index=index)
+            item.add_marker("llem")
+            for mark in study.marks:
+                item.add_marker(mark)
+            items.append(item)
+        return items
+
+    def _shown_path(self) -> Path:
+        """The path as pytest shows it (relative to where pytest was started), so messages match."""
+        try:
+            return self.path.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            return self.path
+
+
+def _unregistered(marks: list[str], config: pytest.Config) -> list[str]:
+    """The marks pytest would reject (with --strict-markers) without saying which file asked for them."""
+    strict = config.getini("strict_markers")  # set by --strict-markers too; None: follow --strict
+    if not (config.getini("strict") if strict is None else strict):
+        return []
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    return [mark for mark in marks if mark not in known]
+
+
+class LlemItem(pytest.Item):
+    def __init__(self, *, experiment: BenchmarkExperiment, study: BenchmarkFile, index: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.experiment = experiment
+        self.study = study
+        self.record: dict[str, Any] = {
+            "nodeid": self.nodeid,
+            "experiment": experiment.id,
+            "file": self.parent.nodeid,
+            "index": index,
+            "line": experiment.line,
+        }
+
+    @property
+    def settings(self) -> Settings:
+        return self.config.stash[SETTINGS]
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.experiment.line - 1, self.experiment.id
+
+    def setup(self) -> None:
+        """Skip (or with --llem-require-energy fail) what this machine cannot measure; a dry run
+        measures nothing, so there it is only noted."""
+        machine, config = self.settings.machine, self.experiment.config
+        reason = needs.missing(config, machine)
+        if self.settings.require_energy:
+            reason = reason or needs.unmeasured(config, machine)
+        if reason and self.settings.dry_run:
+            self.record.setdefault("notes", []).append(f"on this machine: {reason}")
+        elif reason and self.settings.require_energy:
+            self.record["error"] = reason
+            pytest.fail(f"{reason} (--llem-require-energy)", pytrace=False)
+        elif reason:
+            self.record["error"] = reason
+            pytest.skip(reason)
+
+    def runtest(self) -> None:
+        if self.settings.dry_run:
+            self._dry_run()
+        else:
+            self._measure()
+
+    def _dry_run(self) -> None:
+        from llenergymeasure.core.dry_run import dry_run
+
+        machine = self.settings.machine
+        report = dry_run(self.experiment.config, machine.gpus[0].memory_gb if machine.gpus else None)
+        vram = round(report.vram.total_gb, 3) if report.vram else None
+        self.record.update(dry_run=True, vram_estimate_gb=vram, notes=[*report.notes, *self.record.get("notes", [])])
+        if vram is not None:
+            self.user_properties.append(("vram_estimate_gb", vram))
+        if report.problems:
+            raise LlemFailure(report.problems)
+
+    def _measure(self) -> None:
+        from llenergymeasure import run_experiment
+        from llenergymeasure.results.gates import check_expect
+        from pytest_llem.workers import measurement_lock
+
+        config, machine = self.experiment.config, self.settings.machine
+        devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
+        with measurement_lock(devices):
+            result = run_experiment(config)
+        verdicts = check_expect(result, self.study.expect)
+        self._record_result(result, verdicts)
+        failures = [v.text for v in verdicts if not v.passed]
+        if failures:
+            failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
+        if self.settings.baseline:
+            failures.extend(self._check_regression())
+        if failures:
+            raise LlemFailure(failures)
+
+    def _record_result(self, result: Any, verdicts: list[Any]) -> None:
+        """What the summary, the JSON report, JUnit properties and a saved baseline need of ``result``."""
+        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+
+        config, metrics = self.experiment.config, result.metrics
+        self.record.update(
+            {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
+            energy_source=result.energy_source,
+            estimated=result.estimated,
+            verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
+            warnings=[w.code for w in result.measurement_warnings],
+            result_path=str(Path(config.output_dir, result.filename)) if config.output_dir else None,
+            baseline_entry=BaselineEntry.from_result(result).model_dump(mode="json"),
+            machine=MachineInfo.from_result(result).model_dump(mode="json"),
+        )
+        if self.settings.json_path:
+            self.record["result"] = result.model_dump(mode="json")
+        self.user_properties.extend(
+            (name, getattr(metrics, name)) for name in MEASURED_PROPERTIES if getattr(metrics, name) is not None
+        )
+        self.user_properties.extend([("energy_source", result.energy_source), ("estimated", result.estimated)])
+
+    def _check_regression(self) -> list[str]:
+        """Compare with the baseline; the failure lines when a metric regressed (or, with
+        --llem-require-baseline, when nothing could be compared), else a warning at most."""
+        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+        from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
+
+        entry = BaselineEntry.model_validate(self.record["baseline_entry"])
+        machine = MachineInfo.model_validate(self.record["machine"])
+        baseline, where = self.settings.load_baseline(machine.key)
+        if baseline is None:
+            check = RegressionCheck(unverified=where)
+        else:
+            gates = thresholds(self.study.regression, self.settings.fail_on)
+            check = check_regression(baseline, self.nodeid, entry, machine, gates)
+        self.record["regression"] = {
+            "verdict": check.verdict,
+            "lines": check.lines(),
+            "changes": [{"metric": c.metric, "change": _finite(c.change), "relative": c.threshold.relative,
+                         "ci_low": _finite(c.ci_low), "ci_high": _finite(c.ci_high), "verdict": c.verdict}
+                        for c in check.comparisons],
+        }
+        self.user_properties.append(("baseline_verdict", check.verdict))
+        if check.failed:
+            return [*check.lines(), f"baseline: {where}"]
+        if check.unverified and self.settings.require_baseline:
+            return [*check.lines(), "(--llem-require-baseline)"]
+        if check.unverified:
+            self.warn(LlemBaselineWarning(check.lines()[0]))  # located at the experiment's YAML line
+        return []
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, (LlemFailure, LLEMError)):
+            text = str(excinfo.value)
+            self.record.setdefault("error", text)
+            return text
+        return super().repr_failure(excinfo, style)
+
+    def annotate(self, report: pytest.TestReport) -> None:
+        """Attach this item's record to the report that decides its outcome (it travels under xdist)."""
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            if report.failed and "error" not in self.record:  # not ours to word: show pytest's one-liner
+                crash = getattr(report.longrepr, "reprcrash", None)
+                self.record["error"] = crash.message if crash else (report.longreprtext.strip().splitlines() or ["failed"])[-1]
+            if report.skipped and isinstance(report.longrepr, tuple):  # point at the YAML, not at this module
+                reason = report.longrepr[2]
+                self.record.setdefault("error", reason.removeprefix("Skipped: "))  # a skip mark's reason
+                report.longrepr = (str(self.path), self.experiment.line, reason)
+            report.llem = {**self.record, "outcome": report.outcome}
+
+
+def _finite(value: float) -> float | None:
+    """NaN ("no interval") as null: the records end up in JSON that other tools must parse."""
+    return None if math.isnan(value) else value

@@ -1,0 +1,242 @@
+"""What the plugin tells the user and keeps: a header line, the results table, a JSON file of
+results, a markdown report for CI pages, and saved baselines.
+
+Every llem item's report carries a ``llem`` record (a plain dict, so pytest-xdist ships it from
+worker to controller with the report). The reporter keeps the records it sees in
+``pytest_runtest_logreport`` and reports them at the end, so a serial run and ``-n 2`` print
+the same table: both are built from the same records, in collection order.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llenergymeasure.results.tables import fmt, text_table
+from pytest_llem.settings import Settings
+
+
+class LlemReporter:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.records: dict[str, dict[str, Any]] = {}
+        self.is_worker = hasattr(config, "workerinput")
+        self.written: list[str] = []  # "what: path" lines for the summary
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        """Said only when the run reaches benchmark files: other test suites are left alone."""
+        from llenergymeasure import __version__
+        from pytest_llem.workers import targets_benchmarks
+
+        if not targets_benchmarks(config, config.args):
+            return []
+        machine = self.settings.machine
+        lines = [f"llem: {__version__}, {machine.describe()}"]
+        if self.settings.dry_run:
+            lines.append("llem: dry run (--llem-dry-run): configs are checked, nothing is loaded or measured")
+        workers = config.getoption("numprocesses", None)
+        if isinstance(workers, int) and workers > 1 and not machine.gpus:
+            lines.append(f"llem: {workers} xdist workers on a CPU-only machine: measurements take turns "
+                         "(one at a time), other tests run in parallel")
+        return lines
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "llem", None)
+        if record is not None:
+            self.records[report.nodeid] = record
+
+    def ordered(self) -> list[dict[str, Any]]:
+        return sorted(self.records.values(), key=lambda r: (r["file"], r["index"]))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not (self.records or self.written):
+            return
+        title = "llem dry run" if self.settings.dry_run else "llem results"
+        terminalreporter.write_sep("=", title)
+        for line in text_table(self.rows()):
+            terminalreporter.write_line(line)
+        if any(r.get("estimated") for r in self.records.values()):
+            terminalreporter.write_line(ESTIMATED_NOTE)
+        improved = [r["nodeid"] for r in self.ordered() if r.get("regression", {}).get("verdict") == "improved"]
+        if improved:
+            terminalreporter.write_line(f"llem: {len(improved)} item(s) improved on the baseline; "
+                                        "refresh it with --llem-save-baseline")
+        for line in self.written:
+            terminalreporter.write_line(f"llem: {line}")
+
+    def rows(self) -> list[dict[str, str]]:
+        if self.settings.dry_run:
+            return [dry_run_row(r) for r in self.ordered()]
+        return [result_row(r, compared=self.settings.baseline is not None) for r in self.ordered()]
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write what was asked for. One failed write (a full disk, a typo in a path) is reported
+        and does not stop the others: the measurements are in the results either way."""
+        if self.is_worker:
+            return
+        writes = []
+        if self.settings.json_path:
+            writes.append((f"--llem-json {self.settings.json_path}", self._write_json))
+        if self.settings.save_baseline:
+            writes.append(("--llem-save-baseline", self._save_baselines))
+        if self.records and (self.settings.markdown or os.environ.get("GITHUB_STEP_SUMMARY")):
+            writes.append(("the markdown report", self._write_markdown))
+        for what, write in writes:
+            try:
+                write()
+            except OSError as exc:
+                self.written.append(f"could not write {what}: {exc}")
+
+    def _write_json(self) -> None:
+        import json
+
+        from llenergymeasure import __version__
+        from llenergymeasure.results.io import atomic_write_text
+
+        machine = self.settings.machine
+        document = {
+            "llem_version": __version__,
+            "written_at": datetime.now(timezone.utc).isoformat(),
+            "dry_run": self.settings.dry_run,
+            "machine": {"gpus": [vars(g) for g in machine.gpus], "driver": machine.driver,
+                        "nvml": vars(machine.nvml), "rapl": vars(machine.rapl)},
+            "items": self.ordered(),
+        }
+        atomic_write_text(self.settings.json_path, json.dumps(document, indent=2) + "\n")
+        self.written.append(f"results written to {self.settings.json_path}")
+
+    def _save_baselines(self) -> None:
+        """One baseline file per measuring machine (GPU runs and CPU runs of a session differ).
+
+        A new file under .llem/baselines also carries over the entries of that machine's previous
+        baseline that this session did not measure (a ``-k`` run, an interrupted one), so that
+        "latest" never silently drops an experiment's gate. An explicit path gets this session only.
+        """
+        from llenergymeasure.results.baselines import Baseline, BaselineEntry, CommitInfo, MachineInfo, new_baseline_path
+
+        measured = [r for r in self.ordered() if "baseline_entry" in r]
+        if not measured:
+            self.written.append("no measured item to save as a baseline")
+            return
+        commit = CommitInfo.detect(self.settings.root)
+        by_machine: dict[str, list[dict[str, Any]]] = {}
+        for record in measured:
+            by_machine.setdefault(MachineInfo.model_validate(record["machine"]).key, []).append(record)
+        for key, records in by_machine.items():
+            machine = MachineInfo.model_validate(records[0]["machine"])
+            entries = {r["nodeid"]: BaselineEntry.model_validate(r["baseline_entry"]) for r in records}
+            explicit = self.settings.save_baseline != "auto"
+            kept = {} if explicit else self._previous_entries(key, machine, set(entries))
+            path = Path(self.settings.save_baseline) if explicit else new_baseline_path(self.settings.root, key, commit)
+            if explicit and len(by_machine) > 1:
+                path = path.with_name(f"{path.stem}-{key}{path.suffix}")
+            Baseline.from_entries({**kept, **entries}, machine, commit).save(path)
+            carried = f" (and {len(kept)} carried over from the previous one)" if kept else ""
+            self.written.append(f"baseline of {len(entries)} item(s){carried} saved to {path}")
+
+    def _previous_entries(self, key: str, machine: Any, measured: set[str]) -> dict[str, Any]:
+        """Entries of this machine's latest baseline that this session did not measure."""
+        from llenergymeasure.exceptions import ConfigError
+        from llenergymeasure.results.baselines import Baseline, latest
+
+        previous = latest(self.settings.root, key)
+        try:
+            baseline = Baseline.load(previous) if previous else None
+        except ConfigError as exc:
+            self.written.append(f"previous baseline not carried over: {exc}")
+            return {}
+        if baseline is None or machine.mismatch(baseline.machine):
+            return {}
+        return {name: entry for name, entry in baseline.entries.items() if name not in measured}
+
+    def _write_markdown(self) -> None:
+        from llenergymeasure.results.io import atomic_write_text
+        from llenergymeasure.results.tables import markdown_table
+
+        lines = ["## llem " + ("dry run" if self.settings.dry_run else "results"), "", *markdown_table(self.rows())]
+        if any(r.get("estimated") for r in self.records.values()):
+            lines += ["", ESTIMATED_NOTE]
+        details = [(r["nodeid"], r["regression"]["lines"]) for r in self.ordered() if r.get("regression")]
+        if details:
+            lines += ["", "### Against the baseline", ""]
+            lines += [f"- `{nodeid}`: " + "; ".join(text) for nodeid, text in details]
+        text = "\n".join(lines) + "\n"
+        step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if self.settings.markdown and not (step_summary and Path(self.settings.markdown).resolve() == Path(step_summary).resolve()):
+            atomic_write_text(self.settings.markdown, text)
+            self.written.append(f"markdown report written to {self.settings.markdown}")
+        if step_summary:
+            with open(step_summary, "a", encoding="utf-8") as fh:  # the step summary is shared by all steps: append
+                fh.write(text)
+            self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
+
+
+def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]:
+    jpt = record.get("joules_per_token")
+    row = {
+        "item": record["nodeid"],
+        "J/token": "-" if jpt is None and "energy_source" not in record else
+                   fmt(jpt) + (" (est.)" if record.get("estimated") else ""),
+        "tokens/s": fmt(record["tokens_per_second"]) if "tokens_per_second" in record else "-",
+        "energy source": record.get("energy_source", "-"),
+        "verdict": verdict(record),
+    }
+    if compared:
+        row["vs baseline"] = baseline_cell(record.get("regression"))
+    return row
+
+
+def baseline_cell(regression: dict[str, Any] | None) -> str:
+    """``joules_per_token +3.1% unchanged``, per gated metric; or why nothing was compared."""
+    if regression is None:
+        return "-"
+    if not regression["changes"]:
+        return regression["verdict"]
+    cells = []
+    for change in regression["changes"]:
+        value = change["change"]
+        amount = "" if value != value else f" {value:+.1%}" if change["relative"] else f" {value:+.4g}"  # NaN: undefined
+        cells.append(f"{change['metric']}{amount} {change['verdict']}")
+    return "; ".join(cells)
+
+
+def dry_run_row(record: dict[str, Any]) -> dict[str, str]:
+    vram = record.get("vram_estimate_gb")
+    return {
+        "item": record["nodeid"],
+        "VRAM estimate": f"{vram:.2f} GB" if vram is not None else "unavailable",
+        "verdict": verdict(record),
+    }
+
+
+ESTIMATED_NOTE = "(est.) = estimated from CPU time, not measured: no NVML GPU or RAPL counter here"
+
+
+def verdict(record: dict[str, Any], width: int = 160) -> str:
+    """PASS/FAIL/SKIPPED and why, on one line of at most ``width`` characters (failures show it all)."""
+    text = _verdict(record)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _verdict(record: dict[str, Any]) -> str:
+    outcome = record["outcome"]
+    failed_gates = [v["text"] for v in record.get("verdicts", []) if not v["passed"]]
+    if outcome == "skipped":
+        return f"SKIPPED: {record.get('error', '')}"
+    if failed_gates:
+        return "FAIL: " + "; ".join(failed_gates)
+    regression = record.get("regression", {}).get("verdict")
+    if outcome == "failed" and regression in ("regressed", "not measured"):
+        return f"FAIL: {regression} against the baseline"
+    if outcome == "failed":
+        return "FAIL: " + " ".join(line.strip() for line in str(record.get("error", "")).splitlines())
+    if record.get("verdicts"):
+        return "PASS: " + "; ".join(v["text"] for v in record["verdicts"])
+    if record.get("dry_run"):
+        return "; ".join(["ok", *record.get("notes", [])])
+    return "passed"

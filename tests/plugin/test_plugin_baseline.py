@@ -1,0 +1,99 @@
+"""Regression gates against saved baselines, end to end on the tiny model (CPU), and CI reports.
+
+Save a baseline; an unchanged rerun passes; the same experiment doing more work per token fails
+its item with the numbers and a note that its config changed; what cannot be compared warns
+(or fails with --llem-require-baseline) and is never a usage error.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+# Batch 8 -> 1 makes each token cost several times more CPU time; 50% leaves room for the
+# process-to-process noise of a shared CPU (docs/measurements.md), which a tiny model magnifies.
+TINY = """\
+model: MODEL
+dataset: builtin
+n: 16
+max_input_tokens: 32
+max_output_tokens: 48
+precision: fp32
+repeats: 3
+warmup: {n_warmup: 1}
+baseline: {enabled: false}
+pytorch: {batch_size: 8}
+regression:
+  joules_per_token: 50%
+"""
+
+
+def _baselines(pytester: pytest.Pytester) -> list:
+    return sorted((pytester.path / ".llem" / "baselines").glob("*/*.json"))
+
+
+def test_save_then_unchanged_passes_then_more_work_per_token_fails(pytester, write_llem):
+    llem_file = write_llem("llem_tiny.yaml", TINY)
+    saved = pytester.runpytest_subprocess("--llem-save-baseline")
+    saved.assert_outcomes(passed=1)
+    [baseline] = _baselines(pytester)
+    assert baseline.parent.name.startswith("cpu-")
+    saved.stdout.fnmatch_lines([f"llem: baseline of 1 item(s) saved to {baseline}"])
+    entry = json.loads(baseline.read_text())["entries"]["llem_tiny.yaml::tiny"]
+    assert len(entry["repeats"]) == 3 and entry["config"]["pytorch.batch_size"] == 8
+
+    unchanged = pytester.runpytest_subprocess("--llem-baseline", "auto")
+    unchanged.assert_outcomes(passed=1)
+    unchanged.stdout.re_match_lines([r"item\s+J/token\s+tokens/s\s+energy source\s+verdict\s+vs baseline",
+                                     r"llem_tiny.yaml::tiny .* joules_per_token [+-]\d+\.\d% (unchanged|inconclusive|improved)"])
+
+    llem_file.write_text(llem_file.read_text().replace("batch_size: 8", "batch_size: 1"))
+    regressed = pytester.runpytest_subprocess("--llem-baseline", "auto", "--llem-markdown", "report.md")
+    assert regressed.ret == pytest.ExitCode.TESTS_FAILED
+    regressed.assert_outcomes(failed=1)
+    regressed.stdout.re_match_lines([
+        r"joules_per_token \S+ vs \S+ \(\+\d+\.\d%, 95% CI .*\) > 50% threshold: regressed",
+        r"config changed since the baseline: pytorch.batch_size 8 -> 1",
+        rf"baseline: {baseline}",
+    ])
+    regressed.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* FAIL: regressed against the baseline\s+"
+                                     r"joules_per_token \+\d+\.\d% regressed",
+                                     r"FAILED llem_tiny.yaml::tiny - joules_per_token"])
+    report = (pytester.path / "report.md").read_text()
+    assert "| llem_tiny.yaml::tiny |" in report and "regressed" in report
+    assert "config changed since the baseline: pytorch.batch_size 8 -> 1" in report
+
+
+def test_what_cannot_be_compared_warns_or_fails_when_required(pytester, write_llem):
+    write_llem("llem_tiny.yaml", TINY.replace("repeats: 3", "repeats: 1"))
+    missing = pytester.runpytest_subprocess("--llem-baseline", "auto")
+    missing.assert_outcomes(passed=1, warnings=1)
+    missing.stdout.fnmatch_lines(["llem_tiny.yaml::tiny",
+                                  "  llem_tiny.yaml:1: LlemBaselineWarning: not compared with the baseline: "
+                                  "no baseline saved for this machine (cpu-*) under *; save one with --llem-save-baseline",
+                                  "*llem_tiny.yaml::tiny *passed*unverified"])
+
+    (pytester.path / "corrupt.json").write_text('{"kind": "llem-baseline", "schema_version": 1, "entries": 3')
+    required = pytester.runpytest_subprocess("--llem-baseline", "corrupt.json", "--llem-require-baseline")
+    assert required.ret == pytest.ExitCode.TESTS_FAILED
+    required.stdout.fnmatch_lines(["*corrupt.json: not a readable baseline file*", "(--llem-require-baseline)"])
+
+
+def test_a_baseline_from_another_machine_is_not_compared(pytester, write_llem):
+    write_llem("llem_tiny.yaml", TINY.replace("repeats: 3", "repeats: 1"))
+    pytester.runpytest_subprocess("--llem-save-baseline", "base.json").assert_outcomes(passed=1)
+    data = json.loads((pytester.path / "base.json").read_text())
+    data["machine"]["gpus"] = ["NVIDIA H200"]
+    (pytester.path / "base.json").write_text(json.dumps(data))
+    result = pytester.runpytest_subprocess("--llem-baseline", "base.json")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*not compared with the baseline: baseline measured on 1x NVIDIA H200, "
+                                 "cpu_estimate, this run on cpu *"])
+
+
+def test_a_malformed_fail_on_is_a_usage_error(pytester, write_llem):
+    write_llem("llem_tiny.yaml", TINY)
+    result = pytester.runpytest("--llem-fail-on", "joules:5%")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--llem-fail-on joules:5%: unknown metric 'joules'*"])
