@@ -7,8 +7,9 @@ GPU, no network, no torch.
 
 ``LlemItem`` is one experiment (a sweep point or an ``experiments:`` entry). Its setup skips
 or fails it when the machine lacks what it needs; its run calls the core's ``run_experiment``
-(or the dry-run check) and then the file's ``expect:`` gates. Failures are one short text
-each: the gate's diff, or the core's error message.
+(or the dry-run check), then the file's ``expect:`` gates and, given a baseline, its
+``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
+its numbers, or the core's error message; never a traceback of this plugin.
 """
 
 from __future__ import annotations

@@ -97,3 +97,16 @@ def test_a_malformed_fail_on_is_a_usage_error(pytester, write_llem):
     result = pytester.runpytest("--llem-fail-on", "joules:5%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--llem-fail-on joules:5%: unknown metric 'joules'*"])
+
+
+def test_a_partial_save_carries_over_the_experiments_it_did_not_run(pytester, write_llem):
+    write_llem("llem_pair.yaml", TINY.replace("repeats: 3", "repeats: 1").replace("n: 16", "n: 4")
+               + "experiments:\n  - {name: small, pytorch: {batch_size: 1}}\n  - {name: big, pytorch: {batch_size: 4}}\n")
+    pytester.runpytest_subprocess("--llem-save-baseline").assert_outcomes(passed=2)
+    partial = pytester.runpytest_subprocess("--llem-save-baseline", "-k", "small")
+    partial.assert_outcomes(passed=1, deselected=1)
+    partial.stdout.fnmatch_lines(["llem: baseline of 1 item(s) (and 1 carried over from the previous one) saved to *"])
+    first, second = _baselines(pytester)
+    assert set(json.loads(second.read_text())["entries"]) == {"llem_pair.yaml::small", "llem_pair.yaml::big"}
+    assert (json.loads(second.read_text())["entries"]["llem_pair.yaml::big"]
+            == json.loads(first.read_text())["entries"]["llem_pair.yaml::big"])

@@ -105,3 +105,20 @@ def test_collection_never_imports_torch(pytester, write_llem):
     result = pytester.runpytest_subprocess("--co", "-q", "-s")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(["heavy imports: []"])
+
+
+def test_an_unregistered_yaml_mark_under_strict_markers_names_the_yaml_line(pytester, write_llem):
+    write_llem("llem_marked.yaml", "model: MODEL\nmarks: [nightly]\n")
+    result = pytester.runpytest("--co", "--strict-markers")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert ("llem_marked.yaml:2: marks: 'nightly' not registered and --strict-markers is on; "
+            "add them to 'markers' in your pytest configuration") in result.outlines
+    pytester.makeini("[pytest]\nmarkers =\n    nightly: slow benchmarks\n")
+    assert pytester.runpytest("--co", "--strict-markers").ret == pytest.ExitCode.OK
+
+
+def test_other_test_suites_get_no_llem_header(pytester):
+    pytester.makepyfile(test_plain="def test_one():\n    pass\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert not any(line.startswith("llem:") for line in result.outlines)
