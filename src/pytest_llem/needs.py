@@ -12,6 +12,7 @@ must not quietly pass on a CPU estimate.
 from __future__ import annotations
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.energy.hardware import cuda_index
 from pytest_llem.settings import Machine
 
 
@@ -23,10 +24,10 @@ def runs_on_gpu(config: ExperimentConfig, machine: Machine) -> bool:
 
 def missing(config: ExperimentConfig, machine: Machine) -> str | None:
     """Why this machine cannot run ``config`` at all, or None."""
-    device = config.pytorch.device
-    if device.startswith("cuda") and not machine.gpus:
+    device, index = config.pytorch.device, cuda_index(config.pytorch.device)
+    if index is not None and not machine.gpus:
         return f"needs a GPU (pytorch.device: {device}) but none is visible: {machine.nvml.detail}"
-    if device.startswith("cuda:") and int(device.split(":")[1]) >= len(machine.gpus):
+    if index is not None and index >= len(machine.gpus):
         return (f"pytorch.device is {device} but this process sees {len(machine.gpus)} GPU(s) (under xdist each "
                 "worker sees one); use pytorch.device: cuda")
     source = config.energy.source

@@ -16,25 +16,20 @@ from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import local_model_dir, looks_like_path, model_problem
-from llenergymeasure.core.vram import VramEstimate, estimate_vram
+from llenergymeasure.core.vram import VramEstimate, estimate_vram, vram_problem
 from llenergymeasure.datasets import NAMED
 
 
 @dataclass
 class DryRunReport:
     vram: VramEstimate | None
-    gpu_memory_gb: float | None  # None when no GPU is visible
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
 
 
 def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunReport:
     """Check ``config`` against local files and a GPU of ``gpu_memory_gb`` (None: no GPU here)."""
-    report = DryRunReport(estimate_vram(config), gpu_memory_gb)
+    report = DryRunReport(estimate_vram(config))
 
     if local_model_dir(config.model) is not None or looks_like_path(config.model):
         problem = model_problem(config.model, config.pytorch.revision)
@@ -43,12 +38,10 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if config.dataset not in NAMED and not Path(config.dataset).is_file():
         report.problems.append(f"dataset: file {config.dataset!r} does not exist")
 
-    runs_on_gpu = config.pytorch.device != "cpu" and gpu_memory_gb is not None
-    if report.vram is not None and runs_on_gpu and report.vram.total_gb > gpu_memory_gb:
-        report.problems.append(
-            f"VRAM: the estimate is {report.vram.total_gb:.1f} GB but the GPU has {gpu_memory_gb:.1f} GB; "
-            "lower pytorch.batch_size, max_input_tokens or max_output_tokens, or use a smaller precision"
-        )
+    if config.pytorch.device != "cpu" and gpu_memory_gb is not None:
+        problem = vram_problem(report.vram, gpu_memory_gb)
+        if problem:
+            report.problems.append(problem)
     if config.pytorch.device.startswith("cuda") and gpu_memory_gb is None:
         report.notes.append(f"pytorch.device is {config.pytorch.device!r} but no GPU is visible here")
     missing = [package for package in ("torch", "transformers") if find_spec(package) is None]

@@ -7,16 +7,15 @@ import sys
 from typing import Any
 
 from llenergymeasure import __version__
-from llenergymeasure.energy.hardware import cpu_model
+from llenergymeasure.energy.hardware import cpu_model, cuda_index
 from llenergymeasure.energy.sources import nvml_status
 from llenergymeasure.results.model import EnvironmentSnapshot
 
 
 def snapshot(backend_info: dict[str, Any]) -> EnvironmentSnapshot:
     gpu_info: dict[str, Any] = {}
-    device = str(backend_info.get("device", ""))
-    if device.startswith("cuda"):
-        index = int(device.partition(":")[2] or 0)
+    index = cuda_index(str(backend_info.get("device", "")))
+    if index is not None:
         _, gpus, driver = nvml_status()
         gpu_info = {"gpu_driver": driver,
                     "gpu_power_limits_w": [g.power_limit_w for g in gpus[index:index + 1] if g.power_limit_w]}

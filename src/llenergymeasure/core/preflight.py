@@ -11,9 +11,10 @@ from importlib.util import find_spec
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import model_problem
-from llenergymeasure.core.vram import estimate_vram
+from llenergymeasure.core.vram import estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
 from llenergymeasure.energy import EnergyMeter, NoEnergyMeter
+from llenergymeasure.energy.hardware import cuda_index
 from llenergymeasure.energy.meters import create_meter
 from llenergymeasure.exceptions import PreFlightError
 
@@ -74,8 +75,8 @@ def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[
     else:
         device = "cuda:0" if requested == "cuda" else requested
 
-    if device.startswith("cuda"):
-        index = int(device.split(":")[1])
+    index = cuda_index(device)
+    if index is not None:
         if not cuda:
             problems.append(
                 f"pytorch.device: {requested!r} asked for, but torch {torch.__version__} sees no CUDA GPU; "
@@ -87,13 +88,9 @@ def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[
             return "cpu"
         if config.precision == "bf16" and not torch.cuda.is_bf16_supported():
             problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(index)}; use fp16")
-        estimate = estimate_vram(config)
-        total_gb = torch.cuda.get_device_properties(index).total_memory / 1e9
-        if estimate is not None and estimate.total_gb > total_gb:
-            problems.append(
-                f"VRAM: the estimate is {estimate.total_gb:.1f} GB but {device} has {total_gb:.1f} GB; "
-                "lower pytorch.batch_size, max_input_tokens or max_output_tokens, or use a smaller precision"
-            )
+        problem = vram_problem(estimate_vram(config), torch.cuda.get_device_properties(index).total_memory / 1e9, device)
+        if problem:
+            problems.append(problem)
     elif config.precision == "fp16":
         warnings.append(("fp16_on_cpu", "fp16 on the CPU is emulated and slow; its energy is not representative"))
     return device

@@ -56,6 +56,14 @@ def estimate_vram(config: ExperimentConfig) -> VramEstimate | None:
     return VramEstimate(params, weights, kv, overhead, basis)
 
 
+def vram_problem(estimate: VramEstimate | None, gpu_gb: float, gpu: str = "the GPU") -> str | None:
+    """The problem to report when the estimate is above the memory of ``gpu``, else None."""
+    if estimate is None or estimate.total_gb <= gpu_gb:
+        return None
+    return (f"VRAM: the estimate is {estimate.total_gb:.1f} GB but {gpu} has {gpu_gb:.1f} GB; "
+            "lower pytorch.batch_size, max_input_tokens or max_output_tokens, or use a smaller precision")
+
+
 def _text_config(data: dict[str, Any]) -> dict[str, Any]:
     """Multimodal configs nest the language model's numbers under ``text_config``."""
     nested = data.get("text_config")

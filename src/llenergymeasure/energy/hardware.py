@@ -40,5 +40,12 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+def cuda_index(device: str) -> int | None:
+    """N of a "cuda:N" device ("cuda" alone is 0); None for any other device."""
+    if not device.startswith("cuda"):
+        return None
+    return int(device.partition(":")[2] or 0)
+
+
 def powercap_root() -> Path:
     return Path(os.environ.get("LLEM_POWERCAP_ROOT", "/sys/class/powercap"))

@@ -15,7 +15,7 @@ from llenergymeasure.config.models import EnergyConfig
 from llenergymeasure.energy.base import EnergyMeter, NoEnergyMeter
 from llenergymeasure.energy.combined import CombinedMeter
 from llenergymeasure.energy.cpu_estimate import CpuEstimateMeter
-from llenergymeasure.energy.hardware import cpu_model
+from llenergymeasure.energy.hardware import cpu_model, cuda_index
 from llenergymeasure.energy.nvml import NvmlMeter, open_nvml
 from llenergymeasure.energy.rapl import RaplMeter, rapl_zones
 from llenergymeasure.energy.sources import rapl_status
@@ -47,8 +47,9 @@ def _nvml_meter(device: str, interval_s: float) -> NvmlMeter:
     """NVML over the GPU of ``cuda:N`` (the Nth visible one), so the idle GPUs beside it on a
     multi-GPU machine add nothing to its joules per token."""
     nvml, devices = open_nvml()
-    if device.startswith("cuda:") and int(device.split(":")[1]) < len(devices):
-        devices = [devices[int(device.split(":")[1])]]
+    index = cuda_index(device)
+    if index is not None and index < len(devices):
+        devices = [devices[index]]
     return NvmlMeter(nvml, devices, interval_s)
 
 

@@ -45,7 +45,8 @@ class NvmlDevice:
     has_counter: bool
 
 
-def _text(value: str | bytes) -> str:
+def decoded(value: str | bytes) -> str:
+    """NVML strings are bytes in older nvidia-ml-py releases, str in newer ones."""
     return value.decode() if isinstance(value, bytes) else value
 
 
@@ -60,8 +61,8 @@ def visible_devices(nvml: ModuleType, cuda_visible_devices: str | None = None) -
             has_counter = True
         except nvml.NVMLError:
             has_counter = False
-        devices.append(NvmlDevice(index, handle, _text(nvml.nvmlDeviceGetName(handle)),
-                                  _text(nvml.nvmlDeviceGetUUID(handle)), has_counter))
+        devices.append(NvmlDevice(index, handle, decoded(nvml.nvmlDeviceGetName(handle)),
+                                  decoded(nvml.nvmlDeviceGetUUID(handle)), has_counter))
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if cuda_visible_devices is None else cuda_visible_devices
     if visible is None or visible.strip() == "":
@@ -78,21 +79,33 @@ def visible_devices(nvml: ModuleType, cuda_visible_devices: str | None = None) -
     return chosen
 
 
-def open_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
-    """Initialise NVML and list the visible GPUs; PreFlightError saying why when that fails."""
+class NvmlUnavailable(Exception):
+    """NVML cannot be used here; the message says why and what to do."""
+
+
+def init_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
+    """Initialise NVML and list the visible GPUs (shut it down again with ``nvmlShutdown``)."""
     try:
         nvml = hardware.pynvml()
     except ImportError:
-        raise PreFlightError("energy.source: nvml needs nvidia-ml-py: pip install nvidia-ml-py") from None
+        raise NvmlUnavailable("nvml needs nvidia-ml-py: pip install nvidia-ml-py") from None
     try:
         nvml.nvmlInit()
     except Exception as exc:
-        raise PreFlightError(f"energy.source: NVML did not initialise ({exc}); is the NVIDIA driver installed?") from None
+        raise NvmlUnavailable(f"NVML did not initialise ({exc}); is the NVIDIA driver installed?") from None
     devices = visible_devices(nvml)
     if not devices:
         nvml.nvmlShutdown()
-        raise PreFlightError("energy.source: NVML sees no GPU visible to this process (check CUDA_VISIBLE_DEVICES)")
+        raise NvmlUnavailable("NVML sees no GPU visible to this process (check CUDA_VISIBLE_DEVICES)")
     return nvml, devices
+
+
+def open_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
+    """``init_nvml`` for a run: PreFlightError saying why when NVML cannot be used."""
+    try:
+        return init_nvml()
+    except NvmlUnavailable as exc:
+        raise PreFlightError(f"energy.source: {exc}") from None
 
 
 class NvmlMeter:

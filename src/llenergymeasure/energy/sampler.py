@@ -40,10 +40,6 @@ class Sampler:
             self._sample_once()
         return self.samples
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def _loop(self) -> None:
         # Event.wait keeps the cadence without sleeping past a stop request.
         while not self._stop.wait(self.interval_s):

@@ -33,25 +33,20 @@ class Gpu:
 
 def nvml_status() -> tuple[SourceStatus, list[Gpu], str | None]:
     """NVML's status, the GPUs visible to this process, and the driver version."""
-    from llenergymeasure.energy.nvml import visible_devices
+    from llenergymeasure.energy.nvml import NvmlUnavailable, decoded, init_nvml
 
     try:
-        nvml = hardware.pynvml()
-        nvml.nvmlInit()
-    except ImportError:
-        return SourceStatus("nvml", False, "nvidia-ml-py is not installed"), [], None
-    except Exception as exc:
-        return SourceStatus("nvml", False, f"NVML did not initialise ({exc}); no NVIDIA driver?"), [], None
+        nvml, devices = init_nvml()
+    except NvmlUnavailable as exc:
+        return SourceStatus("nvml", False, str(exc)), [], None
     try:
         gpus = [Gpu(d.index, d.uuid, d.name, nvml.nvmlDeviceGetMemoryInfo(d.handle).total / 1e9,
-                    _power_limit_w(nvml, d.handle)) for d in visible_devices(nvml)]
-        driver = _text(nvml.nvmlSystemGetDriverVersion())
+                    _power_limit_w(nvml, d.handle)) for d in devices]
+        driver = decoded(nvml.nvmlSystemGetDriverVersion())
     except Exception as exc:  # NVMLError: a GPU fell off the bus (Xid 79), ...
         return SourceStatus("nvml", False, f"NVML could not list the GPUs ({exc})"), [], None
     finally:
         nvml.nvmlShutdown()
-    if not gpus:
-        return SourceStatus("nvml", False, "no GPU visible to this process (NVIDIA driver, CUDA_VISIBLE_DEVICES)"), [], driver
     return SourceStatus("nvml", True, f"{len(gpus)} GPU(s), driver {driver}"), gpus, driver
 
 
@@ -72,9 +67,3 @@ def rapl_status() -> SourceStatus:
         return SourceStatus("rapl", False, f"{root}/{unreadable[0]}/energy_uj is not readable (root only since CVE-2020-8694); "
                                            "run as root or: sudo chmod o+r /sys/class/powercap/intel-rapl:*/energy_uj")
     return SourceStatus("rapl", True, f"{len(zones)} domain(s) under {root}")
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
