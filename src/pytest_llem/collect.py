@@ -14,7 +14,6 @@ its numbers, or the core's error message; never a traceback of this plugin.
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from pathlib import Path
 from typing import Any
@@ -42,10 +41,6 @@ class LlemFailure(Exception):
 
 
 class LlemFile(pytest.File):
-    @staticmethod
-    def matches(path: Path, config: pytest.Config) -> bool:
-        return any(fnmatch.fnmatch(path.name, pattern) for pattern in config.stash[SETTINGS].patterns)
-
     def collect(self) -> list[LlemItem]:
         settings = self.config.stash[SETTINGS]
         try:
@@ -141,6 +136,7 @@ class LlemItem(pytest.Item):
 
     def _measure(self) -> None:
         from llenergymeasure import run_experiment
+        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
         from llenergymeasure.results.gates import check_expect
         from pytest_llem.workers import measurement_lock
 
@@ -149,19 +145,18 @@ class LlemItem(pytest.Item):
         with measurement_lock(devices):
             result = run_experiment(config)
         verdicts = check_expect(result, self.study.expect)
-        self._record_result(result, verdicts)
+        entry, measured_on = BaselineEntry.from_result(result), MachineInfo.from_result(result)
+        self._record_result(result, verdicts, entry, measured_on)
         failures = [v.text for v in verdicts if not v.passed]
         if failures:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
         if self.settings.baseline:
-            failures.extend(self._check_regression())
+            failures.extend(self._check_regression(entry, measured_on))
         if failures:
             raise LlemFailure(failures)
 
-    def _record_result(self, result: Any, verdicts: list[Any]) -> None:
+    def _record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any) -> None:
         """What the summary, the JSON report, JUnit properties and a saved baseline need of ``result``."""
-        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
-
         config, metrics = self.experiment.config, result.metrics
         self.record.update(
             {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
@@ -170,8 +165,8 @@ class LlemItem(pytest.Item):
             verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
             warnings=[w.code for w in result.measurement_warnings],
             result_path=str(Path(config.output_dir, result.filename)) if config.output_dir else None,
-            baseline_entry=BaselineEntry.from_result(result).model_dump(mode="json"),
-            machine=MachineInfo.from_result(result).model_dump(mode="json"),
+            baseline_entry=entry.model_dump(mode="json"),
+            machine=measured_on.model_dump(mode="json"),
         )
         if self.settings.json_path:
             self.record["result"] = result.model_dump(mode="json")
@@ -180,14 +175,12 @@ class LlemItem(pytest.Item):
         )
         self.user_properties.extend([("energy_source", result.energy_source), ("estimated", result.estimated)])
 
-    def _check_regression(self) -> list[str]:
-        """Compare with the baseline; the failure lines when a metric regressed (or, with
-        --llem-require-baseline, when nothing could be compared), else a warning at most."""
-        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+    def _check_regression(self, entry: Any, machine: Any) -> list[str]:
+        """Compare ``entry`` (measured on ``machine``) with the baseline; the failure lines when a
+        metric regressed (or, with --llem-require-baseline, when nothing could be compared), else a
+        warning at most."""
         from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
 
-        entry = BaselineEntry.model_validate(self.record["baseline_entry"])
-        machine = MachineInfo.model_validate(self.record["machine"])
         baseline, where = self.settings.load_baseline(machine.key)
         if baseline is None:
             check = RegressionCheck(unverified=where)

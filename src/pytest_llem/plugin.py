@@ -23,16 +23,23 @@ Options (command line, or the ini key in brackets):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llem import workers
-from pytest_llem.collect import LlemFile, LlemItem
 from pytest_llem.report import LlemReporter
 from pytest_llem.settings import SETTINGS, Settings
+
+if TYPE_CHECKING:
+    from pytest_llem.collect import LlemFile
+
+# pytest_llem.collect (and with it the config loader and pydantic) is imported only once a
+# benchmark file is found: this module is loaded by every pytest session of the environment.
+COLLECT = "pytest_llem.collect"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,18 +86,21 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "llem: an llenergymeasure experiment collected from a llem_*.yaml file")
     settings = Settings.from_config(config)
     config.stash[SETTINGS] = settings
-    workers.pin_worker_gpus(config)
+    workers.pin_worker_gpus(config, settings.reaches_benchmarks)
     config.pluginmanager.register(LlemReporter(config, settings), "llem-reporter")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile | None:
-    if LlemFile.matches(file_path, parent.config):
-        return LlemFile.from_parent(parent, path=file_path)
-    return None
+    if not workers.is_benchmark_file(file_path.name, parent.config.stash[SETTINGS].patterns):
+        return None
+    from pytest_llem.collect import LlemFile
+
+    return LlemFile.from_parent(parent, path=file_path)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
-    if isinstance(item, LlemItem):
+    collect = sys.modules.get(COLLECT)  # no llem item can exist before it is imported
+    if collect is not None and isinstance(item, collect.LlemItem):
         item.annotate(outcome.get_result())

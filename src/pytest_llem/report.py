@@ -31,9 +31,8 @@ class LlemReporter:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         """Said only when the run reaches benchmark files: other test suites are left alone."""
         from llenergymeasure import __version__
-        from pytest_llem.workers import targets_benchmarks
 
-        if not targets_benchmarks(config, config.args):
+        if not self.settings.reaches_benchmarks:
             return []
         machine = self.settings.machine
         lines = [f"llem: {__version__}, {machine.describe()}"]
@@ -124,12 +123,12 @@ class LlemReporter:
             self.written.append("no measured item to save as a baseline")
             return
         commit = CommitInfo.detect(self.settings.root)
-        by_machine: dict[str, list[dict[str, Any]]] = {}
+        by_machine: dict[str, tuple[MachineInfo, dict[str, BaselineEntry]]] = {}
         for record in measured:
-            by_machine.setdefault(MachineInfo.model_validate(record["machine"]).key, []).append(record)
-        for key, records in by_machine.items():
-            machine = MachineInfo.model_validate(records[0]["machine"])
-            entries = {r["nodeid"]: BaselineEntry.model_validate(r["baseline_entry"]) for r in records}
+            machine = MachineInfo.model_validate(record["machine"])
+            _, entries = by_machine.setdefault(machine.key, (machine, {}))
+            entries[record["nodeid"]] = BaselineEntry.model_validate(record["baseline_entry"])
+        for key, (machine, entries) in by_machine.items():
             explicit = self.settings.save_baseline != "auto"
             kept = {} if explicit else self._previous_entries(key, machine, set(entries))
             path = Path(self.settings.save_baseline) if explicit else new_baseline_path(self.settings.root, key, commit)

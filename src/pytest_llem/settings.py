@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from llenergymeasure.energy.sources import Gpu, SourceStatus
-from llenergymeasure.results.compare import Threshold
+from pytest_llem.workers import targets_benchmarks
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: this module loads in every pytest session
+    from llenergymeasure.energy.sources import Gpu, SourceStatus
     from llenergymeasure.results.baselines import Baseline
 
 
@@ -55,10 +55,13 @@ class Settings:
     require_baseline: bool = False
     markdown: str | None = None
     root: Path = Path(".")  # where .llem/baselines lives: pytest's rootdir
+    reaches_benchmarks: bool = False  # the session's arguments name or hold benchmark files
     _baselines: dict[str, tuple[Baseline | None, str | None]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
+        from llenergymeasure.results.compare import Threshold
+
         repeats = config.getoption("llem_repeats")
         if repeats is None and config.getini("llem_repeats"):
             try:
@@ -89,6 +92,7 @@ class Settings:
             require_baseline=config.getoption("llem_require_baseline"),
             markdown=config.getoption("llem_markdown"),
             root=config.rootpath,
+            reaches_benchmarks=targets_benchmarks(config, config.args),
         )
 
     @property

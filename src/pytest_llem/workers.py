@@ -39,14 +39,14 @@ def auto_num_workers(config: pytest.Config) -> int | None:
     return max(1, len(gpus))
 
 
-def pin_worker_gpus(config: pytest.Config) -> None:
+def pin_worker_gpus(config: pytest.Config, reaches_benchmarks: bool) -> None:
     """On the xdist controller, give worker N the environment ``CUDA_VISIBLE_DEVICES=<GPU N mod G>``.
 
     Set in the worker's execnet spec (``popen//env:...``), so it is in the worker's environment
     before any import there: no conftest or plugin can start CUDA before it applies.
     """
     specs = config.getoption("tx", None) or []
-    if hasattr(config, "workerinput") or not specs or not targets_benchmarks(config, config.args):
+    if hasattr(config, "workerinput") or not specs or not reaches_benchmarks:
         return
     from llenergymeasure.energy.sources import nvml_status
 
@@ -68,15 +68,16 @@ def targets_benchmarks(config: pytest.Config, args: list[str], *, every: bool = 
 
 def _holds_benchmarks(path: Path, patterns: list[str]) -> bool:
     if path.is_file():
-        return _matches(path.name, patterns)
+        return is_benchmark_file(path.name, patterns)
     for _, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
-        if any(_matches(name, patterns) for name in files):
+        if any(is_benchmark_file(name, patterns) for name in files):
             return True
     return False
 
 
-def _matches(name: str, patterns: list[str]) -> bool:
+def is_benchmark_file(name: str, patterns: list[str]) -> bool:
+    """Whether a file ``name`` matches one of the ``llem_files`` glob patterns."""
     return any(fnmatch.fnmatch(name, pattern) for pattern in patterns)
 
 
