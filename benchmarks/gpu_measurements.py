@@ -24,7 +24,6 @@ import shlex
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests.gpu.gpu_support
 
+from sampler_overhead import alternating_ratios  # noqa: E402  (beside this script)
 from tests.gpu.gpu_support import gpu_unavailable_reason, integrated_energy_j, power_limit_w  # noqa: E402
 
 GPT2_SIZE = {"layers": 12, "width": 768, "context": 1024}
@@ -180,16 +180,6 @@ def sampler_overhead(model: Path, args: argparse.Namespace) -> Row:
         f"on/off tokens/s median ratio {median:.4f} over {args.pairs} pairs (min {min(ratios):.4f}, "
         f"max {max(ratios):.4f}); overhead {1 - median:+.2%}; NVML sampler every {args.interval_ms} ms"
     )
-
-
-def alternating_ratios(window: Callable[[bool], float], pairs: int) -> list[float]:
-    """``window(True) / window(False)`` per pair, the order alternating so drift hits both sides alike."""
-    ratios = []
-    for pair in range(pairs):
-        order = (True, False) if pair % 2 else (False, True)
-        rates = {sampled: window(sampled) for sampled in order}
-        ratios.append(rates[True] / rates[False])
-    return ratios
 
 
 def markdown(rows: list[Row], model: Path, args: argparse.Namespace, command: str) -> str:

@@ -14,6 +14,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -56,13 +57,20 @@ def main() -> None:
             sampler.stop()
         return tokens / elapsed
 
+    ratios = alternating_ratios(window, args.pairs)
+    print(f"sampler on/off tokens/s ratio: median {statistics.median(ratios):.4f} over {args.pairs} pairs "
+          f"(min {min(ratios):.4f}, max {max(ratios):.4f}); overhead {1 - statistics.median(ratios):+.2%}")
+
+
+def alternating_ratios(window: Callable[[bool], float], pairs: int) -> list[float]:
+    """``window(True) / window(False)`` per pair, the order alternating so drift hits both sides alike.
+    Also used by gpu_measurements.py."""
     ratios = []
-    for pair in range(args.pairs):
+    for pair in range(pairs):
         order = (True, False) if pair % 2 else (False, True)
         rates = {sampled: window(sampled) for sampled in order}
         ratios.append(rates[True] / rates[False])
-    print(f"sampler on/off tokens/s ratio: median {statistics.median(ratios):.4f} over {args.pairs} pairs "
-          f"(min {min(ratios):.4f}, max {max(ratios):.4f}); overhead {1 - statistics.median(ratios):+.2%}")
+    return ratios
 
 
 if __name__ == "__main__":
