@@ -88,7 +88,9 @@ def _dry_run(experiments: list[Any], verbose: bool) -> None:
         print(f"GPU memory: {f'{gpu_gb:.1f} GB' if gpu_gb else 'no GPU visible'}")
     if len(reports) == 1 or verbose:
         for exp_id, config, report in reports:
-            print(f"{chr(10) if len(reports) > 1 else ''}Config (resolved){' with sources' if verbose else ''}: {exp_id}")
+            if len(reports) > 1:
+                print()
+            print(f"Config (resolved){' with sources' if verbose else ''}: {exp_id}")
             print_config(config, verbose)
             print(f"VRAM estimate: {vram_text(report.vram, gpu_gb)}")
     notes = dict.fromkeys(note for _, _, report in reports for note in report.notes)
