@@ -51,6 +51,7 @@ def test_dry_run_of_a_2x2_sweep_lists_4_experiments(run_llem, tiny_model, tmp_pa
     assert [row[0] for row in rows] == SWEEP_IDS
     # Each row shows the values its id names.
     assert [(row[2], row[3]) for row in rows] == [("fp32", "1"), ("fp32", "2"), ("bf16", "1"), ("bf16", "2")]
+    assert proc.stdout.count(" GB") >= 4  # a VRAM estimate per experiment
     assert "Dry run: config is valid." in proc.stdout
     assert not out.exists()  # nothing measured, nothing written
 

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,17 @@ pytestmark = [
 STOP_TIMEOUT_S = 60
 
 
-def start(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([*LLEM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+@contextmanager
+def running(args: list[str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """``llem ARGS`` started in the background; killed on the way out if a failed check left it running."""
+    proc = subprocess.Popen([*LLEM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             text=True, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def wait_until_the_model_is_loaded(proc: subprocess.Popen, model: Path, extra_s: float = 2.0,
@@ -65,19 +75,16 @@ def test_sigint_during_a_run_exits_130_and_leaves_no_result(tiny_model, tmp_path
     config = tmp_path / "long.yaml"
     config.write_text(f"model: {tiny_model}\nprecision: fp32\nmax_output_tokens: 200\n")
     out = tmp_path / "out"
-    proc = start(["run", str(config), "-n", "120", "-d", "builtin", "--batch-size", "1", "-o", str(out)], tmp_path)
-    try:
+    with running(["run", str(config), "-n", "120", "-d", "builtin", "--batch-size", "1", "-o", str(out)],
+                 tmp_path) as proc:
         wait_until_the_model_is_loaded(proc, tiny_model)
         stdout, stderr = interrupt(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "Interrupted." in stderr
     assert "Traceback" not in stderr
     assert stdout == ""  # no summary of a run that did not finish
     assert result_files(out) == [] and leftovers(out) == []
+    assert not out.exists() or not list(out.iterdir())  # nor anything else
 
 
 def test_sigint_in_a_study_keeps_results_already_saved(tiny_model, tmp_path):
@@ -90,18 +97,13 @@ def test_sigint_in_a_study_keeps_results_already_saved(tiny_model, tmp_path):
         "  - {name: long, n: 120, max_output_tokens: 200}\n"
     )
     out = tmp_path / "out"
-    proc = start(["run", str(config), "-o", str(out)], tmp_path)
-    try:
+    with running(["run", str(config), "-o", str(out)], tmp_path) as proc:
         deadline = time.monotonic() + 120
         while not result_files(out) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)
         assert result_files(out), "the first experiment saved no result"
         time.sleep(1.5)  # into the second experiment
         stdout, stderr = interrupt(proc)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "Interrupted." in stderr and "Traceback" not in stderr
     [saved] = result_files(out)

@@ -255,25 +255,11 @@ def test_expect_regression_and_marks_are_parsed(tmp_path):
     assert ids(study) == ["g"]
 
 
-def test_unknown_expect_metric_suggests_the_nearest(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nexpect:\n  joules_per_tokn: {max: 1}\n")
-    assert problems_of(path) == [
-        f"{path}:3: unknown metric 'expect.joules_per_tokn'; did you mean 'joules_per_token'?"
-    ]
-
-
 def test_unknown_metric_without_near_match_lists_the_known_metrics(tmp_path):
     path = write(tmp_path / "f.yaml", "model: gpt2\nregression:\n  zzz: 5%\n")
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}:3: unknown metric 'regression.zzz'; known metrics: energy_j,")
     assert "joules_per_token" in problem
-
-
-def test_regression_metric_typo_suggests_the_nearest(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nregression:\n  tokens_per_secnd: 5%\n")
-    assert problems_of(path) == [
-        f"{path}:3: unknown metric 'regression.tokens_per_secnd'; did you mean 'tokens_per_second'?"
-    ]
 
 
 @pytest.mark.parametrize(
@@ -293,10 +279,18 @@ def test_bad_expect_bounds(tmp_path, bound, fragment):
     assert fragment in problem
 
 
-def test_expect_must_be_a_mapping(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nexpect: [joules_per_token]\n")
+@pytest.mark.parametrize(
+    ("section", "start"),
+    [
+        ("expect: [joules_per_token]", "'expect' must map metrics to bounds"),
+        ("regression: 5%", "'regression' must map metrics to thresholds"),
+    ],
+    ids=["expect", "regression"],
+)
+def test_expect_and_regression_must_be_mappings(tmp_path, section, start):
+    path = write(tmp_path / "f.yaml", f"model: gpt2\n{section}\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:2: 'expect' must map metrics to bounds")
+    assert problem.startswith(f"{path}:2: {start}")
 
 
 @pytest.mark.parametrize("threshold", ["five", "'5'", "-1", "true", "'-5%'", "5%%"])
@@ -304,12 +298,6 @@ def test_bad_regression_threshold_format(tmp_path, threshold):
     path = write(tmp_path / "f.yaml", f"model: gpt2\nregression:\n  joules_per_token: {threshold}\n")
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}:3: regression.joules_per_token must be a percentage like '5%'")
-
-
-def test_regression_must_be_a_mapping(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nregression: 5%\n")
-    [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:2: 'regression' must map metrics to thresholds")
 
 
 @pytest.mark.parametrize("marks", ["slow", "[slow, 'not a mark']", "[1]", "{slow: true}"])
@@ -321,30 +309,38 @@ def test_marks_must_be_a_list_of_names(tmp_path, marks):
 # --- error messages: file, line, key, hints, all at once -----------------------------------------
 
 
-def test_typo_at_top_level_suggests_the_field(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\n\nprecison: fp16\n")
-    assert problems_of(path) == [f"{path}:3: unknown key 'precison'; did you mean 'precision'?"]
+UNKNOWN_KEYS = [
+    # (id, file text, line of the problem, the whole message after "FILE:LINE: ")
+    ("typo-at-top-level", "model: gpt2\n\nprecison: fp16\n", 3,
+     "unknown key 'precison'; did you mean 'precision'?"),
+    ("typo-of-a-file-key", "model: gpt2\nexperimnts:\n  - {n: 1}\n", 2,
+     "unknown key 'experimnts'; did you mean 'experiments'?"),
+    ("nested-typo-dotted", "model: gpt2\npytorch:\n  devce: cpu\n", 3,
+     "unknown key 'pytorch.devce'; did you mean 'pytorch.device'?"),
+    ("unknown-section-own-line", "model: gpt2\npytroch:\n  batch_size: 2\n", 2,
+     "unknown key 'pytroch'; did you mean 'pytorch'?"),
+    ("no-near-match-lists-valid-keys", "model: gpt2\nwarmup:\n  zzzzzz: 1\n", 3,
+     "unknown key 'warmup.zzzzzz'; valid keys here: enabled, n_warmup"),
+    ("in-experiments-entry", "model: gpt2\nexperiments:\n  - n: 2\n    pytorch: {batchsize: 2}\n", 4,
+     "unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"),
+    ("inside-sweep", "model: gpt2\nn: 3\nsweep:\n  pytorch.batchsize: [1, 2]\n", 4,
+     "unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"),
+    ("unknown-section-inside-sweep", "model: gpt2\nsweep:\n  precision: [fp16]\n  pytroch.batch_size: [1]\n", 4,
+     "unknown key 'pytroch'; did you mean 'pytorch'?"),
+    ("expect-metric-typo", "model: gpt2\nexpect:\n  joules_per_tokn: {max: 1}\n", 3,
+     "unknown metric 'expect.joules_per_tokn'; did you mean 'joules_per_token'?"),
+    ("regression-metric-typo", "model: gpt2\nregression:\n  tokens_per_secnd: 5%\n", 3,
+     "unknown metric 'regression.tokens_per_secnd'; did you mean 'tokens_per_second'?"),
+    ("study-key-in-an-entry-says-where-it-belongs", "model: gpt2\nexperiments:\n  - n: 2\n    marks: [slow]\n", 4,
+     ("unknown key 'marks' in an entry of 'experiments'; sweep, experiments, expect, regression and "
+      "marks are file-level keys: move it to the top level of the file")),
+]
 
 
-def test_typo_of_a_file_key_suggests_the_file_key(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nexperimnts:\n  - {n: 1}\n")
-    assert problems_of(path) == [f"{path}:2: unknown key 'experimnts'; did you mean 'experiments'?"]
-
-
-def test_nested_typo_suggests_the_dotted_field(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\npytorch:\n  devce: cpu\n")
-    assert problems_of(path) == [f"{path}:3: unknown key 'pytorch.devce'; did you mean 'pytorch.device'?"]
-
-
-def test_unknown_section_points_at_its_own_line(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\npytroch:\n  batch_size: 2\n")
-    assert problems_of(path) == [f"{path}:2: unknown key 'pytroch'; did you mean 'pytorch'?"]
-
-
-def test_unknown_key_without_near_match_lists_valid_keys(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nwarmup:\n  zzzzzz: 1\n")
-    [problem] = problems_of(path)
-    assert problem == f"{path}:3: unknown key 'warmup.zzzzzz'; valid keys here: enabled, n_warmup"
+@pytest.mark.parametrize(("text", "line", "message"), [c[1:] for c in UNKNOWN_KEYS], ids=[c[0] for c in UNKNOWN_KEYS])
+def test_an_unknown_key_or_metric_is_one_problem_with_its_line_and_a_hint(tmp_path, text, line, message):
+    path = write(tmp_path / "f.yaml", text)
+    assert problems_of(path) == [f"{path}:{line}: {message}"]
 
 
 def test_bad_value_names_file_line_key_and_value(tmp_path):
@@ -354,21 +350,6 @@ def test_bad_value_names_file_line_key_and_value(tmp_path):
     assert problems[0].startswith(f"{path}:2: n: ")
     assert "greater than or equal to 1" in problems[0]
     assert problems[1].startswith(f"{path}:3: precision: 'fp8' is not one of fp32, fp16, bf16")
-
-
-def test_unknown_key_in_experiments_entry_points_at_the_entry(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - n: 2\n    pytorch: {batchsize: 2}\n")
-    assert problems_of(path) == [f"{path}:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]
-
-
-def test_unknown_key_inside_sweep_points_at_the_sweep_item_line(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nn: 3\nsweep:\n  pytorch.batchsize: [1, 2]\n")
-    assert problems_of(path) == [f"{path}:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]
-
-
-def test_unknown_section_inside_sweep_points_at_the_sweep_item_line(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nsweep:\n  precision: [fp16]\n  pytroch.batch_size: [1]\n")
-    assert problems_of(path) == [f"{path}:4: unknown key 'pytroch'; did you mean 'pytorch'?"]
 
 
 def test_unknown_key_in_block_sweep_is_reported_once(tmp_path):
@@ -455,14 +436,6 @@ def test_study_key_inside_an_entry_gets_a_sensible_message(tmp_path):
     [problem] = problems_of(path)
     assert problem.startswith(f"{path}:3: unknown key 'expect'")
     assert "did you mean 'expect'" not in problem
-
-
-def test_study_key_inside_an_entry_says_where_it_belongs(tmp_path):
-    path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments:\n  - n: 2\n    marks: [slow]\n")
-    assert problems_of(path) == [
-        f"{path}:4: unknown key 'marks' in an entry of 'experiments'; sweep, experiments, expect, regression and "
-        "marks are file-level keys: move it to the top level of the file"
-    ]
 
 
 def test_study_key_inside_a_sweep_says_where_it_belongs(tmp_path):

@@ -10,8 +10,6 @@ import pytest
 from llenergymeasure.datasets import load_prompts
 from llenergymeasure.exceptions import PreFlightError
 
-SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
-
 
 def write_jsonl(path: Path, rows: list) -> Path:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -154,60 +152,39 @@ def test_jsonl_rows_that_are_neither_objects_nor_strings(tmp_path):
 
 
 @pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An HF hub cache directory that huggingface_hub reads from, offline."""
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
+def snapshot(hf_snapshot) -> Path:
+    """The cached snapshot folder of AIEnergyScore/text_generation (``hf_cache``), empty until a test writes to it."""
+    return hf_snapshot("datasets", "AIEnergyScore/text_generation")
 
 
-def cached_dataset_snapshot(cache: Path) -> Path:
-    repo = cache / "datasets--AIEnergyScore--text_generation"
-    snapshot = repo / "snapshots" / SNAPSHOT
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SNAPSHOT)
-    return snapshot
-
-
-def test_aienergyscore_from_cached_jsonl(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_from_cached_jsonl(snapshot):
     write_jsonl(snapshot / "text_generation.jsonl", [{"text": f"prompt {i}", "source": "x"} for i in range(5)])
     assert load_prompts("aienergyscore", 3) == ["prompt 0", "prompt 1", "prompt 2"]
 
 
-def test_aienergyscore_from_cached_csv(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_from_cached_csv(snapshot):
     (snapshot / "data.csv").write_text('text,source\n"first, with a comma",wiki\nsecond,oscar\n', encoding="utf-8")
     assert load_prompts("aienergyscore", 2) == ["first, with a comma", "second"]
 
 
-def test_aienergyscore_from_cached_json_array(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_from_cached_json_array(snapshot):
     (snapshot / "data.json").write_text(json.dumps([{"text": "a"}, {"text": "b"}]), encoding="utf-8")
     assert load_prompts("aienergyscore", 2) == ["a", "b"]
 
 
-def test_aienergyscore_data_file_in_a_subfolder(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_data_file_in_a_subfolder(snapshot):
     (snapshot / "data").mkdir()
     write_jsonl(snapshot / "data" / "train.jsonl", [{"text": "nested"}])
     assert load_prompts("aienergyscore", 1) == ["nested"]
 
 
-def test_aienergyscore_with_too_few_cached_prompts(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_with_too_few_cached_prompts(snapshot):
     write_jsonl(snapshot / "text_generation.jsonl", [{"text": "only one"}])
     with pytest.raises(PreFlightError, match="'aienergyscore' has 1 prompts but n=2"):
         load_prompts("aienergyscore", 2)
 
 
-def test_aienergyscore_snapshot_without_data_file(hf_cache):
-    snapshot = cached_dataset_snapshot(hf_cache)
+def test_aienergyscore_snapshot_without_data_file(snapshot):
     (snapshot / "README.md").write_text("# no data\n")
     with pytest.raises(PreFlightError, match="holds no data file"):
         load_prompts("aienergyscore", 1)

@@ -13,8 +13,6 @@ from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.core.model_files import model_problem
 from llenergymeasure.core.vram import ACTIVATION_SHARE, CUDA_CONTEXT_GB, estimate_vram
 
-SNAPSHOT = "fedcba9876543210fedcba9876543210fedcba98"
-
 LLAMA3_8B = {
     "model_type": "llama",
     "vocab_size": 128256,
@@ -38,26 +36,6 @@ def safetensors_param_count(path: Path) -> int:
 
     with safe_open(str(path), "np") as f:
         return sum(math.prod(f.get_slice(name).get_shape()) for name in f.keys())
-
-
-@pytest.fixture
-def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import huggingface_hub.constants
-
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    return cache
-
-
-def cached_model_snapshot(cache: Path, repo_id: str) -> Path:
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / SNAPSHOT
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SNAPSHOT)
-    return snapshot
 
 
 # --- estimate_vram on the tiny model -------------------------------------------------------------
@@ -168,8 +146,8 @@ def test_unknown_hub_id_not_in_cache_gives_none(hf_cache):
     assert estimate_vram(config_for("nobody/not-cached-anywhere")) is None
 
 
-def test_hub_id_in_the_cache_is_estimated_from_cached_safetensors(hf_cache, tiny_model):
-    snapshot = cached_model_snapshot(hf_cache, "acme/tiny")
+def test_hub_id_in_the_cache_is_estimated_from_cached_safetensors(hf_snapshot, tiny_model):
+    snapshot = hf_snapshot("models", "acme/tiny")
     shutil.copy(tiny_model / "config.json", snapshot / "config.json")
     shutil.copy(tiny_model / "model.safetensors", snapshot / "model.safetensors")
     estimate = estimate_vram(config_for("acme/tiny"))
@@ -178,19 +156,19 @@ def test_hub_id_in_the_cache_is_estimated_from_cached_safetensors(hf_cache, tiny
     assert estimate.params == safetensors_param_count(tiny_model / "model.safetensors")
 
 
-def test_hub_id_cached_with_config_only_falls_back_to_config(hf_cache, tiny_model):
-    snapshot = cached_model_snapshot(hf_cache, "acme/tiny")
+def test_hub_id_cached_with_config_only_falls_back_to_config(hf_snapshot, tiny_model):
+    snapshot = hf_snapshot("models", "acme/tiny")
     shutil.copy(tiny_model / "config.json", snapshot / "config.json")
     estimate = estimate_vram(config_for("acme/tiny"))
     assert estimate is not None
     assert estimate.basis == "config.json"
 
 
-def test_cached_sharded_hub_model_reads_the_index(hf_cache, tiny_model):
+def test_cached_sharded_hub_model_reads_the_index(hf_snapshot, tiny_model):
     import numpy as np
     from safetensors.numpy import save_file
 
-    snapshot = cached_model_snapshot(hf_cache, "acme/sharded")
+    snapshot = hf_snapshot("models", "acme/sharded")
     shutil.copy(tiny_model / "config.json", snapshot / "config.json")
     save_file({"a": np.zeros((4, 4), dtype=np.float32)}, str(snapshot / "model-00001-of-00002.safetensors"))
     save_file({"b": np.zeros((10,), dtype=np.float32)}, str(snapshot / "model-00002-of-00002.safetensors"))
@@ -247,7 +225,7 @@ def test_model_problem_hub_id_offline_and_uncached(hf_cache):
     assert "HF_HUB_OFFLINE" in problem
 
 
-def test_model_problem_hub_id_in_the_cache_is_fine(hf_cache, tiny_model):
-    snapshot = cached_model_snapshot(hf_cache, "acme/tiny")
+def test_model_problem_hub_id_in_the_cache_is_fine(hf_snapshot, tiny_model):
+    snapshot = hf_snapshot("models", "acme/tiny")
     shutil.copy(tiny_model / "config.json", snapshot / "config.json")
     assert model_problem("acme/tiny") is None
