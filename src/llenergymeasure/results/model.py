@@ -76,6 +76,9 @@ class ExperimentResult(BaseModel):
     energy_source: str
     estimated: bool = False
     energy_unavailable_reason: str | None = None
+    # The meter's sanity checks doubted the number (a counter reset, a jump, counter and integrated
+    # power disagreeing): the warnings say why. Gates fail on it and no baseline stores it.
+    energy_suspect: bool = False
     n_prompts: int
     input_tokens: int
     output_tokens: int
