@@ -90,7 +90,7 @@ def test_auto_source_on_cuda_uses_the_nvml_counter():
 def test_explicit_nvml_source_gives_an_nvml_meter_over_the_visible_gpus():
     meter = create_meter(EnergyConfig(source="nvml"), "cuda:0")
     try:
-        assert isinstance(meter, NvmlMeter)
-        assert meter.devices and all(device.uuid.startswith("GPU-") for device in meter.devices)
+        assert isinstance(meter.meter, NvmlMeter)  # inside the sanity checks every meter comes in
+        assert meter.meter.devices and all(device.uuid.startswith("GPU-") for device in meter.meter.devices)
     finally:
         meter.close()

@@ -98,7 +98,7 @@ def test_nvml_error_mid_window_is_an_experiment_error_and_stops_the_sampler(inst
     meter = _meter()
     meter.start()
     time.sleep(0.05)
-    with pytest.raises(ExperimentError, match="NVML failed while reading the GPU energy counter: GPU is lost"):
+    with pytest.raises(ExperimentError, match=r"NVML failed while reading the GPU energy counter of GPU 0 \(NVIDIA H100 80GB HBM3\): GPU is lost"):
         meter.stop()
     meter.close()
     assert not [t for t in threading.enumerate() if t.name == "llem-sampler"]

@@ -126,3 +126,15 @@ def test_gates_from_a_benchmark_file(tmp_path):
     study = load_benchmark_file(path, user_config_defaults={})
     verdicts = check_expect(result_with(energy_j=412.0, output_tokens=1000, duration_s=10.0), study.expect)
     assert [(v.metric, v.passed) for v in verdicts] == [("joules_per_token", False), ("tokens_per_second", True)]
+
+
+def test_suspect_energy_fails_every_energy_gate_with_the_reason_but_not_the_others():
+    from llenergymeasure.results.model import MeasurementWarning
+
+    result = result_with(energy_j=100.0).model_copy(update={
+        "energy_suspect": True,
+        "measurement_warnings": [MeasurementWarning(code="energy_disagrees", message="GPU 0 (H100): counter vs power")],
+    })
+    verdicts = check_expect(result, {"joules_per_token": Bound(max=1.0), "tokens_per_second": Bound(min=1)})
+    assert [v.passed for v in verdicts] == [False, True]
+    assert verdicts[0].text == "joules_per_token 0.1 not trusted: energy suspect (GPU 0 (H100): counter vs power)"

@@ -171,3 +171,19 @@ def test_throughput_gate_treats_lower_throughput_as_the_regression():
     slower = check_regression(baseline_of(before), KEY, entry(noisy(80.0, 2), metric="tokens_per_second"), H200, gate)
     faster = check_regression(baseline_of(before), KEY, entry(noisy(120.0, 2), metric="tokens_per_second"), H200, gate)
     assert (slower.verdict, faster.verdict) == ("regressed", "improved")
+
+
+def test_a_run_with_suspect_energy_fails_the_gate_without_a_comparison():
+    before = entry(noisy(0.4, 1))
+    suspect = entry(noisy(0.4, 2)).model_copy(update={"energy_suspect": True})
+    check = check_regression(baseline_of(before), KEY, suspect, H200, JPT_5)
+    assert check.failed and check.verdict == "suspect"
+    assert check.lines()[0] == ("not compared with the baseline: this run's energy is suspect "
+                                "(see its measurement warnings)")
+
+
+def test_a_baseline_entry_with_suspect_energy_is_never_the_reference():
+    before = entry(noisy(0.4, 1)).model_copy(update={"energy_suspect": True})
+    check = check_regression(baseline_of(before), KEY, entry(noisy(0.8, 2)), H200, JPT_5)
+    assert not check.failed and check.verdict == "unverified"
+    assert "has suspect energy" in check.unverified

@@ -23,18 +23,21 @@ class DeviceEnergy:
     energy_j: float
     source: str
     samples: int = 0
+    max_power_w: float | None = None  # the enforced power limit, where the device has one
 
 
 @dataclass
 class EnergyReading:
     """Energy of one window. ``warnings`` are (code, sentence) pairs for the result;
-    ``timeline`` holds the sampler's samples per device, when a sampler ran."""
+    ``timeline`` holds the sampler's samples per device, when a sampler ran; ``suspect`` says
+    the sanity checks (sanity.py) doubt the number."""
 
     source: str
     energy_j: float | None = None
     gpu_energy_j: float | None = None
     cpu_energy_j: float | None = None
     estimated: bool = False
+    suspect: bool = False
     unavailable_reason: str | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)
     devices: list[DeviceEnergy] = field(default_factory=list)

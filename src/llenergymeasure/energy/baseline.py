@@ -15,7 +15,8 @@ _CACHE: dict[str, tuple[float, float]] = {}  # key -> (measured at, watts)
 
 
 def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) -> float | None:
-    """Mean power over ``duration_s`` of idling; None when the meter measures nothing."""
+    """Mean power over ``duration_s`` of idling; None when the meter measures nothing or the
+    sanity checks doubt what it measured (then no net_* metric is derived from it)."""
     cached = _CACHE.get(key)
     now = time.monotonic()
     if cached is not None and now - cached[0] <= ttl_s:
@@ -25,7 +26,7 @@ def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) 
     time.sleep(duration_s)
     reading = meter.stop()
     elapsed = time.perf_counter() - start
-    if reading.energy_j is None or elapsed <= 0:
+    if reading.energy_j is None or reading.suspect or elapsed <= 0:
         return None
     watts = reading.energy_j / elapsed
     _CACHE[key] = (now, watts)

@@ -16,7 +16,7 @@ import time
 from importlib.util import find_spec
 from pathlib import Path
 
-from llenergymeasure.energy.base import EnergyReading
+from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
 
 WATTS_PER_THREAD_FALLBACK = 4.0
 
@@ -58,6 +58,7 @@ class CpuEstimateMeter:
                  f"CPU {cpu_name or 'unknown'} not in codecarbon's table: {WATTS_PER_THREAD_FALLBACK:g} W per thread")
         self.note = (f"energy estimated from this process's CPU time x {self.watts_per_cpu_second:.3g} W per CPU "
                      f"({basis}); not a measurement")
+        self.cpu_name = cpu_name or "CPU"
         self._cpu_start = 0.0
 
     def start(self) -> None:
@@ -66,6 +67,7 @@ class CpuEstimateMeter:
     def stop(self) -> EnergyReading:
         joules = (time.process_time() - self._cpu_start) * self.watts_per_cpu_second
         return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, estimated=True,
+                             devices=[DeviceEnergy("cpu", self.cpu_name, joules, self.source)],
                              warnings=[("energy_estimated", self.note)])
 
     def close(self) -> None:

@@ -7,6 +7,8 @@
     cpu_estimate  a model of CPU energy, flagged as an estimate
     auto          GPU work: NVML, plus RAPL for the CPU when readable.
                   CPU work: RAPL when readable, else the CPU estimate.
+
+Every meter comes wrapped in ``sanity.CheckedMeter``: no reading leaves it unchecked.
 """
 
 from __future__ import annotations
@@ -18,11 +20,16 @@ from llenergymeasure.energy.cpu_estimate import CpuEstimateMeter
 from llenergymeasure.energy.hardware import cpu_model, cuda_index
 from llenergymeasure.energy.nvml import NvmlMeter, open_nvml
 from llenergymeasure.energy.rapl import RaplMeter, rapl_zones
+from llenergymeasure.energy.sanity import CheckedMeter
 from llenergymeasure.energy.sources import rapl_status
 from llenergymeasure.exceptions import PreFlightError
 
 
 def create_meter(config: EnergyConfig, device: str) -> EnergyMeter:
+    return CheckedMeter(_create(config, device))
+
+
+def _create(config: EnergyConfig, device: str) -> EnergyMeter:
     interval_s = config.sample_interval_ms / 1000
     if config.source == "none":
         return NoEnergyMeter("energy.source is 'none'")

@@ -7,6 +7,10 @@ have no counter; their energy is the trapezoid integral of the sampler's power r
 The GPUs measured are the ones this process can see: CUDA_VISIBLE_DEVICES entries are
 matched to NVML devices by UUID (``GPU-...``) or by index in PCI bus order (NVML's order, and
 CUDA's when CUDA_DEVICE_ORDER=PCI_BUS_ID).
+
+Every NVML call that could block goes through ``hardware.bounded`` (a time limit), and every
+counter difference through ``sanity.counter_delta`` (wraps, resets); a GPU with a counter is
+also cross-checked against its integrated power samples (``sanity.counter_disagreement``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from typing import Any
 
 from llenergymeasure.energy import hardware
 from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
+from llenergymeasure.energy.hardware import DriverTimeout, bounded
 from llenergymeasure.energy.sampler import Sampler, trapezoid_energy_j
+from llenergymeasure.energy.sanity import MAX_MEAN_POWER_W, POWER_LIMIT_HEADROOM, counter_delta, counter_disagreement
 from llenergymeasure.exceptions import ExperimentError, PreFlightError
 
 # The energy counter and the power reading are refreshed about every 100 ms; a window must
 # span several updates for the difference of two reads to mean anything.
 SENSOR_PERIOD_S = 0.1
 MIN_SAMPLES = 10
+COUNTER_WRAP_MJ = 2**64  # nvmlDeviceGetTotalEnergyConsumption is an unsigned 64-bit count of mJ
 TEMPERATURE_DRIFT_C = 10
 _THROTTLE_NAMES = {
     0x0000000000000004: "SW power cap",
@@ -43,6 +50,11 @@ class NvmlDevice:
     name: str
     uuid: str
     has_counter: bool
+    power_limit_w: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"GPU {self.index} ({self.name})"
 
 
 def decoded(value: str | bytes) -> str:
@@ -62,7 +74,7 @@ def visible_devices(nvml: ModuleType, cuda_visible_devices: str | None = None) -
         except nvml.NVMLError:
             has_counter = False
         devices.append(NvmlDevice(index, handle, decoded(nvml.nvmlDeviceGetName(handle)),
-                                  decoded(nvml.nvmlDeviceGetUUID(handle)), has_counter))
+                                  decoded(nvml.nvmlDeviceGetUUID(handle)), has_counter, power_limit_w(nvml, handle)))
 
     visible = os.environ.get("CUDA_VISIBLE_DEVICES") if cuda_visible_devices is None else cuda_visible_devices
     if visible is None or visible.strip() == "":
@@ -84,20 +96,45 @@ class NvmlUnavailable(Exception):
 
 
 def init_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
-    """Initialise NVML and list the visible GPUs (shut it down again with ``nvmlShutdown``)."""
+    """Initialise NVML and list the visible GPUs (shut it down again with ``shutdown``).
+
+    Whatever NVML does (an error at init, a GPU lost while listing, a call that never returns),
+    the answer is the GPUs or an NvmlUnavailable saying why, within the driver time limit."""
     try:
         nvml = hardware.pynvml()
     except ImportError:
         raise NvmlUnavailable("nvml needs nvidia-ml-py: pip install nvidia-ml-py") from None
     try:
-        nvml.nvmlInit()
+        bounded(nvml.nvmlInit, "nvmlInit")
+    except DriverTimeout as exc:
+        raise NvmlUnavailable(f"NVML did not answer ({exc})") from None
     except Exception as exc:
         raise NvmlUnavailable(f"NVML did not initialise ({exc}); is the NVIDIA driver installed?") from None
-    devices = visible_devices(nvml)
+    try:
+        devices = bounded(lambda: visible_devices(nvml), "listing the GPUs")
+    except Exception as exc:  # NVMLError (a GPU fell off the bus, Xid 79) or DriverTimeout
+        shutdown(nvml)
+        raise NvmlUnavailable(f"NVML could not list the GPUs ({exc})") from None
     if not devices:
-        nvml.nvmlShutdown()
+        shutdown(nvml)
         raise NvmlUnavailable("NVML sees no GPU visible to this process (check CUDA_VISIBLE_DEVICES)")
     return nvml, devices
+
+
+def shutdown(nvml: ModuleType) -> None:
+    """``nvmlShutdown``, bounded; a failure to shut down changes nothing already measured."""
+    try:
+        bounded(nvml.nvmlShutdown, "nvmlShutdown")
+    except Exception:
+        pass
+
+
+def power_limit_w(nvml: Any, handle: Any) -> float | None:
+    """The enforced power limit in W; None where the GPU does not report one (NVMLError_NotSupported)."""
+    try:
+        return nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000
+    except Exception:
+        return None
 
 
 def open_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
@@ -116,7 +153,10 @@ class NvmlMeter:
         self.devices = devices
         self.interval_s = interval_s
         self.source = "nvml_counter" if all(d.has_counter for d in devices) else "nvml_power"
-        self._environment_warnings = environment_warnings(nvml, devices)
+        try:
+            self._environment_warnings = bounded(lambda: environment_warnings(nvml, devices), "checking the GPUs")
+        except DriverTimeout as exc:
+            raise PreFlightError(f"energy.source: NVML stopped answering ({exc})") from None
         self._sampler: Sampler | None = None
         self._start_mj: list[int | None] = []
         self._t0 = 0.0
@@ -136,17 +176,23 @@ class NvmlMeter:
             sampler, self._sampler = self._sampler, None
             samples = sampler.stop() if sampler else {}
         duration = t1 - self._t0
-        warnings = self._warnings(samples, duration, sampler.error if sampler else None)
+        sampler_error = sampler.error if sampler else None
+        warnings = self._warnings(samples, duration, sampler_error)
 
         per_device = []
         for device, before, after in zip(self.devices, self._start_mj, end_mj):
             trace = samples.get(f"gpu{device.index}", [])
-            if device.has_counter and before is not None and after is not None:
-                joules, source = (after - before) / 1000.0, "nvml_counter"
+            if before is not None and after is not None:
+                joules = self._counter_joules(device, before, after, duration, trace, sampler_error, warnings)
+                source = "nvml_counter"
+            elif sampler_error is not None:
+                raise ExperimentError(
+                    f"{device.label}: power sampling failed after {len(trace)} sample(s) ({sampler_error}); this GPU "
+                    "has no energy counter, so the window's energy cannot be integrated")
             else:
                 joules, source = trapezoid_energy_j(trace, self._t0, t1), "nvml_power"
             per_device.append(DeviceEnergy(device=f"gpu{device.index}", name=device.name, energy_j=joules,
-                                           source=source, samples=len(trace)))
+                                           source=source, samples=len(trace), max_power_w=device.power_limit_w))
 
         if duration < SENSOR_PERIOD_S:
             return EnergyReading(
@@ -155,27 +201,48 @@ class NvmlMeter:
                                     f"{SENSOR_PERIOD_S * 1000:.0f} ms the GPU energy sensor needs; add prompts or tokens"),
             )
         total = sum(d.energy_j for d in per_device)
+        suspect = any(code == "energy_disagrees" for code, _ in warnings)
         return EnergyReading(source=self.source, energy_j=total, gpu_energy_j=total, devices=per_device,
-                             warnings=warnings, timeline=samples)
+                             warnings=warnings, timeline=samples, suspect=suspect)
 
     def close(self) -> None:
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
-        try:
-            self.nvml.nvmlShutdown()
-        except Exception:
-            pass
+        shutdown(self.nvml)
+
+    def _counter_joules(self, device: NvmlDevice, before: int, after: int, duration: float,
+                        trace: list[dict[str, Any]], sampler_error: BaseException | None,
+                        warnings: list[tuple[str, str]]) -> float:
+        """The counter's difference in J, checked for a reset and against the integrated power."""
+        ceiling = device.power_limit_w * POWER_LIMIT_HEADROOM if device.power_limit_w else MAX_MEAN_POWER_W["gpu"]
+        delta, wrapped = counter_delta(before, after, wrap_at=COUNTER_WRAP_MJ, joules_per_unit=1e-3,
+                                       duration_s=duration, max_power_w=ceiling, what=device.label)
+        joules = delta / 1000.0
+        if wrapped:
+            warnings.append(("counter_wrapped", f"{device.label}: the energy counter wrapped around during the "
+                                                "window; the difference allows for it"))
+        powers = [s["power_w"] for s in trace if s.get("power_w") is not None]
+        if sampler_error is None and len(powers) >= 3 and duration >= SENSOR_PERIOD_S:
+            problem = counter_disagreement(device.label, joules, trapezoid_energy_j(trace, self._t0, self._t0 + duration),
+                                           max(powers))
+            if problem:
+                warnings.append(("energy_disagrees", problem))
+        return joules
 
     def _counters(self) -> list[int | None]:
-        try:
+        def read() -> list[int | None]:
             return [self.nvml.nvmlDeviceGetTotalEnergyConsumption(d.handle) if d.has_counter else None
                     for d in self.devices]
-        except self.nvml.NVMLError as exc:
+
+        try:
+            return bounded(read, "reading the GPU energy counters")
+        except (self.nvml.NVMLError, DriverTimeout) as exc:
             if self._sampler is not None:
                 self._sampler.stop()
                 self._sampler = None
-            raise ExperimentError(f"NVML failed while reading the GPU energy counter: {exc}") from exc
+            labels = ", ".join(d.label for d in self.devices)
+            raise ExperimentError(f"NVML failed while reading the GPU energy counter of {labels}: {exc}") from exc
 
     def _probe(self, device: NvmlDevice) -> Any:
         nvml, handle = self.nvml, device.handle

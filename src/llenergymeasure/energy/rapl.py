@@ -2,16 +2,20 @@
 
 Each zone's ``energy_uj`` is a microjoule counter that wraps at ``max_energy_range_uj``; a
 reading lower than the previous one means it wrapped once (windows here are far shorter than
-the minutes a wrap takes at full power).
+the minutes a wrap takes at full power), unless the wrapped difference is more energy than a
+CPU can draw in the window: then the counter was reset, and the window is an ExperimentError
+(``sanity.counter_delta``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from llenergymeasure.energy import hardware
-from llenergymeasure.energy.base import EnergyReading
+from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
+from llenergymeasure.energy.sanity import MAX_MEAN_POWER_W, counter_delta
 from llenergymeasure.exceptions import ExperimentError
 
 
@@ -39,11 +43,6 @@ def rapl_zones(root: Path | None = None) -> list[RaplZone]:
     return zones
 
 
-def delta_uj(before: int, after: int, max_range_uj: int) -> int:
-    """Counter difference allowing for one wrap at ``max_range_uj``."""
-    return after - before if after >= before else after + max_range_uj - before
-
-
 class RaplMeter:
     source = "rapl"
 
@@ -52,19 +51,31 @@ class RaplMeter:
             raise ValueError("RaplMeter needs at least one zone")
         self.zones = zones
         self._start: list[int] = []
+        self._t0 = 0.0
 
     def start(self) -> None:
         self._start = self._read()
+        self._t0 = time.perf_counter()
 
     def stop(self) -> EnergyReading:
         end = self._read()
-        joules = sum(delta_uj(a, b, z.max_range_uj) for a, b, z in zip(self._start, end, self.zones)) / 1e6
-        return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules)
+        duration = time.perf_counter() - self._t0
+        devices, warnings = [], []
+        for zone, before, after in zip(self.zones, self._start, end):
+            what = f"RAPL {zone.name} ({zone.path})"
+            delta, wrapped = counter_delta(before, after, wrap_at=zone.max_range_uj, joules_per_unit=1e-6,
+                                           duration_s=duration, max_power_w=MAX_MEAN_POWER_W["cpu"], what=what)
+            if wrapped:
+                warnings.append(("counter_wrapped", f"{what}: the energy counter wrapped around during the window; "
+                                                    "the difference allows for it"))
+            devices.append(DeviceEnergy(device=zone.path.name, name=zone.name, energy_j=delta / 1e6, source=self.source))
+        joules = sum(d.energy_j for d in devices)
+        return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, devices=devices, warnings=warnings)
 
     def _read(self) -> list[int]:
         try:
             return [zone.read_uj() for zone in self.zones]
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ExperimentError(f"RAPL counter became unreadable: {exc}") from exc
 
     def close(self) -> None:

@@ -4,6 +4,10 @@ It feeds the timeline stored with results, the power integration for GPUs withou
 counter, and the warnings (throttling, temperature drift, too few samples). A probe is a
 callable returning one sample as a dict; a probe that raises ends sampling for the window and
 is reported by ``stop()`` rather than killing the measurement.
+
+Every probe runs on the sampler's own thread, never the caller's, and ``stop()`` waits for it
+only a bounded time: a driver call that blocks (a wedged GPU) costs the window its telemetry,
+reported through ``error``, never the run itself.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+from llenergymeasure.energy.hardware import call_timeout_s
 
 Probe = Callable[[], dict[str, Any]]
 
@@ -26,25 +32,29 @@ class Sampler:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._sample_once()
         self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
         self._thread.start()
 
     def stop(self) -> dict[str, list[dict[str, Any]]]:
-        """Stop the thread (always joined: no sampler outlives its window) and return the samples."""
+        """Stop the thread and return the samples so far. A thread stuck in a probe is waited for
+        ``call_timeout_s()`` at most, then abandoned (a daemon) and reported through ``error``."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self.error is None:
-            self._sample_once()
-        return self.samples
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            timeout = max(call_timeout_s(), 2 * self.interval_s)
+            thread.join(timeout)
+            if thread.is_alive():
+                self.error = self.error or TimeoutError(
+                    f"a telemetry call did not return within {timeout:g} s (the GPU driver stopped answering)")
+        return {name: list(samples) for name, samples in self.samples.items()}
 
     def _loop(self) -> None:
-        # Event.wait keeps the cadence without sleeping past a stop request.
-        while not self._stop.wait(self.interval_s):
-            if not self._sample_once():
-                return
+        # Event.wait keeps the cadence without sleeping past a stop request; the last sample is
+        # taken after the stop request, so the trace spans the whole window.
+        while self._sample_once() and not self._stop.wait(self.interval_s):
+            pass
+        if self.error is None and self._stop.is_set():
+            self._sample_once()
 
     def _sample_once(self) -> bool:
         now = time.perf_counter()

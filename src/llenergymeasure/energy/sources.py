@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from llenergymeasure.energy import hardware
 
@@ -33,28 +32,25 @@ class Gpu:
 
 def nvml_status() -> tuple[SourceStatus, list[Gpu], str | None]:
     """NVML's status, the GPUs visible to this process, and the driver version."""
-    from llenergymeasure.energy.nvml import NvmlUnavailable, decoded, init_nvml
+    from llenergymeasure.energy.hardware import bounded
+    from llenergymeasure.energy.nvml import NvmlUnavailable, decoded, init_nvml, shutdown
 
     try:
         nvml, devices = init_nvml()
     except NvmlUnavailable as exc:
         return SourceStatus("nvml", False, str(exc)), [], None
+    def describe() -> tuple[list[Gpu], str]:
+        gpus = [Gpu(d.index, d.uuid, d.name, nvml.nvmlDeviceGetMemoryInfo(d.handle).total / 1e9, d.power_limit_w)
+                for d in devices]
+        return gpus, decoded(nvml.nvmlSystemGetDriverVersion())
+
     try:
-        gpus = [Gpu(d.index, d.uuid, d.name, nvml.nvmlDeviceGetMemoryInfo(d.handle).total / 1e9,
-                    _power_limit_w(nvml, d.handle)) for d in devices]
-        driver = decoded(nvml.nvmlSystemGetDriverVersion())
-    except Exception as exc:  # NVMLError: a GPU fell off the bus (Xid 79), ...
+        gpus, driver = bounded(describe, "describing the GPUs")
+    except Exception as exc:  # NVMLError: a GPU fell off the bus (Xid 79), ...; or DriverTimeout
         return SourceStatus("nvml", False, f"NVML could not list the GPUs ({exc})"), [], None
     finally:
-        nvml.nvmlShutdown()
+        shutdown(nvml)
     return SourceStatus("nvml", True, f"{len(gpus)} GPU(s), driver {driver}"), gpus, driver
-
-
-def _power_limit_w(nvml: Any, handle: Any) -> float | None:
-    try:
-        return nvml.nvmlDeviceGetEnforcedPowerLimit(handle) / 1000
-    except Exception:  # not supported on every GPU (NVMLError_NotSupported)
-        return None
 
 
 def rapl_status() -> SourceStatus:

@@ -1,10 +1,16 @@
-"""``expect:`` gates: absolute bounds on metrics, checked after each experiment."""
+"""``expect:`` gates: absolute bounds on metrics, checked after each experiment.
+
+A gate on an energy metric fails when the metric was not measured, and when the sanity checks
+doubted the energy (``energy_suspect``), whatever its value: a gate that passes on a number
+nobody can trust hides exactly the fault it should catch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from llenergymeasure.config.benchmark_file import Bound
+from llenergymeasure.energy.sanity import suspect_reasons
 from llenergymeasure.results.metrics import ENERGY_METRICS
 from llenergymeasure.results.model import ExperimentResult
 
@@ -28,6 +34,8 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
             reason = result.energy_unavailable_reason if metric in ENERGY_METRICS else None
             text = f"{metric} not measured" + (f" ({reason})" if reason else "")
             verdicts.append(GateVerdict(metric, None, bound, False, text))
+        elif result.energy_suspect and metric in ENERGY_METRICS:
+            verdicts.append(GateVerdict(metric, value, bound, False, f"{metric} {value:.4g} {suspect_text(result)}"))
         elif bound.max is not None and value > bound.max:
             verdicts.append(GateVerdict(metric, value, bound, False, _text(metric, value, ">", "max", bound.max)))
         elif bound.min is not None and value < bound.min:
@@ -41,3 +49,9 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
 def _text(metric: str, value: float, op: str, side: str, limit: float) -> str:
     change = f" ({(value - limit) / limit:+.1%})" if limit else ""
     return f"{metric} {value:.4g} {op} {side} {limit:.4g}{change}"
+
+
+def suspect_text(result: ExperimentResult) -> str:
+    """``not trusted: energy suspect (why)`` for a result whose energy the sanity checks doubted."""
+    reasons = suspect_reasons(result.measurement_warnings)
+    return "not trusted: energy suspect" + (f" ({reasons[0]})" if reasons else "")

@@ -3,7 +3,8 @@
 Used by the pytest plugin per item and by ``llem compare`` per experiment. The outcome is
 ``regressed`` (fail), ``improved`` or ``unchanged`` (pass), ``inconclusive`` (pass, reported),
 or ``unverified``: there was nothing comparable (no entry for the experiment, another
-machine, another energy source). Unverified passes with a warning unless the caller requires
+machine, another energy source, a baseline whose energy was suspect), or ``suspect``: this
+run's energy failed the meter's sanity checks, which fails the gate. Unverified passes with a warning unless the caller requires
 a baseline; it is never a usage error.
 """
 
@@ -24,6 +25,7 @@ class RegressionCheck:
     notes: list[str] = field(default_factory=list)  # config or software changed since the baseline
     unverified: str | None = None  # why nothing was compared
     lost: list[str] = field(default_factory=list)  # gated metrics the baseline measured and this run did not
+    suspect: bool = False  # this run's energy failed the sanity checks: nothing it measured is compared
 
     @property
     def regressed(self) -> list[Comparison]:
@@ -32,12 +34,14 @@ class RegressionCheck:
     @property
     def failed(self) -> bool:
         """A regression, or a gated metric that stopped being measured: a gate never passes on nothing."""
-        return bool(self.regressed or self.lost)
+        return bool(self.regressed or self.lost or self.suspect)
 
     @property
     def verdict(self) -> str:
         if self.unverified:
             return "unverified"
+        if self.suspect:
+            return "suspect"
         if self.lost and not self.regressed:
             return "not measured"
         verdicts = {c.verdict for c in self.comparisons}
@@ -49,6 +53,9 @@ class RegressionCheck:
     def lines(self) -> list[str]:
         if self.unverified:
             return [f"not compared with the baseline: {self.unverified}", *self.notes]
+        if self.suspect:
+            return ["not compared with the baseline: this run's energy is suspect (see its measurement warnings)",
+                    *self.notes]
         lost = [f"{metric} was measured in the baseline but not in this run" for metric in self.lost]
         return [c.text for c in self.comparisons] + lost + self.notes
 
@@ -78,6 +85,10 @@ def check_regression(baseline: Baseline, key: str, candidate: BaselineEntry, mac
         return RegressionCheck(unverified=f"the baseline has no entry for {key}; save a new one with "
                                           "--llem-save-baseline")
     before = baseline.entries[found]
+    if candidate.energy_suspect:
+        return RegressionCheck(suspect=True)
+    if before.energy_suspect:
+        return RegressionCheck(unverified=f"the baseline's entry for {key} has suspect energy; save a new baseline")
     check = RegressionCheck()
     mismatch = machine.mismatch(baseline.machine)
     if mismatch and not across_machines:

@@ -1,0 +1,159 @@
+"""Sanity checks on every energy reading, before anyone sees it.
+
+A meter's number goes into CI gates, baselines and papers, so none leaves the meter unchecked.
+``create_meter`` wraps every meter in ``CheckedMeter``, which applies, whatever the source:
+
+    negative or non-finite energy          ExperimentError naming the device and source
+    zero while work ran                    energy unavailable (not 0 J), suspect
+        (power samples above zero, or this process spent CPU time in the window)
+    mean power no device can draw          kept, with ``energy_implausible``, suspect
+        (above 1.5 x the GPU's enforced power limit, else above MAX_MEAN_POWER_W)
+
+and the meters use the helpers below where their counters need it:
+
+    counter_delta         a counter that went down wrapped once (NVML's 64-bit mJ counter, RAPL's
+                          ``max_energy_range_uj``) if the wrapped difference is a plausible energy;
+                          otherwise it was reset mid-window: ExperimentError
+    counter_disagreement  NVML's energy counter against the integral of the sampler's power
+                          readings (``energy_disagrees``, suspect)
+
+The tolerance of the cross-check: the two come from the same sensor, but the power reading is
+a moving average over about one second on current GPUs (so it lags a load step by up to a
+second at each edge of the window) and is itself read only at our sampling interval, and on
+A100/H100-class GPUs the sensor averages only part of each period. We therefore flag only a
+disagreement larger than 25% of the larger figure plus one second at the window's peak power:
+a window of a few seconds at steady load agrees far better than that, and a counter reset, a
+stuck counter or a jump of orders of magnitude cannot hide inside it.
+
+A suspect reading fails every energy gate (``expect:`` and regression) with its reason and
+never enters a baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
+from llenergymeasure.exceptions import ExperimentError
+
+# Mean power over a window that no single device of its kind draws today (an H200 is 700 W,
+# a B200 1 kW; a CPU socket with its DRAM a few hundred W).
+MAX_MEAN_POWER_W = {"gpu": 2000.0, "cpu": 1500.0}
+POWER_LIMIT_HEADROOM = 1.5  # a window's mean power above 1.5x the enforced limit is not a GPU's
+CROSS_CHECK_RELATIVE = 0.25
+CROSS_CHECK_LAG_S = 1.0  # the power reading's averaging window, at each edge of ours
+MIN_CPU_SECONDS = 0.01  # CPU time that proves this process worked during the window
+
+# Warning codes that make a reading suspect: gates fail on them and baselines refuse them.
+SUSPECT_CODES = frozenset({"energy_zero", "energy_implausible", "energy_disagrees"})
+
+
+def counter_delta(before: int, after: int, *, wrap_at: int, joules_per_unit: float, duration_s: float,
+                  max_power_w: float, what: str) -> tuple[int, bool]:
+    """(after - before in counter units, whether it wrapped) for ``what``'s counter, which wraps at
+    ``wrap_at``. A counter that went down either wrapped once or was reset (a driver reload, a
+    device reset); only a wrap gives an energy the device could draw in ``duration_s``."""
+    if after >= before:
+        return after - before, False
+    wrapped = after + wrap_at - before
+    if wrapped * joules_per_unit <= max_power_w * max(duration_s, 1.0):
+        return wrapped, True
+    raise ExperimentError(
+        f"{what}: the energy counter went backwards during the window ({before} -> {after}): it was reset "
+        "(a driver reload or a device reset), so this window's energy is unknown; run it again"
+    )
+
+
+def counter_disagreement(label: str, counter_j: float, integrated_j: float, peak_w: float) -> str | None:
+    """Why a GPU's counter and its integrated power cannot both be right, or None."""
+    allowed = CROSS_CHECK_RELATIVE * max(counter_j, integrated_j) + CROSS_CHECK_LAG_S * peak_w
+    if abs(counter_j - integrated_j) <= allowed:
+        return None
+    return (f"{label}: the energy counter says {counter_j:.4g} J but the integrated power readings "
+            f"{integrated_j:.4g} J (peak {peak_w:.4g} W); more than the sensor's averaging can explain")
+
+
+def check_reading(reading: EnergyReading, duration_s: float, cpu_seconds: float) -> EnergyReading:
+    """``reading`` after the checks above: raises on an impossible number, marks a doubtful one."""
+    if reading.energy_j is None:
+        return reading
+    devices = reading.devices or [DeviceEnergy("cpu" if reading.cpu_energy_j is not None else "gpu",
+                                               reading.source, reading.energy_j, reading.source)]
+    for label, value in _figures(reading, devices):
+        if not math.isfinite(value) or value < 0:
+            what = "not a number" if math.isnan(value) else "infinite" if math.isinf(value) else "negative"
+            raise ExperimentError(f"{label}: the {reading.source} energy reading is {what} ({value} J); "
+                                  "this is a meter or driver fault, not a measurement")
+
+    idle = [d for d in devices if d.energy_j == 0 and _worked(d, reading, cpu_seconds)]
+    if idle:
+        names = ", ".join(_label(d) for d in idle)
+        reason = (f"{names} read 0 J over {duration_s:.2f} s while work ran (a stuck or frozen energy counter); "
+                  "the window's energy is unknown")
+        reading.warnings.append(("energy_zero", reason))
+        reading.energy_j = reading.gpu_energy_j = reading.cpu_energy_j = None
+        reading.unavailable_reason = reason
+        reading.suspect = True
+        return reading
+
+    for device in devices:
+        watts = device.energy_j / duration_s if duration_s > 0 else 0.0
+        ceiling = device.max_power_w * POWER_LIMIT_HEADROOM if device.max_power_w else _ceiling_w(device.device)
+        if watts > ceiling:
+            reading.warnings.append(("energy_implausible",
+                                     f"{_label(device)}: {device.energy_j:.4g} J in {duration_s:.2f} s is a mean of "
+                                     f"{watts:.4g} W, more than the device can draw ({ceiling:.4g} W)"))
+            reading.suspect = True
+    return reading
+
+
+def suspect_reasons(warnings: list[Any]) -> list[str]:
+    """The messages of the warnings that made a reading suspect (``(code, message)`` pairs or
+    objects with ``code`` and ``message``)."""
+    pairs = [(w.code, w.message) if hasattr(w, "code") else tuple(w) for w in warnings]
+    return [message for code, message in pairs if code in SUSPECT_CODES]
+
+
+class CheckedMeter:
+    """Any meter, with ``check_reading`` applied to what its ``stop`` returns."""
+
+    def __init__(self, meter: EnergyMeter) -> None:
+        self.meter = meter
+        self.source = meter.source
+        self._t0 = self._cpu0 = 0.0
+
+    def start(self) -> None:
+        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self.meter.start()
+
+    def stop(self) -> EnergyReading:
+        reading = self.meter.stop()
+        duration, cpu = time.perf_counter() - self._t0, time.process_time() - self._cpu0
+        return check_reading(reading, duration, cpu)
+
+    def close(self) -> None:
+        self.meter.close()
+
+
+def _figures(reading: EnergyReading, devices: list[DeviceEnergy]) -> list[tuple[str, float]]:
+    totals = [("total", reading.energy_j), ("GPU total", reading.gpu_energy_j), ("CPU total", reading.cpu_energy_j)]
+    return [(label, v) for label, v in totals if v is not None] + [(_label(d), d.energy_j) for d in devices]
+
+
+def _worked(device: DeviceEnergy, reading: EnergyReading, cpu_seconds: float) -> bool:
+    """Whether there is evidence that ``device`` drew power in the window."""
+    if device.device.startswith("gpu"):
+        return any((s.get("power_w") or 0) > 0 for s in reading.timeline.get(device.device, []))
+    return cpu_seconds >= MIN_CPU_SECONDS
+
+
+def _ceiling_w(device: str) -> float:
+    return MAX_MEAN_POWER_W["gpu" if device.startswith("gpu") else "cpu"]
+
+
+def _label(device: DeviceEnergy) -> str:
+    if device.device.startswith("gpu"):
+        return f"GPU {device.device[3:]} ({device.name})"
+    return f"{device.name} ({device.source})" if device.name != device.source else device.source
