@@ -5,12 +5,14 @@ model's config.json and safetensors headers, a local dataset file) and NVML, nev
 and never torch, so it runs on a push-CI machine without a GPU in about a second.
 
 Problems are things that would certainly stop the real run (a local model path that does not
-exist, a VRAM estimate above the GPU's memory); notes are what could not be checked here.
+exist, a VRAM estimate above the GPU's memory, an output_dir that cannot take the result files);
+notes are what could not be checked here. ``output_dir_problem`` is also part of pre-flight.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -18,6 +20,8 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import local_model_dir, looks_like_path, model_problem
 from llenergymeasure.core.vram import VramEstimate, estimate_vram, vram_problem
 from llenergymeasure.datasets import NAMED
+from llenergymeasure.results import io
+from llenergymeasure.results.model import longest_file_name, make_experiment_id
 
 
 @dataclass
@@ -38,6 +42,10 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if config.dataset not in NAMED and not Path(config.dataset).is_file():
         report.problems.append(f"dataset: file {config.dataset!r} does not exist")
 
+    problem = output_dir_problem(config)
+    if problem:
+        report.problems.append(problem)
+
     if config.pytorch.device != "cpu" and gpu_memory_gb is not None:
         problem = vram_problem(report.vram, gpu_memory_gb)
         if problem:
@@ -48,3 +56,14 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if missing:
         report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
     return report
+
+
+def output_dir_problem(config: ExperimentConfig) -> str | None:
+    """Why ``config``'s result files could not be created in its ``output_dir`` (a file in the way,
+    no write permission, a name too long for the filesystem), or None; creates nothing."""
+    if not config.output_dir:
+        return None
+    # The id the runner will give the result, at any time: the time part has a fixed width.
+    experiment_id = make_experiment_id(config.name or Path(config.model).name, config.config_hash(),
+                                       datetime.now(timezone.utc))
+    return io.output_dir_problem(config.output_dir, longest_file_name(experiment_id))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.dry_run import output_dir_problem
 from llenergymeasure.core.model_files import model_problem
 from llenergymeasure.core.vram import estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
@@ -40,6 +41,10 @@ def preflight(config: ExperimentConfig) -> Plan:
         )
 
     problem = model_problem(config.model, config.pytorch.revision)
+    if problem:
+        problems.append(problem)
+
+    problem = output_dir_problem(config)  # a result that cannot be saved is not worth measuring
     if problem:
         problems.append(problem)
 

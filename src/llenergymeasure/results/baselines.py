@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llenergymeasure.config.models import flatten
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.results.io import atomic_write_text, load_document
+from llenergymeasure.results.io import create_numbered, load_document
 from llenergymeasure.results.metrics import METRIC_NAMES
 from llenergymeasure.results.model import ExperimentResult
 
@@ -175,7 +176,12 @@ class Baseline(BaseModel):
         return same[0] if len(same) == 1 else None
 
     def save(self, path: str | Path) -> Path:
-        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+        """Create ``path`` (atomically) and return it; never over a file: a taken name gets ``.2``,
+        ``.3``... before ``.json`` (a name from new_baseline_path counts on from its number), so
+        use the path returned."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return create_numbered(_numbered(path), [self.model_dump_json(indent=2) + "\n"])[0]
 
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
@@ -214,7 +220,8 @@ _STAMPED = re.compile(r"^\d{8}T\d{6}Z(-[0-9a-f]+)?(\.\d+)?\.json$")
 
 
 def new_baseline_path(root: str | Path, key: str, commit: CommitInfo | None) -> Path:
-    """``<UTC time>[-<commit>].json``, with ``.2``, ``.3`` ... before ``.json`` if saved twice in a second."""
+    """``<UTC time>[-<commit>].json``, with ``.2``, ``.3`` ... before ``.json`` if saved twice in a second
+    (``Baseline.save`` numbers on if another process takes the name first)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     stem = f"{stamp}-{commit.sha[:8]}" if commit else stamp
     path, count = machine_dir(root, key) / f"{stem}.json", 1
@@ -225,6 +232,20 @@ def new_baseline_path(root: str | Path, key: str, commit: CommitInfo | None) -> 
 
 
 def latest(root: str | Path, key: str) -> Path | None:
+def _numbered(path: Path) -> Callable[[int], list[Path]]:
+    """``path``, then ``<stem>.2.json``, ``<stem>.3.json``...; a stamped ``<time>.<n>.json`` goes on from n."""
+    stem, first = path.stem, 1
+    if _STAMPED.match(path.name) and path.stem.count(".") == 1:
+        stem, number = path.stem.split(".")
+        first = int(number)
+
+    def names(n: int) -> list[Path]:
+        number = first + n - 1
+        return [path if n == 1 else path.with_name(f"{stem}.{number}{path.suffix}")]
+
+    return names
+
+
     """The newest baseline saved for machine ``key`` under ``root``; hand-named files are not candidates."""
     def saved_order(path: Path) -> tuple[str, int]:
         parts = path.name.split(".")

@@ -1,4 +1,5 @@
-"""ExperimentResult: what one experiment measured, how, and on what; saved as JSON atomically.
+"""ExperimentResult: what one experiment measured, how, and on what; saved as JSON atomically,
+never over another file.
 
 Headline metrics are the median over repeats; each repeat keeps its own numbers so that a
 later comparison can account for the spread. Every energy figure says how it was obtained
@@ -7,6 +8,7 @@ later comparison can account for the spread. Every energy figure says how it was
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
@@ -16,11 +18,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llenergymeasure.results.io import atomic_write_text, load_document
+from llenergymeasure.results.io import MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs
 from llenergymeasure.results.metrics import METRIC_NAMES, Metrics
 from llenergymeasure.results.stats import MetricStats, summarize
 
 SCHEMA_VERSION = 1
+MAX_NAME_IN_ID = 120  # characters of an experiment's name kept in its id (and file name)
+TIMELINE_SUFFIX = ".timeline.json"
 
 
 class MeasurementWarning(BaseModel):
@@ -113,16 +117,48 @@ class ExperimentResult(BaseModel):
 
     @property
     def filename(self) -> str:
+        """The name ``save`` gives this result, unless it is taken (then ``<experiment_id>-2.json``...:
+        use the path ``save`` returns)."""
         return f"{self.experiment_id}.json"
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``<directory>/<experiment_id>.json`` atomically and return its path; the full
-        sampler timeline, when there is one, goes beside it as ``<experiment_id>.timeline.json``."""
+        """Write ``<directory>/<experiment_id>.json`` and return its path. Never over a file: a taken
+        name (another run into the same folder, a save in the same second) becomes
+        ``<experiment_id>-2.json``, ``-3``... The full sampler timeline, when there is one, is
+        written first beside it as ``<same stem>.timeline.json``, so no result lacks its sidecar and
+        a save that fails or is interrupted leaves neither file (and no temp file).
+
+        Where ``directory`` cannot take the file (a full disk, a permission, a file in the way),
+        the result goes to the first of ``unsaved_dirs()`` that takes it, and NotSaved (an
+        ExperimentError, exit 1) says what failed and where the result is."""
         directory = Path(directory).expanduser()
+        try:
+            return self._write_files(directory)
+        except OSError as exc:
+            failure = f"could not save the result in {directory}: {exc.strerror or exc}"
+        tried = []
+        for fallback in unsaved_dirs():
+            try:
+                kept = self._write_files(fallback)
+            except OSError as exc:
+                tried.append(f"{fallback} ({exc.strerror or exc})")
+                continue
+            raise NotSaved(f"{failure}; it was written to {kept} instead", kept)
+        raise NotSaved(f"{failure}; nor in {' or '.join(tried)}: the result was not saved", None)
+
+    def _write_files(self, directory: Path) -> Path:
+        """The sidecar (if any), then the result, under the first free stem; the result's path."""
+        directory.mkdir(parents=True, exist_ok=True)
+        suffixes, texts = [".json"], [self.model_dump_json(indent=2) + "\n"]
         if any(self.full_timeline):
-            timeline = json.dumps({"experiment_id": self.experiment_id, "repeats": self.full_timeline})
-            atomic_write_text(directory / f"{self.experiment_id}.timeline.json", timeline + "\n")
-        return atomic_write_text(directory / self.filename, self.model_dump_json(indent=2) + "\n")
+            suffixes.insert(0, TIMELINE_SUFFIX)
+            texts.insert(0, json.dumps({"experiment_id": self.experiment_id, "repeats": self.full_timeline}) + "\n")
+
+        def names(number: int) -> list[Path]:
+            stem = self.experiment_id if number == 1 else f"{self.experiment_id}-{number}"
+            return [directory / f"{stem}{suffix}" for suffix in suffixes]
+
+        return create_numbered(names, texts)[-1]
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentResult:
@@ -131,6 +167,16 @@ class ExperimentResult(BaseModel):
 
 
 def make_experiment_id(name: str, config_hash: str, started_at: datetime) -> str:
-    """A filesystem-safe id: ``<name>-<hash8>-<YYYYmmddTHHMMSS>``."""
+    """A filesystem-safe id: ``<name>-<hash8>-<YYYYmmddTHHMMSS>``. A name longer than
+    MAX_NAME_IN_ID characters (a sweep's ``name[precision=fp16,batch_size=8,...]``) is cut and
+    ends with 8 characters of its own hash, so that the file name, with ``-2`` and
+    ``.timeline.json`` after it, stays far below the usual 255-byte NAME_MAX."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "experiment"
+    if len(slug) > MAX_NAME_IN_ID:
+        slug = f"{slug[:MAX_NAME_IN_ID - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     return f"{slug}-{config_hash[:8]}-{started_at:%Y%m%dT%H%M%S}"
+
+
+def longest_file_name(experiment_id: str) -> str:
+    """The longest name a result of ``experiment_id`` gets in a folder (its numbered sidecar)."""
+    return f"{experiment_id}-{MAX_NUMBERED}{TIMELINE_SUFFIX}"
