@@ -231,7 +231,6 @@ def new_baseline_path(root: str | Path, key: str, commit: CommitInfo | None) -> 
     return path
 
 
-def latest(root: str | Path, key: str) -> Path | None:
 def _numbered(path: Path) -> Callable[[int], list[Path]]:
     """``path``, then ``<stem>.2.json``, ``<stem>.3.json``...; a stamped ``<time>.<n>.json`` goes on from n."""
     stem, first = path.stem, 1
@@ -246,6 +245,7 @@ def _numbered(path: Path) -> Callable[[int], list[Path]]:
     return names
 
 
+def latest(root: str | Path, key: str) -> Path | None:
     """The newest baseline saved for machine ``key`` under ``root``; hand-named files are not candidates."""
     def saved_order(path: Path) -> tuple[str, int]:
         parts = path.name.split(".")
