@@ -125,22 +125,27 @@ def compare_values(baseline: list[float], candidate: list[float], threshold: Thr
 class _Builder:
     """Turns the point estimate (and CI, when there is one) into a Comparison and its text."""
 
-    def __init__(self, threshold: Threshold, baseline: float, candidate: float, higher_is_better: bool) -> None:
+    def __init__(self, threshold: Threshold, baseline: float, candidate: float, higher_is_better: bool, *,
+                 change: float | None = None) -> None:
+        """``change`` defaults to the change from ``baseline`` to ``candidate``; an analysis whose point
+        estimate is not that (the paired A/B one) passes its own."""
         self.threshold = threshold
         self.baseline = baseline
         self.candidate = candidate
         self.higher_is_better = higher_is_better
-        if threshold.relative:
+        if change is not None:
+            self.change = change
+        elif threshold.relative:
             self.change = candidate / baseline - 1 if baseline > 0 else math.nan
         else:
             self.change = candidate - baseline
 
-    def from_point(self, note: str) -> Comparison:
+    def from_point(self, note: str, reason: str = "measure repeats: 3 or more on both sides for a verdict") -> Comparison:
         """No spread on one side: the point estimate is shown, but no verdict is given on it."""
-        reason = "measure repeats: 3 or more on both sides for a verdict"
         return self._build(math.nan, math.nan, "inconclusive", note, reason)
 
-    def from_ci(self, low: float, high: float) -> Comparison:
+    def from_ci(self, low: float, high: float, note: str = "") -> Comparison:
+        """``note`` follows the CI in the text ("paired over 5 A/B pairs")."""
         bad_low, bad_high = sorted((self._bad(low), self._bad(high)))
         bad, limit = self._bad(self.change), self.threshold.value
         reason = ""
@@ -154,7 +159,7 @@ class _Builder:
             verdict = "inconclusive"
             reason = "too noisy: the 95% CI includes no change" if low <= 0 <= high else \
                 "the 95% CI reaches past the threshold"
-        ci = f"95% CI {self._format_change(low)}..{self._format_change(high)}"
+        ci = f"95% CI {self._format_change(low)}..{self._format_change(high)}" + (f", {note}" if note else "")
         return self._build(low, high, verdict, ci, reason)
 
     def inconclusive(self, reason: str) -> Comparison:
