@@ -268,14 +268,21 @@ def test_unknown_metric_without_near_match_lists_the_known_metrics(tmp_path):
         ("{maximum: 1}", "must be a mapping with 'min' and/or 'max'"),
         ("0.4", "must be a mapping with 'min' and/or 'max'"),
         ("{}", "must be a mapping with 'min' and/or 'max'"),
-        ("{max: high}", "bounds must be numbers"),
-        ("{max: true}", "bounds must be numbers"),
+        ("{max: high}", "expect.joules_per_token.max must be a finite number (got 'high')"),
+        ("{max: true}", "expect.joules_per_token.max must be a finite number (got True)"),
+        ("{max: .nan}", "expect.joules_per_token.max must be a finite number (got nan)"),
+        ("{max: .inf}", "expect.joules_per_token.max must be a finite number (got inf)"),
+        ("{min: -.inf}", "expect.joules_per_token.min must be a finite number (got -inf)"),
+        ("{max: 1.0e+400}", "expect.joules_per_token.max must be a finite number (got inf)"),
+        (f"{{max: {10**400}}}", "expect.joules_per_token.max must be a finite number"),
+        ("{min: -1}", "expect.joules_per_token.min is -1, but no metric is ever negative"),
+        ("{min: 2, max: 1}", "expect.joules_per_token has min 2 above max 1, so it can never pass"),
     ],
 )
 def test_bad_expect_bounds(tmp_path, bound, fragment):
     path = write(tmp_path / "f.yaml", f"model: gpt2\nexpect:\n  joules_per_token: {bound}\n")
     [problem] = problems_of(path)
-    assert problem.startswith(f"{path}:3: expect.joules_per_token ")
+    assert problem.startswith(f"{path}:3: expect.joules_per_token")
     assert fragment in problem
 
 
@@ -293,7 +300,8 @@ def test_expect_and_regression_must_be_mappings(tmp_path, section, start):
     assert problem.startswith(f"{path}:2: {start}")
 
 
-@pytest.mark.parametrize("threshold", ["five", "'5'", "-1", "true", "'-5%'", "5%%"])
+@pytest.mark.parametrize("threshold", ["five", "'5'", "-1", "true", "'-5%'", "5%%", ".nan", ".inf", "1.0e+400",
+                                       "'" + "9" * 400 + "%'"])
 def test_bad_regression_threshold_format(tmp_path, threshold):
     path = write(tmp_path / "f.yaml", f"model: gpt2\nregression:\n  joules_per_token: {threshold}\n")
     [problem] = problems_of(path)
@@ -383,7 +391,10 @@ def test_malformed_sweep(tmp_path, sweep, line, fragment):
 
 def test_malformed_experiments(tmp_path):
     path = write(tmp_path / "f.yaml", "model: gpt2\nexperiments: {n: 1}\n")
-    assert problems_of(path) == [f"{path}:2: 'experiments' must be a list of mappings"]
+    assert problems_of(path) == [
+        f"{path}:2: 'experiments' must be a non-empty list of mappings, e.g. '- {{precision: fp32, n: 20}}'; "
+        "remove the key if there are none"
+    ]
     path = write(tmp_path / "g.yaml", "model: gpt2\nexperiments:\n  - {n: 1}\n  - fp16\n")
     assert problems_of(path) == [f"{path}:4: each entry of 'experiments' must be a mapping"]
 

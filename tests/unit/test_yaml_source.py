@@ -147,11 +147,12 @@ def test_directory_instead_of_file(tmp_path):
     assert problem.startswith(f"{tmp_path / 'dir.yaml'}: cannot read config file")
 
 
-def test_non_utf8_file(tmp_path):
+def test_non_utf8_file_names_the_line(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_bytes(b"model: \xff\xfe gpt2\n")
+    path.write_bytes(b"n: 3\nmodel: \xff\xfe gpt2\n")
     [problem] = error_of(path).problems
-    assert problem.startswith(f"{path}: cannot read config file (UnicodeDecodeError")
+    assert problem.startswith(f"{path}:2: cannot read config file (UnicodeDecodeError")
+    assert problem.endswith("save it as UTF-8 text")
 
 
 @pytest.mark.parametrize("text", ["- model: gpt2\n", "gpt2\n", "42\n"])

@@ -8,12 +8,18 @@ same ids. A file holds ExperimentConfig fields at top level, and optionally:
     expect:       absolute gates per metric ({max: ..., min: ...})
     regression:   relative gates against a baseline ("5%") or absolute (0.01)
     marks:        pytest marks for every experiment of the file
+
+Numbers that cannot mean anything are refused here, not at gate time: a bound or threshold
+that is NaN, infinite or negative, or a ``min`` above its ``max``, would make a gate that
+always passes (or never can). A sweep is counted before it is expanded: more than
+MAX_EXPERIMENTS is refused without building a single one of them.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +29,19 @@ from llenergymeasure.config.layers import Layer, resolve, yaml_layer
 from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.config.user_config import user_config_layer
 from llenergymeasure.config.yaml_source import YamlDocument, read_yaml
+from llenergymeasure.energy.carbon import env_carbon_intensity
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.results.metrics import METRIC_NAMES
 
 FILE_KEYS = ("sweep", "experiments", "expect", "regression", "marks")
 _FILE_LEVEL = "sweep, experiments, expect, regression and marks"
 _THRESHOLD = re.compile(r"^\s*(\d+(\.\d+)?)\s*%\s*$")
+
+MAX_EXPERIMENTS = 10_000
+"""Experiments in one file, sweep points and ``experiments:`` entries together."""
+
+# (params, layer, line, explicit name) of one experiment before it is resolved.
+_Variant = tuple[dict[str, Any], Layer | None, int, str | None]
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ def load_benchmark_file(
     (default: the command-line flag of each key).
     """
     doc = read_yaml(path)
+    env_carbon_intensity()  # a broken LLEM_CARBON_INTENSITY stops the run here, not after measuring
     if doc.data is None:
         raise ConfigError(f"{doc.path}: the file is empty; it needs at least 'model: <name or path>'")
     if not isinstance(doc.data, dict):
@@ -92,29 +106,38 @@ def load_benchmark_file(
     problems.extend(_overridden_sweep_keys(doc, top))
     shared_layer = yaml_layer(doc, shared, ())
 
+    experiments = _build(doc, variants, [bottom, shared_layer], top, base_name, problems)
+    if problems:
+        raise ConfigError(problems)
+    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
+
+
+def _build(
+    doc: YamlDocument, variants: list[_Variant], below: list[Layer], top: Layer, base_name: str, problems: list[str]
+) -> list[BenchmarkExperiment]:
+    """Resolve every variant between the layers ``below`` it and ``top``; problems go to ``problems``."""
     experiments: list[BenchmarkExperiment] = []
     seen_ids: dict[str, int] = {}
+    found = dict.fromkeys(problems)  # ordered, each problem once however many sweep points share it
     for params, variant_layer, line, explicit_name in variants:
-        layers = [bottom, shared_layer] + ([variant_layer] if variant_layer else []) + [top]
+        layers = below + ([variant_layer] if variant_layer else []) + [top]
         try:
             config = resolve(layers, extra_keys=FILE_KEYS, where=str(doc.path))
         except ConfigError as exc:
-            problems.extend(p for p in exc.problems if p not in problems)
+            found.update(dict.fromkeys(exc.problems))
             continue
         exp_id = explicit_name or _experiment_id(base_name, params)
         if exp_id in seen_ids:
-            problems.append(
+            found[
                 f"{doc.path}:{line}: experiment '{exp_id}' is defined twice (first at line {seen_ids[exp_id]}); "
                 "give one of them a distinct 'name'"
-            )
+            ] = None
             continue
         seen_ids[exp_id] = line
         config.name = exp_id
         experiments.append(BenchmarkExperiment(exp_id, config, params, line))
-
-    if problems:
-        raise ConfigError(problems)
-    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
+    problems[:] = found
+    return experiments
 
 
 def _name_from_path(path: Path) -> str:
@@ -122,52 +145,86 @@ def _name_from_path(path: Path) -> str:
     return stem[len("llem_") :] if stem.startswith("llem_") and len(stem) > 5 else stem
 
 
-def _variants(doc: YamlDocument, problems: list[str]) -> list[tuple[dict[str, Any], Layer | None, int, str | None]]:
+def _variants(doc: YamlDocument, problems: list[str]) -> list[_Variant]:
     """(params, layer, line, explicit name) for each experiment: sweep points, then extras."""
     sweep = doc.data.get("sweep")
     extras = doc.data.get("experiments")
-    variants: list[tuple[dict[str, Any], Layer | None, int, str | None]] = []
-
-    if sweep is not None:
-        if not isinstance(sweep, dict) or not sweep:
-            problems.append(f"{doc.where(('sweep',))}: 'sweep' must map keys to lists of values, e.g. 'precision: [fp16, bf16]'")
-        else:
-            keys = list(sweep)
-            misplaced = [k for k in keys if k in FILE_KEYS]
-            problems.extend(_misplaced(doc, ("sweep", k)) for k in misplaced)
-            bad = [k for k in keys if k not in misplaced and (not isinstance(sweep[k], list) or not sweep[k])]
-            for k in bad:
-                problems.append(
-                    f"{doc.where(('sweep', k))}: sweep.{k} must be a non-empty list of values "
-                    f"(got {sweep[k]!r}); write '{k}: [{sweep[k]!r}]' for a single value"
-                )
-            if not bad and not misplaced:
-                for combo in itertools.product(*(range(len(sweep[k])) for k in keys)):
-                    params = {k: sweep[k][i] for k, i in zip(keys, combo)}
-                    layer = yaml_layer(doc, params, ("sweep",), picks=dict(zip(keys, combo)))
-                    variants.append((params, layer, doc.line_of(("sweep",)) or 1, None))
-
-    if extras is not None:
-        if not isinstance(extras, list):
-            problems.append(f"{doc.where(('experiments',))}: 'experiments' must be a list of mappings")
-        else:
-            for index, entry in enumerate(extras):
-                if not isinstance(entry, dict):
-                    problems.append(f"{doc.where(('experiments', index))}: each entry of 'experiments' must be a mapping")
-                    continue
-                values = dict(entry)
-                name = values.pop("name", None)
-                for key in [k for k in values if k in FILE_KEYS]:
-                    problems.append(_misplaced(doc, ("experiments", index, key)))
-                    del values[key]
-                params = flatten(values)
-                layer = yaml_layer(doc, values, ("experiments", index))
-                line = doc.line_of(("experiments", index)) or 1
-                variants.append((params, layer, line, str(name) if name is not None else None))
-
     if sweep is None and extras is None:
-        variants.append(({}, None, 1, None))
+        return [({}, None, 1, None)]
+    keys = _sweep_keys(doc, sweep, problems) if sweep is not None else []
+    entries = _extra_entries(doc, extras, problems) if extras is not None else []
+    points = math.prod(len(sweep[k]) for k in keys) if keys else 0
+    if points + len(entries) > MAX_EXPERIMENTS:
+        problems.append(_too_many(doc, points, len(entries)))
+        return []
+    return _sweep_points(doc, sweep, keys) + [_extra(doc, index, entry, problems) for index, entry in entries]
+
+
+def _sweep_keys(doc: YamlDocument, sweep: Any, problems: list[str]) -> list[Any]:
+    """The keys of a well-formed sweep, in order; [] (and problems) when it is not one."""
+    if not isinstance(sweep, dict) or not sweep:
+        problems.append(f"{doc.where(('sweep',))}: 'sweep' must map keys to lists of values, e.g. 'precision: [fp16, bf16]'")
+        return []
+    keys = list(sweep)
+    misplaced = [k for k in keys if k in FILE_KEYS]
+    problems.extend(_misplaced(doc, ("sweep", k)) for k in misplaced)
+    bad = [k for k in keys if k not in misplaced and (not isinstance(sweep[k], list) or not sweep[k])]
+    for k in bad:
+        problems.append(
+            f"{doc.where(('sweep', k))}: sweep.{k} must be a non-empty list of values "
+            f"(got {sweep[k]!r}); write '{k}: [{sweep[k]!r}]' for a single value"
+        )
+    return [] if bad or misplaced else keys
+
+
+def _sweep_points(doc: YamlDocument, sweep: dict[str, Any], keys: list[Any]) -> list[_Variant]:
+    if not keys:
+        return []
+    line = doc.line_of(("sweep",)) or 1
+    variants: list[_Variant] = []
+    for combo in itertools.product(*(range(len(sweep[k])) for k in keys)):
+        params = {k: sweep[k][i] for k, i in zip(keys, combo)}
+        layer = yaml_layer(doc, params, ("sweep",), picks=dict(zip(keys, combo)))
+        variants.append((params, layer, line, None))
     return variants
+
+
+def _extra_entries(doc: YamlDocument, extras: Any, problems: list[str]) -> list[tuple[int, dict[str, Any]]]:
+    """(index, mapping) of each well-formed entry of ``experiments:``."""
+    if not isinstance(extras, list) or not extras:
+        problems.append(
+            f"{doc.where(('experiments',))}: 'experiments' must be a non-empty list of mappings, "
+            "e.g. '- {precision: fp32, n: 20}'; remove the key if there are none"
+        )
+        return []
+    entries = []
+    for index, entry in enumerate(extras):
+        if isinstance(entry, dict):
+            entries.append((index, entry))
+        else:
+            problems.append(f"{doc.where(('experiments', index))}: each entry of 'experiments' must be a mapping")
+    return entries
+
+
+def _extra(doc: YamlDocument, index: int, entry: dict[str, Any], problems: list[str]) -> _Variant:
+    values = dict(entry)
+    name = values.pop("name", None)
+    for key in [k for k in values if k in FILE_KEYS]:
+        problems.append(_misplaced(doc, ("experiments", index, key)))
+        del values[key]
+    params = flatten(values)
+    layer = yaml_layer(doc, values, ("experiments", index))
+    line = doc.line_of(("experiments", index)) or 1
+    return params, layer, line, str(name) if name is not None else None
+
+
+def _too_many(doc: YamlDocument, points: int, extras: int) -> str:
+    counted = f"its sweep expands to {points:,}" + (f" plus {extras:,} in 'experiments'" if extras else "")
+    where = doc.where(("sweep",)) if points else doc.where(("experiments",))
+    return (
+        f"{where}: {counted} experiments, more than the cap of {MAX_EXPERIMENTS:,} per file; "
+        "sweep fewer values, or split the study into several files"
+    )
 
 
 def _misplaced(doc: YamlDocument, key_path: tuple[Any, ...]) -> str:
@@ -243,12 +300,37 @@ def _parse_expect(doc: YamlDocument, problems: list[str]) -> dict[str, Bound]:
         if not isinstance(bound, dict) or not bound or set(bound) - {"min", "max"}:
             problems.append(f"{where}: expect.{metric} must be a mapping with 'min' and/or 'max', e.g. {{max: 0.4}}")
             continue
-        values = {k: v for k, v in bound.items()}
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values.values()):
-            problems.append(f"{where}: expect.{metric} bounds must be numbers (got {bound!r})")
+        problem = _bound_problem(where, metric, bound)
+        if problem:
+            problems.append(problem)
             continue
-        gates[metric] = Bound(min=values.get("min"), max=values.get("max"))
+        gates[metric] = Bound(min=_number(bound.get("min")), max=_number(bound.get("max")))
     return gates
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None when it is not one (bool, text, NaN, inf, 1e400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _bound_problem(where: str, metric: str, bound: dict[str, Any]) -> str | None:
+    """Why ``bound`` cannot be a gate: not a finite number, negative, or min above max."""
+    for side, value in bound.items():
+        number = _number(value)
+        if number is None:
+            return f"{where}: expect.{metric}.{side} must be a finite number (got {value!r})"
+        if number < 0:
+            return f"{where}: expect.{metric}.{side} is {value!r}, but no metric is ever negative; use 0 or more"
+    low, high = bound.get("min"), bound.get("max")
+    if low is not None and high is not None and low > high:
+        return f"{where}: expect.{metric} has min {low!r} above max {high!r}, so it can never pass; swap them"
+    return None
 
 
 def _parse_regression(doc: YamlDocument, problems: list[str]) -> dict[str, str | float]:
@@ -263,16 +345,23 @@ def _parse_regression(doc: YamlDocument, problems: list[str]) -> dict[str, str |
         problem = _metric_problem(doc, "regression", metric)
         if problem:
             problems.append(problem)
-        elif isinstance(threshold, str) and _THRESHOLD.match(threshold):
-            thresholds[metric] = threshold.strip()
-        elif isinstance(threshold, (int, float)) and not isinstance(threshold, bool) and threshold >= 0:
-            thresholds[metric] = float(threshold)
+        elif (parsed := _threshold(threshold)) is not None:
+            thresholds[metric] = parsed
         else:
             problems.append(
                 f"{doc.where(('regression', metric))}: regression.{metric} must be a percentage like '5%' "
-                f"or a non-negative absolute change like 0.01 (got {threshold!r})"
+                f"or a finite, non-negative absolute change like 0.01 (got {threshold!r})"
             )
     return thresholds
+
+
+def _threshold(value: Any) -> str | float | None:
+    """A regression threshold as the gate takes it ("5%" or a float), or None when it is not one."""
+    if isinstance(value, str):
+        matched = _THRESHOLD.match(value)
+        return value.strip() if matched and math.isfinite(float(matched.group(1))) else None
+    number = _number(value)
+    return number if number is not None and number >= 0 else None
 
 
 def _parse_marks(doc: YamlDocument, problems: list[str]) -> list[str]:

@@ -138,11 +138,9 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = (), where: str
     origins: dict[str, str] = {}
     key_origins: dict[str, str] = {}
     for layer in layers:
-        leaves = leaf_paths(layer.values)
+        leaves = dict.fromkeys(leaf_paths(layer.values))  # ordered, and a set for the lookups
+        _drop_stale(origins, leaves.keys())
         for path in leaves:
-            # A value replacing a whole section (or the other way round) drops stale labels.
-            for stale in [p for p in origins if p.startswith(path + ".") or path.startswith(p + ".")]:
-                del origins[stale]
             origins[path] = layer.origins.get(path, "config")
             key_origins.pop(path, None)
         origins.update({path: label for path, label in layer.origins.items() if path not in leaves})
@@ -153,9 +151,41 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = (), where: str
     try:
         config = ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError([_describe(err, origins, key_origins, extra_keys, where) for err in exc.errors()]) from None
+        raise ConfigError(_describe_all(exc.errors(), origins, key_origins, extra_keys, where)) from None
     config._sources = origins
     return config
+
+
+def _drop_stale(origins: dict[str, str], leaves: typing.AbstractSet[str]) -> None:
+    """A value replacing a whole section (or the other way round) drops the labels beneath (or above) it.
+
+    Linear in the labels: a path is stale when one of its parents is a new leaf, or when it is
+    itself the parent of one.
+    """
+    parents_of_leaves = {parent for leaf in leaves for parent in _parents(leaf)}
+    stale = [p for p in origins if p in parents_of_leaves or any(parent in leaves for parent in _parents(p))]
+    for path in stale:
+        del origins[path]
+
+
+def _parents(path: str) -> list[str]:
+    """``"a.b.c"`` -> ``["a", "a.b"]``."""
+    parts = path.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+MAX_PROBLEMS = 50  # per config: past this, more lines help no one (and each costs a did-you-mean search)
+
+
+def _describe_all(
+    errors: list[dict[str, Any]], origins: dict[str, str], key_origins: dict[str, str], extra_keys: tuple[str, ...],
+    where: str,
+) -> list[str]:
+    labels = {**origins, **key_origins}
+    problems = [_describe(err, origins, labels, extra_keys, where) for err in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        problems.append(f"{where}: ... and {len(errors) - MAX_PROBLEMS:,} more problems like these")
+    return problems
 
 
 def _label_preset_values(merged: dict[str, Any], origins: dict[str, str]) -> None:
@@ -180,12 +210,13 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 
 def _describe(
-    err: dict[str, Any], origins: dict[str, str], key_origins: dict[str, str], extra_keys: tuple[str, ...], config: str
+    err: dict[str, Any], origins: dict[str, str], labels: dict[str, str], extra_keys: tuple[str, ...], config: str
 ) -> str:
+    """One problem; ``labels`` is ``origins`` plus the labels of keys written apart from their values."""
     loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
     key = ".".join(loc) or "(top level)"
     kind = err["type"]
-    where = _origin_of(key, {**origins, **key_origins} if kind == "extra_forbidden" else origins, config)
+    where = _origin_of(key, labels if kind == "extra_forbidden" else origins, config)
 
     if kind == "extra_forbidden":
         valid = _field_names(loc[:-1]) + (list(extra_keys) if len(loc) == 1 else [])

@@ -14,6 +14,7 @@ from llenergymeasure.config.benchmark_file import load_benchmark_file
 from llenergymeasure.config.layers import Layer, resolve
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.config.user_config import user_config_layer
+from llenergymeasure.energy.carbon import env_carbon_intensity
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -41,6 +42,7 @@ def load_experiment_config(
             )
         return study.experiments[0].config
 
+    env_carbon_intensity()  # as load_benchmark_file does: a broken variable stops the run before it starts
     layers = [user_config_layer(user_config_defaults), Layer.from_cli(cli_overrides or {}, override_label)]
     if not any("model" in layer.values for layer in layers):
         raise ConfigError(

@@ -3,15 +3,35 @@
 Field names follow the llenergymeasure lineage (model, backend, n, dataset, precision,
 decoder.*, warmup.*, baseline.*, energy.*, pytorch.*) so existing configs keep working.
 Defaults here are the bottom layer of the precedence CLI > YAML > user config > defaults.
+
+Every number is finite (no NaN or infinity) and within a range that can mean something on
+real hardware, and no text holds control characters: such a value is a typo or an attack,
+and refusing it here keeps it from reaching torch, the filesystem or a gate as a crash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from llenergymeasure.config.yaml_source import CONTROL_CHARACTERS
+
+MAX_SAMPLE_INTERVAL_MS = 10_000  # a power sample less often than every 10 s sees nothing of a run
+MAX_BASELINE_SECONDS = 600.0  # ten minutes of idle power is plenty for a stable mean
+MAX_CACHE_TTL_SECONDS = 7 * 24 * 3600.0  # idle power drifts with firmware, drivers and seasons
+
+def _plain(text: str) -> str:
+    found = CONTROL_CHARACTERS.search(text)
+    if found:
+        raise ValueError(f"control character U+{ord(found.group()):04X} is not allowed; remove it")
+    return text
+
+
+# Text without control characters: a NUL in a path or a name is never meant.
+Text = Annotated[str, AfterValidator(_plain)]
 
 Precision = Literal["fp32", "fp16", "bf16"]
 EnergySource = Literal["auto", "nvml", "rapl", "cpu_estimate", "none"]
@@ -26,7 +46,7 @@ DECODER_PRESETS: dict[str, dict[str, Any]] = {
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DecoderConfig(_Section):
@@ -52,22 +72,22 @@ class WarmupConfig(_Section):
     """Generate calls run before measuring, excluded from every metric."""
 
     enabled: bool = True
-    n_warmup: int = Field(2, ge=0, description="warmup batches")
+    n_warmup: int = Field(2, ge=0, le=10_000, description="warmup batches")
 
 
 class BaselineConfig(_Section):
     """Idle power measured before the model loads, subtracted for the net_* metrics."""
 
     enabled: bool = True
-    duration_seconds: float = Field(5.0, gt=0)
-    cache_ttl_seconds: float = Field(3600.0, ge=0)
+    duration_seconds: float = Field(5.0, gt=0, le=MAX_BASELINE_SECONDS)
+    cache_ttl_seconds: float = Field(3600.0, ge=0, le=MAX_CACHE_TTL_SECONDS)
 
 
 class EnergyConfig(_Section):
     """Where energy comes from. ``auto`` picks the best source the machine has."""
 
     source: EnergySource = "auto"
-    sample_interval_ms: int = Field(100, ge=10)
+    sample_interval_ms: int = Field(100, ge=10, le=MAX_SAMPLE_INTERVAL_MS)
     carbon_intensity_g_per_kwh: float | None = Field(None, ge=0)
     carbon_country: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="ISO 3166 alpha-3, e.g. FRA")
 
@@ -75,29 +95,29 @@ class EnergyConfig(_Section):
 class PyTorchConfig(_Section):
     """Knobs of the transformers backend."""
 
-    batch_size: int = Field(1, ge=1)
+    batch_size: int = Field(1, ge=1, le=65_536)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
     use_cache: bool = True
     torch_compile: bool = False
     trust_remote_code: bool = False
-    revision: str | None = None
+    revision: Text | None = None
 
 
 class ExperimentConfig(_Section):
     """One experiment: a model, a workload, and how to measure it."""
 
-    name: str | None = None
-    model: str = Field(min_length=1)
+    name: Text | None = None
+    model: Text = Field(min_length=1, max_length=4096)
     backend: Literal["pytorch"] = "pytorch"
-    n: int = Field(100, ge=1, description="number of prompts")
-    dataset: str = Field("aienergyscore", min_length=1)
+    n: int = Field(100, ge=1, le=1_000_000, description="number of prompts")
+    dataset: Text = Field("aienergyscore", min_length=1, max_length=4096)
     precision: Precision = "bf16"
-    random_seed: int = 42
-    max_input_tokens: int = Field(512, ge=1)
-    max_output_tokens: int = Field(128, ge=1)
-    repeats: int = Field(1, ge=1)
-    output_dir: str | None = None
+    random_seed: int = Field(42, ge=0, le=2**32 - 1)
+    max_input_tokens: int = Field(512, ge=1, le=1 << 20)
+    max_output_tokens: int = Field(128, ge=1, le=1 << 20)
+    repeats: int = Field(1, ge=1, le=1000)
+    output_dir: Text | None = Field(None, max_length=4096)
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
