@@ -1,4 +1,9 @@
-"""Ctrl-C during a real run: exit 130, "Interrupted.", no traceback, no partial or temp result file.
+"""Ctrl-C (SIGINT) or SIGTERM (CI cancellation, ``docker stop``) during a real run.
+
+SIGINT exits 130 with "Interrupted.", SIGTERM 143 (128 + 15) with "Terminated."; either way no
+traceback, no partial or temp result file, no timeline sidecar without its result. An interrupted
+study prints the table of what it finished, with where each result was saved, and says where it
+stopped.
 
 The runs below are long on purpose (minutes if left alone); each test interrupts them and fails
 rather than blocks if ``llem`` does not stop within a minute (a thread left running, a hang).
@@ -25,6 +30,8 @@ pytestmark = [
 ]
 
 STOP_TIMEOUT_S = 60
+SIGNALS = [pytest.param(signal.SIGINT, 130, "Interrupted.", id="SIGINT"),
+           pytest.param(signal.SIGTERM, 143, "Terminated.", id="SIGTERM")]
 
 
 @contextmanager
@@ -59,35 +66,45 @@ def wait_until_the_model_is_loaded(proc: subprocess.Popen, model: Path, extra_s:
     time.sleep(max(0.0, 8.0 - (time.monotonic() - started)))
 
 
-def interrupt(proc: subprocess.Popen) -> tuple[str, str]:
+def interrupt(proc: subprocess.Popen, signum: int = signal.SIGINT) -> tuple[str, str]:
     assert proc.poll() is None, f"llem ended (rc {proc.returncode}) before it could be interrupted:\n" + (
         proc.stderr.read() if proc.stderr else "")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         return proc.communicate(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        pytest.fail(f"llem did not stop within {STOP_TIMEOUT_S} s of SIGINT")
+        pytest.fail(f"llem did not stop within {STOP_TIMEOUT_S} s of {signal.Signals(signum).name}")
 
 
-def test_sigint_during_a_run_exits_130_and_leaves_no_result(tiny_model, tmp_path):
+def orphan_sidecars(directory: Path) -> list[Path]:
+    """``.timeline.json`` files whose result file is not beside them."""
+    if not directory.exists():
+        return []
+    return [p for p in directory.glob("*.timeline.json")
+            if not p.with_name(p.name.removesuffix(".timeline.json") + ".json").exists()]
+
+
+@pytest.mark.parametrize(("signum", "code", "message"), SIGNALS)
+def test_a_signal_during_a_run_exits_with_its_code_and_leaves_no_result(tiny_model, tmp_path, signum, code, message):
     config = tmp_path / "long.yaml"
     config.write_text(f"model: {tiny_model}\nprecision: fp32\nmax_output_tokens: 200\n")
     out = tmp_path / "out"
     with running(["run", str(config), "-n", "120", "-d", "builtin", "--batch-size", "1", "-o", str(out)],
                  tmp_path) as proc:
         wait_until_the_model_is_loaded(proc, tiny_model)
-        stdout, stderr = interrupt(proc)
-    assert proc.returncode == 130, stderr
-    assert "Interrupted." in stderr
+        stdout, stderr = interrupt(proc, signum)
+    assert proc.returncode == code, stderr
+    assert message in stderr
     assert "Traceback" not in stderr
     assert stdout == ""  # no summary of a run that did not finish
-    assert result_files(out) == [] and leftovers(out) == []
+    assert result_files(out) == [] and leftovers(out) == [] and orphan_sidecars(out) == []
     assert not out.exists() or not list(out.iterdir())  # nor anything else
 
 
-def test_sigint_in_a_study_keeps_results_already_saved(tiny_model, tmp_path):
+@pytest.mark.parametrize(("signum", "code", "message"), SIGNALS)
+def test_a_signal_in_a_study_keeps_results_already_saved_and_lists_them(tiny_model, tmp_path, signum, code, message):
     config = tmp_path / "llem_two.yaml"
     config.write_text(
         f"name: two\nmodel: {tiny_model}\ndataset: builtin\nprecision: fp32\npytorch: {{batch_size: 1}}\n"
@@ -103,9 +120,14 @@ def test_sigint_in_a_study_keeps_results_already_saved(tiny_model, tmp_path):
             time.sleep(0.1)
         assert result_files(out), "the first experiment saved no result"
         time.sleep(1.5)  # into the second experiment
-        stdout, stderr = interrupt(proc)
-    assert proc.returncode == 130, stderr
-    assert "Interrupted." in stderr and "Traceback" not in stderr
+        stdout, stderr = interrupt(proc, signum)
+    assert proc.returncode == code, stderr
+    assert message in stderr and "Traceback" not in stderr
     [saved] = result_files(out)
     assert ExperimentResult.load(saved).name == "quick"  # whole and readable
-    assert leftovers(out) == []
+    assert leftovers(out) == [] and orphan_sidecars(out) == []
+    # What it finished, and where that is; then where it stopped.
+    [row] = [line for line in stdout.splitlines() if line.startswith("quick ")]
+    assert row.rstrip().endswith(str(saved))
+    assert "long" not in stdout
+    assert "Stopped at [2/2] long: 1 finished." in stderr

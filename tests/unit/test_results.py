@@ -340,7 +340,8 @@ def test_output_dir_problem_refuses_names_the_filesystem_cannot_hold(tmp_path):
 
 @pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux procfs")
 def test_output_dir_problem_refuses_a_directory_nobody_can_write_in():
-    assert output_dir_problem("/proc/llem-results", "r.json").startswith("output_dir: cannot write in /proc")
+    assert output_dir_problem("/proc/llem-results", "r.json").startswith(
+        "output_dir: /proc/llem-results cannot be created: cannot write in /proc (")
 
 
 def test_load_missing_file_names_the_path(tmp_path):

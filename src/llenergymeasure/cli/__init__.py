@@ -35,7 +35,9 @@ def _main(
     """Measure the energy an LLM spends per generated token."""
 
 
-app.command(help="Run experiments from a config file or flags; print a summary, save results.")(run)
+app.command(help="Run experiments from a config file or flags; print a summary, save results.",
+            epilog="Exit codes: 0 ok; 1 run or pre-flight error, result not saved, or failed gate; "
+                   "2 config error; 130 Ctrl-C; 143 SIGTERM.")(run)
 app.command(help="Show this machine's environment: versions, GPUs, energy sources, user config.")(config)
 app.command(help="Compare two sets of results (baseline files, result JSONs or directories); exit 1 on a regression.")(
     compare

@@ -1,12 +1,23 @@
-"""The exit-code contract, in one place: 0 ok, 1 run error or failed gate, 2 config error, 130 Ctrl-C.
+"""The exit-code contract, in one place.
 
-Errors a user can cause print one friendly message; a traceback only with ``--verbose``.
+    0    ok
+    1    a run error (pre-flight, backend, measurement, a result that could not be saved) or a failed gate
+    2    a config error: nothing was loaded or measured
+    130  interrupted by Ctrl-C (SIGINT)                          "Interrupted."
+    143  terminated by SIGTERM (CI cancellation, docker stop)   "Terminated." (128 + 15, as a shell says)
+
+Errors a user can cause print one friendly message; a traceback only with ``--verbose``. SIGTERM
+is turned into an exception in the main thread, like Ctrl-C, so that the same clean-up runs: the
+meter and the model are released, a result being written is whole or absent, temp files go.
+A second SIGTERM during that clean-up ends the process at once.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,12 +27,21 @@ import typer
 from llenergymeasure.exceptions import ConfigError, LLEMError
 
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, so everything that cleans up after Ctrl-C runs."""
 
 
 @contextmanager
 def exit_codes(verbose: bool) -> Iterator[None]:
     try:
-        yield
+        with sigterm_raises():
+            yield
+    except Terminated:
+        print("\nTerminated.", file=sys.stderr)
+        raise typer.Exit(EXIT_TERMINATED) from None
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -42,6 +62,24 @@ def exit_codes(verbose: bool) -> Iterator[None]:
         if not verbose:
             print("Run again with --verbose for the traceback, and please report it.", file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (once; a second one kills as usual)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def error_text(exc: LLEMError) -> str:

@@ -1,7 +1,12 @@
 """``llem run``: run the experiments of a file (or one from flags), print summaries, save results.
 
-Exit codes: 0 all ran and every ``expect`` gate passed; 1 a run error or a failed gate;
-2 a config error (nothing ran); 130 interrupted (results already saved are kept).
+Exit codes: 0 all ran, were saved, and every ``expect`` gate passed; 1 a run error, a result that
+could not be saved where asked, or a failed gate; 2 a config error (nothing ran); 130 Ctrl-C and
+143 SIGTERM (results already saved are kept; an interrupted study lists them).
+
+Results are saved only with ``-o DIR`` (or ``output_dir`` in the file or the user config), never
+by default: a run should not litter the working directory. Without one the summary says so.
+An output_dir that cannot take the files is refused before anything is measured.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ def run(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size (pytorch.batch_size).")] = None,
     precision: Annotated[str | None, typer.Option("--precision", "-p", help="fp32, fp16 or bf16.")] = None,
     repeats: Annotated[int | None, typer.Option("--repeats", help="Measurement windows per experiment.")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Directory for result JSON files.")] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Directory for result JSON files (created if missing; files in it are "
+                                            "never overwritten). Without it nothing is saved."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, show the resolved config and a VRAM estimate; load nothing.")
     ] = False,
@@ -50,6 +59,7 @@ def run(
         if dry_run:
             _dry_run(experiments, verbose)
             return
+        _check_output_dirs(experiments)
         failed = _run_all(experiments, expect, quiet)
     if failed:
         raise typer.Exit(1)
@@ -96,15 +106,35 @@ def _dry_run(experiments: list[Any], verbose: bool) -> None:
     notes = dict.fromkeys(note for _, _, report in reports for note in report.notes)
     for note in notes:
         print(f"note: {note}")
-    problems = [f"{exp_id}: {problem}" if len(reports) > 1 else problem
-                for exp_id, _, report in reports for problem in report.problems]
+    problems = _problems(reports)
     if problems:
         raise PreFlightError(problems)
     print("Dry run: config is valid.")
 
 
+def _problems(reports: list[Any]) -> list[str]:
+    """Every problem, prefixed by its experiment's id in a study; one every experiment has (an
+    unusable output_dir) is said once."""
+    if len(reports) == 1:
+        return list(reports[0][2].problems)
+    shared = set.intersection(*(set(report.problems) for _, _, report in reports))
+    return [*dict.fromkeys(p for _, _, report in reports for p in report.problems if p in shared),
+            *(f"{exp_id}: {p}" for exp_id, _, report in reports for p in report.problems if p not in shared)]
+
+
+def _check_output_dirs(experiments: list[Any]) -> None:
+    """PreFlightError (exit 1) before anything is loaded when an output_dir cannot take result files."""
+    from llenergymeasure.core.dry_run import output_dir_problem
+    from llenergymeasure.exceptions import PreFlightError
+
+    problems = dict.fromkeys(problem for _, config in experiments if (problem := output_dir_problem(config)))
+    if problems:
+        raise PreFlightError(list(problems))
+
+
 def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> bool:
-    """Run every experiment (one failing does not stop the rest); True when any failed."""
+    """Run every experiment (one failing, or one whose result cannot be saved, does not stop the
+    rest); True when any failed. When interrupted, a study lists what it finished and where it stopped."""
     import sys
 
     from llenergymeasure.cli.display import one_line, print_result, print_table, summary_row
@@ -112,28 +142,79 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
     from llenergymeasure.exceptions import ConfigError, LLEMError
     from llenergymeasure.results.gates import check_expect
 
-    rows, failed = [], False
-    for exp_id, config in experiments:
-        if len(experiments) > 1:
-            print(f"[{len(rows) + 1}/{len(experiments)}] {exp_id}", file=sys.stderr)
-        try:
-            result = measure(config, progress=not quiet)
-        except ConfigError:
-            raise
-        except LLEMError as exc:
-            if len(experiments) == 1:
+    single = len(experiments) == 1
+    rows: list[dict[str, str]] = []
+    saved_to: list[str] = []  # where each finished experiment's result is, as the summary says it
+    failed = False
+    try:
+        for exp_id, config in experiments:
+            if not single:
+                print(f"[{len(rows) + 1}/{len(experiments)}] {exp_id}", file=sys.stderr)
+            try:
+                result = measure(config, progress=not quiet)
+            except ConfigError:
                 raise
-            print(f"Error in {exp_id}: {exc}", file=sys.stderr)
-            rows.append(summary_row(exp_id, None, [], one_line(exc)))
-            failed = True
-            continue
-        saved = str(result.save(config.output_dir)) if config.output_dir else None
-        verdicts = check_expect(result, expect)
-        failed = failed or not all(v.passed for v in verdicts)
-        if len(experiments) == 1:
-            print_result(result, verdicts, saved)
-        else:
-            rows.append(summary_row(exp_id, result, verdicts, None))
-    if len(experiments) > 1:
+            except LLEMError as exc:
+                if single:
+                    raise
+                print(f"Error in {exp_id}: {exc}", file=sys.stderr)
+                rows.append(summary_row(exp_id, None, [], one_line(exc)))
+                saved_to.append("-")
+                failed = True
+                continue
+            where, save_error = _save(result, config.output_dir)
+            verdicts = check_expect(result, expect)
+            failed = failed or save_error is not None or not all(v.passed for v in verdicts)
+            if single:
+                print_result(result, verdicts, where)
+                if save_error:
+                    print(f"Error: {save_error}", file=sys.stderr)
+                continue
+            row = summary_row(exp_id, result, verdicts, None)
+            if save_error:
+                row["verdict"] += f"; ERROR: {one_line(save_error)}"
+                print(f"Error in {exp_id}: {save_error}", file=sys.stderr)
+            rows.append(row)
+            saved_to.append(where)
+    except KeyboardInterrupt:
+        if not single:
+            _print_stopped(rows, saved_to, experiments)
+        raise
+    if not single:
         print_table(rows)
+        if rows and all(not config.output_dir for _, config in experiments):
+            print(f"Results not saved: {KEEP_HINT.format(them='them')}.", file=sys.stderr)
     return failed
+
+
+KEEP_HINT = "pass -o DIR (or set output_dir in the file or the user config) to keep {them}"
+
+
+def _save(result: Any, output_dir: str | None) -> tuple[str, Exception | None]:
+    """Save ``result`` in ``output_dir``: (where it is, as the summary says it; the NotSaved error
+    when it had to go elsewhere or nowhere)."""
+    from llenergymeasure.results.io import NotSaved
+
+    if not output_dir:
+        return f"not saved: {KEEP_HINT.format(them='it')}", None
+    try:
+        return str(result.save(output_dir)), None
+    except NotSaved as exc:
+        where = f"{exc.kept_at} (not in {output_dir})" if exc.kept_at else "NOT SAVED"
+        return f"{where}: see the error below", exc
+
+
+def _print_stopped(rows: list[dict[str, str]], saved_to: list[str], experiments: list[Any]) -> None:
+    """An interrupted study: the table of what finished, with where each result is (stdout), and
+    where it stopped (stderr)."""
+    import sys
+
+    from llenergymeasure.cli.display import print_table
+
+    if rows:
+        print_table([{**row, "result": where} for row, where in zip(rows, saved_to)])
+    done, total = len(rows), len(experiments)
+    if done < total:
+        not_started = total - done - 1
+        print(f"Stopped at [{done + 1}/{total}] {experiments[done][0]}: {done} finished"
+              + (f", {not_started} not started" if not_started else "") + ".", file=sys.stderr)

@@ -164,8 +164,10 @@ def output_dir_problem(directory: str | Path, longest_name: str) -> str | None:
         with tempfile.TemporaryFile(dir=ancestor):
             pass
     except OSError as exc:
-        where = f"{path}" if ancestor == path.absolute() else f"{ancestor} (where {path} would be created)"
-        return f"output_dir: cannot write in {where}: {exc.strerror or exc}; pass a writable directory"
+        if ancestor == path.absolute():
+            return f"output_dir: cannot write in {path}: {exc.strerror or exc}; pass a writable directory"
+        return (f"output_dir: {path} cannot be created: cannot write in {ancestor} ({exc.strerror or exc}); "
+                "pass a writable directory")
     return None
 
 
