@@ -140,7 +140,8 @@ class _Builder:
         else:
             self.change = candidate - baseline
 
-    def from_point(self, note: str, reason: str = "measure repeats: 3 or more on both sides for a verdict") -> Comparison:
+    def from_point(self, note: str,
+                   reason: str = "measure repeats: 3 or more on both sides for a verdict") -> Comparison:
         """No spread on one side: the point estimate is shown, but no verdict is given on it."""
         return self._build(math.nan, math.nan, "inconclusive", note, reason)
 
