@@ -21,6 +21,7 @@ import difflib
 import itertools
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -262,8 +263,9 @@ def _experiment_id(base: str, params: dict[str, Any]) -> str:
     if not params:
         return base
     shorts = [key.rsplit(".", 1)[-1] for key in params]
+    uses = Counter(shorts)
     labels = [
-        f"{short if shorts.count(short) == 1 else key}={_label(value)}"
+        f"{short if uses[short] == 1 else key}={_label(value)}"
         for key, short, value in zip(params, shorts, params.values())
     ]
     return f"{base}[{','.join(labels)}]"

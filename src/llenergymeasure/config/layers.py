@@ -229,7 +229,13 @@ def _describe(
         got = err.get("input")
         hint = _hint(str(got), choices, "", list_choices=False) if isinstance(got, str) else ""
         return f"{where}: {key}: {got!r} is not one of {', '.join(choices)}{hint}"
-    return f"{where}: {key}: {err['msg']} (got {err.get('input')!r})"
+    return f"{where}: {key}: {err['msg']} (got {_short(err.get('input'))})"
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, cut to a length a message line can carry."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
 
 
 def _origin_of(key: str, origins: dict[str, str], config: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -22,6 +23,7 @@ from llenergymeasure.config.yaml_source import CONTROL_CHARACTERS
 MAX_SAMPLE_INTERVAL_MS = 10_000  # a power sample less often than every 10 s sees nothing of a run
 MAX_BASELINE_SECONDS = 600.0  # ten minutes of idle power is plenty for a stable mean
 MAX_CACHE_TTL_SECONDS = 7 * 24 * 3600.0  # idle power drifts with firmware, drivers and seasons
+MAX_NAME_LENGTH = 255  # of one file or directory name, on every common filesystem
 
 def _plain(text: str) -> str:
     found = CONTROL_CHARACTERS.search(text)
@@ -30,8 +32,17 @@ def _plain(text: str) -> str:
     return text
 
 
+def _path_like(text: str) -> str:
+    longest = max((len(part) for part in re.split(r"[/\\]", text)), default=0)
+    if longest > MAX_NAME_LENGTH:
+        raise ValueError(f"a part of this path is {longest} characters long; no filesystem allows more than {MAX_NAME_LENGTH}")
+    return text
+
+
 # Text without control characters: a NUL in a path or a name is never meant.
 Text = Annotated[str, AfterValidator(_plain)]
+# A path or hub id, each part short enough for a filesystem to hold (so checking it cannot crash).
+PathText = Annotated[str, AfterValidator(_plain), AfterValidator(_path_like), Field(max_length=4095)]
 
 Precision = Literal["fp32", "fp16", "bf16"]
 EnergySource = Literal["auto", "nvml", "rapl", "cpu_estimate", "none"]
@@ -108,16 +119,16 @@ class ExperimentConfig(_Section):
     """One experiment: a model, a workload, and how to measure it."""
 
     name: Text | None = None
-    model: Text = Field(min_length=1, max_length=4096)
+    model: PathText = Field(min_length=1)
     backend: Literal["pytorch"] = "pytorch"
     n: int = Field(100, ge=1, le=1_000_000, description="number of prompts")
-    dataset: Text = Field("aienergyscore", min_length=1, max_length=4096)
+    dataset: PathText = Field("aienergyscore", min_length=1)
     precision: Precision = "bf16"
     random_seed: int = Field(42, ge=0, le=2**32 - 1)
     max_input_tokens: int = Field(512, ge=1, le=1 << 20)
     max_output_tokens: int = Field(128, ge=1, le=1 << 20)
     repeats: int = Field(1, ge=1, le=1000)
-    output_dir: Text | None = Field(None, max_length=4096)
+    output_dir: PathText | None = None
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)

@@ -3,23 +3,32 @@
 Parameters are counted exactly from safetensors headers when the weights are local or cached
 (8-byte length, then a JSON table of tensor shapes), else derived from config.json. Neither
 imports torch, so ``llem run --dry-run`` stays fast and works on machines without a GPU.
+
+An estimate that cannot be made (a config.json or safetensors file that is not what it says,
+a dimension that is not a whole number in a sane range) is None, never an exception:
+``estimate_vram_explained`` says why. Whether the model itself can load is pre-flight's
+question (``model_files.model_problem``), which names the broken file.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.core.model_files import cached_model_file, local_model_dir
+from llenergymeasure.core.model_files import (
+    ModelFileError,
+    cached_model_file,
+    read_json_object,
+    read_safetensors_header,
+    safetensors_files,
+)
 
 BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2}
 CUDA_CONTEXT_GB = 0.4  # driver + CUDA context + allocator slack, outside torch's own accounting
 ACTIVATION_SHARE = 0.15  # activations and temporary buffers, as a share of weights + KV cache
+MAX_DIMENSION = 1 << 24  # no layer count, width or vocabulary of a real model comes near 16.7 million
 
 
 @dataclass(frozen=True)
@@ -35,19 +44,39 @@ class VramEstimate:
         return self.weights_gb + self.kv_cache_gb + self.overhead_gb
 
 
+class _NoEstimate(Exception):
+    """Why the estimate cannot be made from the files on this machine."""
+
+
 def estimate_vram(config: ExperimentConfig) -> VramEstimate | None:
-    """None when neither weights nor config.json of the model are on this machine."""
+    """None when the model's config.json is not on this machine, or its files give no estimate."""
+    return estimate_vram_explained(config)[0]
+
+
+def estimate_vram_explained(config: ExperimentConfig) -> tuple[VramEstimate | None, str | None]:
+    """(estimate, None), or (None, why there is none: a sentence naming the file, or None when
+    the model's files are simply not on this machine)."""
+    try:
+        return _estimate(config), None
+    except ModelFileError as exc:
+        return None, f"no VRAM estimate: {exc}"
+    except _NoEstimate as exc:
+        return None, f"no VRAM estimate: {exc}" if str(exc) else None
+
+
+def _estimate(config: ExperimentConfig) -> VramEstimate:
     revision = config.pytorch.revision
     config_file = cached_model_file(config.model, "config.json", revision)
     if config_file is None:
-        return None
-    model_config = _text_config(json.loads(config_file.read_text(encoding="utf-8")))
+        raise _NoEstimate()
+    model_config = _text_config(read_json_object(config_file))
+    _check_dimensions(model_config, config_file)
     params = _params_from_safetensors(config.model, revision)
     basis = "safetensors"
     if params is None:
         params, basis = _params_from_config(model_config), "config.json"
     if not params:
-        return None
+        raise _NoEstimate(f"{config_file} gives no layer sizes to count parameters from")
 
     width = BYTES_PER_PARAM[config.precision]
     weights = params * width / 1e9
@@ -68,6 +97,19 @@ def _text_config(data: dict[str, Any]) -> dict[str, Any]:
     """Multimodal configs nest the language model's numbers under ``text_config``."""
     nested = data.get("text_config")
     return {**data, **nested} if isinstance(nested, dict) else data
+
+
+_DIMENSIONS = ("num_hidden_layers", "n_layer", "num_layers", "hidden_size", "n_embd", "d_model", "vocab_size",
+               "num_attention_heads", "n_head", "num_key_value_heads", "head_dim", "intermediate_size", "n_inner",
+               "ffn_dim")
+
+
+def _check_dimensions(mc: dict[str, Any], path: Any) -> None:
+    """The numbers the estimate multiplies must be whole and sane (some real configs hold lists)."""
+    for key in _DIMENSIONS:
+        value = mc.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DIMENSION):
+            raise _NoEstimate(f"{path}: {key} is {value!r}, not a whole number from 0 to {MAX_DIMENSION:,}")
 
 
 def _first(data: dict[str, Any], *keys: str) -> Any:
@@ -102,25 +144,10 @@ def _params_from_config(mc: dict[str, Any]) -> int:
 
 
 def _params_from_safetensors(model: str, revision: str | None) -> int | None:
-    local = local_model_dir(model)
-    if local is not None:
-        files = sorted(local.glob("*.safetensors"))
-    else:
-        index = cached_model_file(model, "model.safetensors.index.json", revision)
-        names = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index else ["model.safetensors"]
-        files = [cached_model_file(model, name, revision) for name in names]
-        if any(f is None for f in files):
-            return None
+    files = safetensors_files(model, revision)
     if not files:
         return None
-    return sum(_safetensors_params(path) for path in files)
-
-
-def _safetensors_params(path: Path) -> int:
-    with path.open("rb") as fh:
-        (length,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(length))
-    return sum(math.prod(t["shape"]) for name, t in header.items() if name != "__metadata__")
+    return sum(math.prod(t["shape"]) for path in files for t in read_safetensors_header(path).values())
 
 
 def gpu_memory_gb() -> float | None:

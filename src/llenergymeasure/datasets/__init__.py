@@ -31,7 +31,7 @@ def load_prompts(dataset: str, n: int, *, seed: int = 42, input_tokens: int = 51
         from llenergymeasure.datasets.synthetic import synthetic_prompts
 
         return synthetic_prompts(n, seed=seed, words=input_tokens)
-    elif dataset.endswith((".jsonl", ".json")) or Path(dataset).is_file():
+    elif dataset.endswith((".jsonl", ".json")) or _is_file(dataset):
         from llenergymeasure.datasets.jsonl import read_prompts
 
         prompts = read_prompts(Path(dataset))
@@ -44,3 +44,10 @@ def load_prompts(dataset: str, n: int, *, seed: int = 42, input_tokens: int = 51
             f"dataset: {dataset!r} has {len(prompts)} prompts but n={n}; lower n or use a larger dataset"
         )
     return prompts[:n]
+
+
+def _is_file(dataset: str) -> bool:
+    try:
+        return Path(dataset).is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem: not a file, then
+        return False

@@ -2,7 +2,8 @@
 
 Downloaded once through huggingface_hub into the HF cache, then read from the cache; with
 ``HF_HUB_OFFLINE=1`` only the cache is used. The repo's data file is read whatever its format:
-JSON lines, JSON, CSV, or Parquet (Parquet needs pyarrow).
+JSON lines, JSON, CSV, or Parquet (Parquet needs pyarrow). A damaged file in the cache is a
+pre-flight problem that names it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ def load_aienergyscore(revision: str | None = None) -> list[str]:
     path = files[0]
     if path.suffix == ".jsonl":
         return read_prompts(path)
+    try:
+        return _read_data_file(path)
+    except (OSError, ValueError, RecursionError, csv.Error) as exc:  # a damaged file in the cache
+        raise PreFlightError(
+            f"dataset: {path}: cannot read it ({exc.__class__.__name__}: {str(exc)[:200]}); "
+            "delete it from the Hugging Face cache to download it again"
+        ) from None
+
+
+def _read_data_file(path: Path) -> list[str]:
     if path.suffix == ".json":
         return prompts_from_rows(json.loads(path.read_text("utf-8")), str(path))
     if path.suffix == ".csv":
