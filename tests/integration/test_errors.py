@@ -110,3 +110,12 @@ def test_preflight_error_from_a_file_exits_1_with_the_dataset_problem(run_llem, 
     assert "Pre-flight check failed (1 problem)" in proc.stderr
     assert "prompts.jsonl" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_an_output_dir_every_experiment_shares_is_one_problem_in_a_dry_run(run_llem, tmp_path):
+    (tmp_path / "results").write_text("a file where the results should go\n")
+    (tmp_path / "llem_s.yaml").write_text("model: gpt2\nsweep:\n  precision: [fp32, fp16]\n")
+    proc = run_llem("run", "--dry-run", "llem_s.yaml", "-o", "results", cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Pre-flight check failed (1 problem):\n  - output_dir: results is a file, not a directory" in proc.stderr
+    assert "Traceback" not in proc.stderr and "Internal error" not in proc.stderr

@@ -155,3 +155,13 @@ def test_without_an_output_dir_the_summary_says_nothing_was_saved(run_llem, tiny
     assert proc.returncode == 0, proc.stderr
     assert "result              not saved: pass -o DIR" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["no-user-config.yaml"]  # nothing littered
+
+
+@pytest.mark.slow
+def test_a_study_without_an_output_dir_says_nothing_was_saved(run_llem, tiny_model, tmp_path, quick_user_config):
+    (tmp_path / "llem_two.yaml").write_text(f"name: two\nmodel: {tiny_model}\nn: 2\ndataset: builtin\n"
+                                            "precision: fp32\nsweep:\n  pytorch.batch_size: [1, 2]\n")
+    proc = run_llem("run", "llem_two.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Results not saved: pass -o DIR" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["llem_two.yaml", "no-user-config.yaml"]

@@ -133,8 +133,19 @@ def _umask() -> int:
 
 def unsaved_dirs() -> list[Path]:
     """Where a measurement goes when its own directory fails: the user cache, then the temp dir."""
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return [cache / "llenergymeasure" / "unsaved", Path(tempfile.gettempdir()) / "llenergymeasure-unsaved"]
+    places = [Path(tempfile.gettempdir()) / "llenergymeasure-unsaved"]
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory to be found
+        return places
+    return [cache / "llenergymeasure" / "unsaved", *places]
+
+
+def write_failure(directory: Path, exc: OSError) -> str:
+    """Why writing in ``directory`` failed, in words: "No space left on device", "not a directory"..."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        return "it is a file, not a directory"
+    return exc.strerror or str(exc)
 
 
 def output_dir_problem(directory: str | Path, longest_name: str) -> str | None:

@@ -18,7 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llenergymeasure.results.io import MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs
+from llenergymeasure.results.io import (MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs,
+                                        write_failure)
 from llenergymeasure.results.metrics import METRIC_NAMES, Metrics
 from llenergymeasure.results.stats import MetricStats, summarize
 
@@ -135,13 +136,13 @@ class ExperimentResult(BaseModel):
         try:
             return self._write_files(directory)
         except OSError as exc:
-            failure = f"could not save the result in {directory}: {exc.strerror or exc}"
+            failure = f"could not save the result in {directory}: {write_failure(directory, exc)}"
         tried = []
         for fallback in unsaved_dirs():
             try:
                 kept = self._write_files(fallback)
             except OSError as exc:
-                tried.append(f"{fallback} ({exc.strerror or exc})")
+                tried.append(f"{fallback} ({write_failure(fallback, exc)})")
                 continue
             raise NotSaved(f"{failure}; it was written to {kept} instead", kept)
         raise NotSaved(f"{failure}; nor in {' or '.join(tried)}: the result was not saved", None)
