@@ -30,7 +30,7 @@ removes even a steep linear drift from the error term) costs a degree of freedom
 only 89% of the time at 5 pairs; pairing whole ABBA quads leaves 2 quads at 5 pairs. A Wilcoxon
 signed-rank (Hodges-Lehmann) interval cannot reach 95% with 5 pairs (its widest interval has
 93.75%), and does not bound one outlier window at 10 pairs either: one pair moves ``pairs`` of the
-Walsh averages, more than the interval trims (a +20% window: +10% caught 90% of the time against
+Walsh averages, more than the interval trims (a +20% window: +10% caught 91% of the time against
 97% for t). Dropping a pair more than 4 robust SDs (MAD) from the others catches more under an
 outlier but covers only 91% on clean data at 5 pairs. With the t interval one outlier window
 inflates the spread, so it makes the verdict ``inconclusive`` but does not raise a false alarm.
