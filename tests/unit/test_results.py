@@ -226,7 +226,8 @@ def test_a_result_that_cannot_be_saved_is_kept_in_the_cache_and_the_error_says_w
     kept = cache_home / "llenergymeasure" / "unsaved" / f"{EXPERIMENT_ID}.json"
     assert info.value.kept_at == kept
     assert isinstance(info.value, ExperimentError) and info.value.exit_code == 1
-    assert str(info.value) == f"could not save the result in {out}: it is a file, not a directory; it was written to {kept} instead"
+    assert str(info.value) == (f"could not save the result in {out}: it is a file, not a directory; "
+                               f"it was written to {kept} instead")
     assert ExperimentResult.load(kept).model_dump() == result.model_dump()  # the timeline is in its sidecar
     assert (kept.parent / f"{EXPERIMENT_ID}.timeline.json").exists()
     assert not [p for p in kept.parent.iterdir() if p.name.startswith(".")]

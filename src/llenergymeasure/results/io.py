@@ -163,7 +163,8 @@ def output_dir_problem(directory: str | Path, longest_name: str) -> str | None:
     name_max, path_max = _limit(ancestor, "PC_NAME_MAX", 255), _limit(ancestor, "PC_PATH_MAX", 4096)
     for part in path.absolute().relative_to(ancestor.absolute()).parts:
         if len(os.fsencode(part)) > name_max:
-            return (f"output_dir: {path} cannot be created: its part {_short(part)!r} is {len(os.fsencode(part))} bytes, "
+            return (f"output_dir: {path} cannot be created: its part {_short(part)!r} is "
+                    f"{len(os.fsencode(part))} bytes, "
                     f"more than this filesystem allows in a name ({name_max}); use a shorter directory name")
     if len(os.fsencode(longest_name)) > name_max:
         return (f"output_dir: result files in {path} would be named like {_short(longest_name)!r} "
