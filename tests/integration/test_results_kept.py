@@ -1,9 +1,10 @@
 """Results are never lost or overwritten, seen from a real ``llem run``.
 
 - Runs into one folder at the same time each keep their file.
-- An ``-o`` that cannot take result files (a file, a path beneath a file, a name longer than the
-  filesystem allows, a place nobody can write) is refused before anything is loaded: exit 1, a
-  message naming the path, no "Internal error", torch never imported.
+- An ``-o`` that cannot take result files (a file, a path beneath a file, a path too deep for the
+  filesystem, a place nobody can write) is refused by pre-flight before anything is loaded: exit
+  1, a message naming the path, no "Internal error", torch never imported. A part longer than any
+  filesystem allows is refused even earlier, as a config error (exit 2).
 - A save that fails mid-run (here: the file-size limit of ``ulimit -f``, which fails writes as a
   full disk does) still prints the summary, says the result was not saved, exits 1, leaves no temp
   file, and in a study the next experiment still runs.
@@ -56,38 +57,41 @@ def test_four_runs_into_one_folder_at_once_keep_four_results(tiny_model, tmp_pat
     assert len({ExperimentResult.load(p).started_at for p in files}) == 4  # four measurements, none lost
 
 
-def unusable_output_dirs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
-    """id -> (an -o that cannot take results, what the message says about it)."""
+def unusable_output_dirs(tmp_path: Path) -> dict[str, tuple[Path, str, int]]:
+    """id -> (an -o that cannot take results, what the message says about it, the exit code).
+    A part longer than any filesystem allows is a config error (2); the rest are pre-flight's (1)."""
     (tmp_path / "a-file").write_text("not a directory\n")
     cases = {
-        "a-file": (tmp_path / "a-file", "is a file, not a directory"),
-        "beneath-a-file": (tmp_path / "a-file" / "results", f"{tmp_path / 'a-file'} is a file, not a directory"),
-        "300-char-name": (tmp_path / ("r" * 300), "300 bytes, more than this filesystem allows"),
+        "a-file": (tmp_path / "a-file", "is a file, not a directory", 1),
+        "beneath-a-file": (tmp_path / "a-file" / "results", f"{tmp_path / 'a-file'} is a file, not a directory", 1),
+        "too-deep": (tmp_path.joinpath(*["d" * 200] * 20), "result file paths in it would pass PATH_MAX", 1),
+        "300-char-name": (tmp_path / ("r" * 300), "a part of this path is 300 characters long", 2),
     }
     if Path("/proc/self").exists():  # procfs takes no new files, not even from root
-        cases["procfs"] = (Path("/proc/llem-results"), "cannot be created: cannot write in /proc")
+        cases["procfs"] = (Path("/proc/llem-results"), "cannot be created: cannot write in /proc", 1)
     return cases
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
-@pytest.mark.parametrize("case", ["a-file", "beneath-a-file", "300-char-name", "procfs"])
+@pytest.mark.parametrize("case", ["a-file", "beneath-a-file", "too-deep", "300-char-name", "procfs"])
 def test_an_output_dir_that_cannot_take_results_is_refused_before_anything_is_loaded(tiny_model, tmp_path, case,
                                                                                      dry_run):
     cases = unusable_output_dirs(tmp_path)
     if case not in cases:
         pytest.skip("no procfs here")
-    out, reason = cases[case]
+    out, reason, code = cases[case]
     proc = llem_process("run", "--model", str(tiny_model), *TINY_RUN, "-o", str(out),
                         *(["--dry-run"] if dry_run else []), python_flags=("-X", "importtime"), timeout=120)
-    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.returncode == code, proc.stderr[-2000:]
     stderr = "\n".join(line for line in proc.stderr.splitlines() if not line.startswith("import time:"))
-    assert "Pre-flight check failed (1 problem)" in stderr
-    assert f"output_dir: {out}"[:60] in stderr and reason in stderr  # (a 300-char name is shortened)
+    assert ("Pre-flight check failed (1 problem)" if code == 1 else "Config error") in stderr
+    assert "output_dir: " in stderr and str(out)[:50] in stderr and reason in stderr  # (a long path is shortened)
     assert "Internal error" not in stderr and "Traceback" not in stderr
     assert not {"torch", "transformers"} & imported_modules(proc.stderr)  # nothing loaded, nothing measured
-    if not dry_run:
+    if not dry_run or code == 2:
         assert proc.stdout == ""
     assert not (tmp_path / "a-file" / "results").exists() and (tmp_path / "a-file").is_file()
+    assert not (tmp_path / ("d" * 200)).exists()
 
 
 def test_the_api_refuses_it_in_pre_flight_too(tiny_model, tmp_path):
