@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llenergymeasure.config.benchmark_file import Bound, load_benchmark_file
+from llenergymeasure.config.benchmark_file import MAX_EXPERIMENTS, Bound, load_benchmark_file
+from llenergymeasure.config.layers import MAX_PROBLEMS
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -540,3 +541,53 @@ def test_dot_slash_paths_in_the_user_config_are_relative_to_it(tmp_path, monkeyp
     [exp] = load_benchmark_file(write(tmp_path / "sub.yaml", "model: gpt2\n")).experiments
     assert exp.config.dataset == str(tmp_path / "prompts.jsonl")
     assert exp.config.sources()["dataset"] == f"user config {user}:2"
+
+
+# --- caps: experiments per file ------------------------------------------------------------------
+
+
+def sweep_of(*sizes: int) -> str:
+    keys = ["n", "max_output_tokens", "max_input_tokens", "random_seed", "repeats", "pytorch.batch_size"]
+    lines = [f"  {key}: [{', '.join(str(v) for v in range(1, size + 1))}]" for key, size in zip(keys, sizes)]
+    return "model: gpt2\nsweep:\n" + "\n".join(lines) + "\n"
+
+
+def test_sweep_over_the_cap_is_refused_before_it_is_expanded(tmp_path):
+    # 10**12 points: expanding them first would never end, so this test ending proves it does not
+    path = write(tmp_path / "f.yaml", sweep_of(100, 100, 100, 100, 100, 100))
+    assert problems_of(path) == [
+        f"{path}:2: its sweep expands to 1,000,000,000,000 experiments, more than the cap of {MAX_EXPERIMENTS:,} "
+        "per file; sweep fewer values, or split the study into several files"
+    ]
+
+
+def test_sweep_and_extras_count_together_against_the_cap(tmp_path):
+    path = write(tmp_path / "f.yaml", sweep_of(100, 100) + "experiments:\n  - {n: 7, name: extra}\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:2: its sweep expands to 10,000 plus 1 in 'experiments' experiments, "
+                              f"more than the cap of {MAX_EXPERIMENTS:,}")
+
+
+def test_a_sweep_of_exactly_the_cap_loads(tmp_path):
+    study = load(write(tmp_path / "f.yaml", sweep_of(100, 100)))
+    assert len(study.experiments) == MAX_EXPERIMENTS
+    assert study.experiments[-1].id == "f[n=100,max_output_tokens=100]"
+
+
+def test_a_problem_shared_by_every_sweep_point_is_reported_once(tmp_path):
+    path = write(tmp_path / "f.yaml", sweep_of(100, 100).replace("model: gpt2\n", "model: gpt2\nprecison: fp16\n"))
+    assert problems_of(path) == [f"{path}:2: unknown key 'precison'; did you mean 'precision'?"]
+
+
+def test_thousands_of_unknown_keys_give_a_bounded_list_of_problems(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\n" + "".join(f"key{i}: 1\n" for i in range(5000)))
+    problems = problems_of(path)
+    assert len(problems) == MAX_PROBLEMS + 1
+    assert problems[0].startswith(f"{path}:2: unknown key 'key0'")
+    assert problems[-1] == f"{path}: ... and {5000 - MAX_PROBLEMS:,} more problems like these"
+
+
+def test_empty_experiments_list_names_its_line(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nn: 3\nexperiments: []\n")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:3: 'experiments' must be a non-empty list of mappings")

@@ -8,6 +8,8 @@ import pytest
 
 from llenergymeasure.config.benchmark_file import load_benchmark_file
 from llenergymeasure.config.loader import load_experiment_config
+from llenergymeasure.config.models import MAX_BASELINE_SECONDS, MAX_CACHE_TTL_SECONDS, MAX_SAMPLE_INTERVAL_MS
+from llenergymeasure.energy.carbon import carbon_intensity
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -132,3 +134,81 @@ def test_load_experiment_config_refuses_a_study(tmp_path):
     path = write(tmp_path / "s.yaml", "model: gpt2\nsweep:\n  n: [1, 2]\n")
     with pytest.raises(ConfigError, match="defines 2 experiments"):
         load_experiment_config(path, user_config_defaults={})
+
+
+# --- numbers and text that cannot mean anything --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("energy:\n  carbon_intensity_g_per_kwh: .nan\n",
+         "f.yaml:3: energy.carbon_intensity_g_per_kwh: Input should be a finite number (got nan)"),
+        ("decoder:\n  temperature: .inf\n", "f.yaml:3: decoder.temperature: Input should be a finite number (got inf)"),
+        ("decoder:\n  top_p: -.inf\n", "f.yaml:3: decoder.top_p: Input should be a finite number"),
+        ("energy:\n  sample_interval_ms: 1000000\n",
+         f"f.yaml:3: energy.sample_interval_ms: Input should be less than or equal to {MAX_SAMPLE_INTERVAL_MS}"),
+        ("baseline:\n  duration_seconds: 1.0e+9\n",
+         f"f.yaml:3: baseline.duration_seconds: Input should be less than or equal to {MAX_BASELINE_SECONDS:g}"),
+        ("baseline:\n  duration_seconds: .inf\n", "f.yaml:3: baseline.duration_seconds: Input should be a finite number"),
+        ("baseline:\n  cache_ttl_seconds: 99999999\n",
+         f"f.yaml:3: baseline.cache_ttl_seconds: Input should be less than or equal to {MAX_CACHE_TTL_SECONDS:g}"),
+        ("n: 100000000000000000000\n", "f.yaml:2: n: Input should be less than or equal to 1000000"),
+        ("random_seed: -1\n", "f.yaml:2: random_seed: Input should be greater than or equal to 0"),
+        ("repeats: 1000000\n", "f.yaml:2: repeats: Input should be less than or equal to 1000"),
+        ("dataset: " + "d" * 300 + ".jsonl\n", "f.yaml:2: dataset: Value error, a part of this path is 306 characters long"),
+        ("output_dir: \"out\\x01\"\n", "f.yaml:2: control character U+0001 in 'output_dir'"),
+    ],
+    ids=["nan", "inf", "minus-inf", "sample-interval", "baseline-duration", "baseline-inf", "cache-ttl", "huge-n",
+         "negative-seed", "repeats", "long-path-part", "control-character"],
+)
+def test_numbers_and_text_that_cannot_mean_anything_are_config_errors(tmp_path, text, message):
+    path = write(tmp_path / "f.yaml", "model: gpt2\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_benchmark_file(path, user_config_defaults={})
+    assert info.value.exit_code == 2
+    assert message in "\n".join(p.replace(str(tmp_path) + "/", "") for p in info.value.problems)
+
+
+def test_a_long_value_is_cut_short_in_the_message(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: " + "m" * 5000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_benchmark_file(path, user_config_defaults={})
+    [problem] = info.value.problems
+    assert problem.endswith("... (5,002 characters))")
+    assert len(problem) < 400
+
+
+def test_control_characters_from_the_command_line_or_python_are_refused_too():
+    with pytest.raises(ConfigError, match=r"^CLI --model: model: Value error, control character U\+0000"):
+        load_experiment_config(cli_overrides={"model": "gpt\x002"}, user_config_defaults={})
+
+
+def test_the_caps_leave_real_values_alone(tmp_path):
+    path = write(tmp_path / "f.yaml", "model: gpt2\nbaseline: {duration_seconds: 600, cache_ttl_seconds: 604800}\n"
+                                      "energy: {sample_interval_ms: 10000}\nrandom_seed: 4294967295\n")
+    config = load_experiment_config(path, user_config_defaults={})
+    assert (config.baseline.duration_seconds, config.energy.sample_interval_ms) == (600, 10_000)
+
+
+# --- LLEM_CARBON_INTENSITY -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "lots", "1e999", "-inf"])
+def test_bad_carbon_intensity_variable_is_a_config_error_when_the_config_loads(tmp_path, monkeypatch, value):
+    monkeypatch.setenv("LLEM_CARBON_INTENSITY", value)
+    path = write(tmp_path / "f.yaml", "model: gpt2\n")
+    for load in (lambda: load_benchmark_file(path, user_config_defaults={}),
+                 lambda: load_experiment_config(cli_overrides={"model": "gpt2"}, user_config_defaults={})):
+        with pytest.raises(ConfigError) as info:
+            load()
+        assert info.value.problems == [
+            f"LLEM_CARBON_INTENSITY={value!r} is not a finite, non-negative number of gCO2e/kWh "
+            "(e.g. 56 for France, 400 for the US); fix or unset the environment variable"
+        ]
+
+
+def test_good_carbon_intensity_variable_is_used(monkeypatch):
+    monkeypatch.setenv("LLEM_CARBON_INTENSITY", "56")
+    config = load_experiment_config(cli_overrides={"model": "gpt2"}, user_config_defaults={})
+    assert carbon_intensity(config.energy) == (56.0, "LLEM_CARBON_INTENSITY")

@@ -148,6 +148,91 @@ def test_jsonl_rows_that_are_neither_objects_nor_strings(tmp_path):
         load_prompts(str(path), 1)
 
 
+# --- broken and hostile prompt files ------------------------------------------------------------
+
+
+def preflight_problem(dataset: str, n: int = 1) -> str:
+    with pytest.raises(PreFlightError) as info:
+        load_prompts(dataset, n)
+    [problem] = info.value.problems
+    return problem
+
+
+def test_binary_file_names_the_file_and_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b'{"prompt": "fine"}\n' + bytes(range(128, 256)) + b"\n")
+    assert preflight_problem(str(path)) == (
+        f"dataset: {path}:2: not UTF-8 text (byte 0x80 at column 1); is this a JSON-lines file? save it as UTF-8"
+    )
+
+
+def test_latin1_text_names_the_line_and_column(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_bytes('{"prompt": "a"}\n{"prompt": "b"}\n{"prompt": "caf\xe9"}\n'.encode("latin-1"))
+    assert preflight_problem(str(path)).startswith(f"dataset: {path}:3: not UTF-8 text (byte 0xe9 at column 16)")
+
+
+def test_a_file_that_is_no_json_lines_at_all_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    import llenergymeasure.datasets.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"x" * 5000)
+    assert preflight_problem(str(path)) == (
+        f"dataset: {path}:1: line longer than 1,000 bytes; is this a JSON-lines file (one prompt per line)?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("prompt", "code"), [("a\x00b", "0000"), ("\x1b[31mred", "001B"), ("del\x7f", "007F")], ids=["nul", "esc", "del"]
+)
+def test_control_characters_in_a_prompt_name_the_file_and_line(tmp_path, prompt, code):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "fine"}, {"prompt": prompt}])
+    assert preflight_problem(str(path)) == (
+        f"dataset: {path}:2: the prompt holds control character U+{code}; remove it (prompts are plain text)"
+    )
+
+
+def test_tabs_and_newlines_in_prompts_are_fine(tmp_path):
+    path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "two\nlines\twith a tab\r\n"}])
+    assert load_prompts(str(path), 1) == ["two\nlines\twith a tab\r\n"]
+
+
+def test_unicode_line_separators_inside_a_prompt_do_not_split_its_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"prompt": "a\u2028b\x85c"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert load_prompts(str(path), 1) == ["a\u2028b\x85c"]
+
+
+def test_json_nested_past_the_recursion_limit_names_the_line(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"prompt": "a"}\n' + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    assert preflight_problem(str(path)) == f"dataset: {path}:2: not valid JSON (nested too deeply)"
+
+
+def test_a_directory_as_dataset_is_a_preflight_error(tmp_path):
+    (tmp_path / "prompts.jsonl").mkdir()
+    assert preflight_problem(str(tmp_path / "prompts.jsonl")).startswith(f"dataset: cannot read {tmp_path}")
+
+
+def test_a_dataset_name_too_long_for_the_filesystem_is_an_unknown_dataset():
+    assert preflight_problem("x" * 300).startswith("dataset: unknown dataset 'xxx")
+
+
+def test_damaged_cached_aienergyscore_file_names_it(hf_snapshot):
+    snapshot = hf_snapshot("datasets", "AIEnergyScore/text_generation")
+    (snapshot / "data.json").write_bytes(b"\xff\xfe garbage")
+    problem = preflight_problem("aienergyscore")
+    assert problem.startswith(f"dataset: {snapshot / 'data.json'}: cannot read it (UnicodeDecodeError")
+    assert problem.endswith("delete it from the Hugging Face cache to download it again")
+
+
+def test_cached_aienergyscore_json_that_is_not_a_list(hf_snapshot):
+    snapshot = hf_snapshot("datasets", "AIEnergyScore/text_generation")
+    (snapshot / "data.json").write_text('{"text": "a"}', encoding="utf-8")
+    assert preflight_problem("aienergyscore") == f"dataset: {snapshot / 'data.json'}: expected a list of rows, found a dict"
+
+
 # --- aienergyscore from a hand-made HF cache -----------------------------------------------------
 
 

@@ -1,17 +1,25 @@
-"""The VRAM estimate (weights + KV cache + overhead, from files on disk) and model_problem()."""
+"""The VRAM estimate (weights + KV cache + overhead, from files on disk) and model_problem(),
+also on model files that are broken or hostile."""
 
 from __future__ import annotations
 
 import json
 import math
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
 
 from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.core.model_files import model_problem
-from llenergymeasure.core.vram import ACTIVATION_SHARE, CUDA_CONTEXT_GB, estimate_vram
+from llenergymeasure.core.vram import (
+    ACTIVATION_SHARE,
+    CUDA_CONTEXT_GB,
+    MAX_DIMENSION,
+    estimate_vram,
+    estimate_vram_explained,
+)
 
 LLAMA3_8B = {
     "model_type": "llama",
@@ -229,3 +237,137 @@ def test_model_problem_hub_id_in_the_cache_is_fine(hf_snapshot, tiny_model):
     snapshot = hf_snapshot("models", "acme/tiny")
     shutil.copy(tiny_model / "config.json", snapshot / "config.json")
     assert model_problem("acme/tiny") is None
+
+
+# --- malformed model files: a problem naming the file, never a traceback -------------------------
+
+
+GPT2_SMALL = {"model_type": "gpt2", "n_layer": 2, "n_embd": 8, "n_head": 2, "vocab_size": 16}
+
+
+def safetensors_bytes(header: dict, data: bytes = b"") -> bytes:
+    blob = json.dumps(header).encode()
+    return struct.pack("<Q", len(blob)) + blob + data
+
+
+def model_dir(tmp_path: Path, config: str | None = None, weights: bytes | None = None) -> Path:
+    """A local model directory with ``config`` as config.json and ``weights`` as model.safetensors."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps(GPT2_SMALL) if config is None else config)
+    if weights is not None:
+        (model / "model.safetensors").write_bytes(weights)
+    return model
+
+
+def test_a_valid_hand_made_safetensors_file_is_counted(tmp_path):
+    weights = safetensors_bytes({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]},
+                                 "__metadata__": {"format": "pt"}}, bytes(24))
+    model = model_dir(tmp_path, weights=weights)
+    assert model_problem(str(model)) is None
+    assert estimate_vram(config_for(model)).params == 6
+
+
+@pytest.mark.parametrize(
+    ("weights", "fragment"),
+    [
+        (b"\x01\x02", "truncated (2 bytes, less than a safetensors header)"),
+        (struct.pack("<Q", 2**63) + b"{}", "not a safetensors file, or truncated: its header claims "
+                                           "9,223,372,036,854,775,808 bytes but the file holds 10"),
+        (struct.pack("<Q", 5) + b"{}", "its header claims 5 bytes but the file holds 10"),
+        (struct.pack("<Q", 4) + b"\xff\xfe{}", "the safetensors header is not valid JSON (not UTF-8 at byte 0)"),
+        (struct.pack("<Q", 6) + b"garbag", "the safetensors header is not valid JSON (Expecting value)"),
+        (safetensors_bytes([1, 2]), "the safetensors header is not a JSON object"),
+        (safetensors_bytes({"w": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 24]}}, bytes(8)),
+         "tensor 'w' ends at byte 24 of the data but the file holds 8: truncated"),
+        (safetensors_bytes({"w": {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 8]}}, bytes(8)),
+         "tensor 'w' of shape [1099511627776, 1099511627776] and dtype F32 does not match its 8 bytes of data"),
+        (safetensors_bytes({"w": {"dtype": "F4", "shape": [2**40], "data_offsets": [0, 8]}}, bytes(8)),
+         "tensor 'w' of shape [1099511627776] and dtype F4 does not match its 8 bytes of data"),
+        (safetensors_bytes({"w": {"dtype": "F32", "shape": "big", "data_offsets": [0, 8]}}, bytes(8)),
+         "tensor 'w' has no valid shape (got 'big')"),
+        (safetensors_bytes({"w": {"dtype": "F32", "shape": [2], "data_offsets": [8, 0]}}, bytes(8)),
+         "tensor 'w' has no valid data_offsets (got [8, 0])"),
+        (safetensors_bytes({"w": 7}), "tensor 'w' is not described by a JSON object"),
+    ],
+    ids=["short", "huge-header-length", "header-past-the-end", "not-utf8", "garbage", "not-object", "truncated-data",
+         "absurd-shape", "absurd-shape-unknown-dtype", "shape-not-list", "offsets-backwards", "tensor-not-object"],
+)
+def test_broken_safetensors_is_a_problem_naming_the_file_and_gives_no_estimate(tmp_path, weights, fragment):
+    model = model_dir(tmp_path, weights=weights)
+    problem = model_problem(str(model))
+    assert problem.startswith(f"model: {model / 'model.safetensors'}: ")
+    assert fragment in problem
+    assert problem.endswith("re-download or re-save the model")
+    estimate, why = estimate_vram_explained(config_for(model))
+    assert estimate is None
+    assert why.startswith(f"no VRAM estimate: {model / 'model.safetensors'}: ")
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ("not json {", "not valid JSON (Expecting value)"),
+        ("[1, 2]", "expected a JSON object, found list"),
+        ("\"gpt2\"", "expected a JSON object, found str"),
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON (nested too deeply)"),
+        ("", "not valid JSON (Expecting value)"),
+    ],
+    ids=["garbage", "list", "string", "deep", "empty"],
+)
+def test_broken_config_json_is_a_problem_naming_the_file(tmp_path, config, fragment):
+    model = model_dir(tmp_path, config=config)
+    problem = model_problem(str(model))
+    assert problem.startswith(f"model: {model / 'config.json'}: ")
+    assert fragment in problem
+    estimate, why = estimate_vram_explained(config_for(model))
+    assert estimate is None and why.startswith(f"no VRAM estimate: {model / 'config.json'}: ")
+
+
+def test_non_utf8_config_json_is_a_problem_naming_the_file(tmp_path):
+    model = model_dir(tmp_path)
+    (model / "config.json").write_bytes(b'{"n_layer": "\xff"}')
+    assert "config.json: not valid JSON (not UTF-8 at byte 13)" in model_problem(str(model))
+
+
+@pytest.mark.parametrize("value", ["4096", 1e30, -1, 2**25, 10**30, [8, 8], True])
+def test_absurd_config_json_dimensions_give_no_estimate_but_do_not_block_the_run(tmp_path, value):
+    # some real configs hold lists here (per-layer sizes): whether the model loads is transformers' call
+    model = model_dir(tmp_path, config=json.dumps({**GPT2_SMALL, "n_embd": value}))
+    assert model_problem(str(model)) is None
+    estimate, why = estimate_vram_explained(config_for(model))
+    assert estimate is None
+    assert why == (f"no VRAM estimate: {model / 'config.json'}: n_embd is {value!r}, "
+                   f"not a whole number from 0 to {MAX_DIMENSION:,}")
+
+
+def test_broken_index_of_a_cached_model_is_a_problem_naming_it(hf_snapshot, tiny_model):
+    snapshot = hf_snapshot("models", "acme/broken")
+    shutil.copy(tiny_model / "config.json", snapshot / "config.json")
+    (snapshot / "model.safetensors.index.json").write_text('{"weight_map": [1]}')
+    problem = model_problem("acme/broken")
+    assert problem.startswith("model: ") and "model.safetensors.index.json: 'weight_map' must map" in problem
+    assert estimate_vram(config_for("acme/broken")) is None
+
+
+def test_broken_weights_of_a_cached_model_are_a_problem_naming_them(hf_snapshot, tiny_model):
+    snapshot = hf_snapshot("models", "acme/broken")
+    shutil.copy(tiny_model / "config.json", snapshot / "config.json")
+    (snapshot / "model.safetensors").write_bytes(b"\x00" * 3)
+    problem = model_problem("acme/broken")
+    assert problem.startswith("model: ") and "model.safetensors: truncated (3 bytes" in problem
+    assert estimate_vram(config_for("acme/broken")) is None
+
+
+@pytest.mark.parametrize("model", ["a b", "org/na$me", "x" * 200, "-x"])
+def test_a_model_that_is_neither_a_directory_nor_a_repo_id(hf_cache, model):
+    assert estimate_vram_explained(config_for(model)) == (None, None)
+    assert model_problem(model) == (
+        f"model: {model!r} is neither an existing directory nor a valid Hugging Face repo id "
+        "(org/name, letters, digits, '-', '_' and '.'); check the spelling or the path"
+    )
+
+
+def test_a_name_too_long_for_the_filesystem_is_not_a_crash(hf_cache):
+    assert "is neither an existing directory" in model_problem("x" * 300)
+    assert "does not exist" in model_problem("/tmp/" + "x" * 300 + "/model")

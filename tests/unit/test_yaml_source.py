@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llenergymeasure.config.benchmark_file import load_benchmark_file
-from llenergymeasure.config.yaml_source import read_yaml
+from llenergymeasure.config.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_yaml
 from llenergymeasure.exceptions import ConfigError
 
 
@@ -168,3 +168,107 @@ def test_missing_benchmark_file(tmp_path):
     path = tmp_path / "llem_missing.yaml"
     with pytest.raises(ConfigError, match="config file not found"):
         load_benchmark_file(path, user_config_defaults={})
+
+
+# --- hostile files: bounded reading --------------------------------------------------------------
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Each level is a list of nine aliases of the one before: 9**levels strings once expanded."""
+    lines = ["model: gpt2", 'l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def test_billion_laughs_is_refused_without_expanding_it(tmp_path):
+    path = write(tmp_path / "c.yaml", billion_laughs())
+    [problem] = error_of(path).problems
+    assert problem == (
+        f"{path}: holds more than {MAX_NODES:,} keys and values once its aliases (*name) are expanded "
+        "(the cap for a config file); a benchmark file needs a few dozen"
+    )
+
+
+def test_a_few_aliases_and_merge_keys_still_work(tmp_path):
+    path = write(tmp_path / "c.yaml", "base: &base {n: 3, precision: fp16}\nexperiments:\n  - <<: *base\n    n: 4\n")
+    doc = read_yaml(path)
+    assert doc.data["experiments"] == [{"n": 4, "precision": "fp16"}]
+    assert doc.line_of(("experiments", 0, "n")) == 4
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    path = write(tmp_path / "c.yaml", "model: gpt2\nloop: &loop [*loop]\n")
+    [problem] = error_of(path).problems
+    assert problem.startswith(f"{path}:2: nested more than {MAX_DEPTH} levels deep once its aliases")
+
+
+def test_deep_nesting_is_refused_at_its_line(tmp_path):
+    path = write(tmp_path / "c.yaml", "model: gpt2\nx: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n")
+    assert error_of(path).problems == [f"{path}:2: nested more than {MAX_DEPTH} levels deep (the cap for a config file)"]
+
+
+def test_nesting_far_past_the_recursion_limit_is_a_config_error(tmp_path):
+    path = write(tmp_path / "c.yaml", "x: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    [problem] = error_of(path).problems
+    assert problem.startswith(f"{path}:1: ")
+
+
+def test_nesting_up_to_the_cap_is_fine(tmp_path):
+    path = write(tmp_path / "c.yaml", "x: " + "[" * (MAX_DEPTH - 1) + "1" + "]" * (MAX_DEPTH - 1) + "\n")
+    assert read_yaml(path).data["x"] is not None
+
+
+def test_too_many_values_without_aliases_are_refused_at_the_line_reached(tmp_path):
+    path = write(tmp_path / "c.yaml", "model: gpt2\nx:\n" + "  - 1\n" * MAX_NODES)
+    [problem] = error_of(path).problems
+    assert re.fullmatch(rf"{re.escape(str(path))}:\d+: holds more than {MAX_NODES:,} keys and values "
+                        r"\(the cap for a config file\)", problem)
+
+
+def test_file_larger_than_the_cap_is_refused_before_parsing(tmp_path):
+    path = write(tmp_path / "c.yaml", "model: gpt2\n" + "#" * MAX_FILE_BYTES + "\n")
+    assert error_of(path).problems == [
+        f"{path}: config file is larger than {MAX_FILE_BYTES // 1024} KiB (the cap for a config file); "
+        "is this the right file?"
+    ]
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs /dev/zero")
+def test_an_endless_stream_is_read_only_up_to_the_cap():
+    [problem] = error_of(Path("/dev/zero")).problems
+    assert problem.startswith("/dev/zero: config file is larger than")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "where"),
+    [
+        ('model: gpt2\nname: "a\\0b"\n', 2, "in 'name'"),
+        ('model: gpt2\npytorch:\n  device: "cpu\\e[31m"\n', 3, "in 'pytorch.device'"),
+        ('model: gpt2\n"bad\\x01key": 1\n', 2, "at the top level"),
+        ('model: gpt2\nsweep:\n  n: [1, "\\x7f"]\n', 3, "in 'sweep.n.1'"),
+    ],
+    ids=["nul", "escape", "key", "list-item"],
+)
+def test_escaped_control_characters_are_refused_with_line_and_key(tmp_path, text, line, where):
+    path = write(tmp_path / "c.yaml", text)
+    [problem] = error_of(path).problems
+    assert problem.startswith(f"{path}:{line}: control character U+")
+    assert f"{where}; remove it (config values are plain text)" in problem
+
+
+def test_tabs_and_newlines_in_values_are_fine(tmp_path):
+    path = write(tmp_path / "c.yaml", 'model: gpt2\nname: "a\\tb"\ntext: |\n  two\n  lines\n')
+    assert read_yaml(path).data["name"] == "a\tb"
+
+
+def test_raw_nul_byte_names_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"model: gpt2\nn: 3\nname: a\x00b\n")
+    assert error_of(path).problems == [f"{path}:3: character U+0000 is not allowed in a YAML file; remove it"]
+
+
+def test_a_binary_file_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(bytes(range(256)) * 4)
+    [problem] = error_of(path).problems
+    assert problem.startswith(f"{path}:")

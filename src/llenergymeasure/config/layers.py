@@ -14,6 +14,7 @@ to the working directory.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import typing
@@ -252,12 +253,19 @@ def _origin_of(key: str, origins: dict[str, str], config: str) -> str:
 
 
 def _hint(word: str, choices: list[str], prefix: str, *, list_choices: bool = True) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    close = _closest(word, tuple(choices))
     if close:
-        return f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?"
+        return f"; did you mean '{prefix + '.' if prefix else ''}{close}'?"
     if choices and list_choices:
         return f"; valid keys here: {', '.join(sorted(choices))}"
     return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest(word: str, choices: tuple[str, ...]) -> str | None:
+    """The nearest choice; cached, as every point of a sweep repeats the same typo."""
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _field_names(loc: list[str]) -> list[str]:

@@ -119,19 +119,18 @@ def read_yaml(path: str | Path) -> YamlDocument:
         loader = _BoundedLoader(text)
     except yaml.reader.ReaderError as exc:  # the reader checks every character up front
         raise ConfigError(_reader_error(path, text, exc)) from None
+    doc = YamlDocument(path=path, data=None)
     try:
         node = _compose(path, text, loader)
         if node is None:
-            return YamlDocument(path=path, data=None)
+            return doc
         _check_size(path, node)
-        data = loader.construct_document(node)
+        _record_lines(node, (), doc)  # before constructing, which rewrites merge keys (<<: *base) in place
+        doc.data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_error(path, exc)) from None
     finally:
         loader.dispose()
-
-    doc = YamlDocument(path=path, data=data)
-    _record_lines(node, (), doc)
     return doc
 
 
@@ -225,6 +224,8 @@ def _record_lines(node: yaml.Node, key_path: KeyPath, doc: YamlDocument) -> None
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # a list or mapping as a key: constructing the document refuses it
             key = key_node.value
             line = key_node.start_mark.line + 1
             _check_characters(key_node, key_path, doc)

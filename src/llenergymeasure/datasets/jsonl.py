@@ -79,7 +79,7 @@ def _text_lines(fh: Any, path: Path) -> Iterator[tuple[int, str]]:
     for number, raw in enumerate(iter(lambda: fh.readline(MAX_LINE_BYTES + 1), b""), start=1):
         if len(raw) > MAX_LINE_BYTES:
             raise PreFlightError(
-                f"dataset: {path}:{number}: line longer than {MAX_LINE_BYTES >> 20} MiB; "
+                f"dataset: {path}:{number}: line longer than {MAX_LINE_BYTES:,} bytes; "
                 "is this a JSON-lines file (one prompt per line)?"
             )
         try:
