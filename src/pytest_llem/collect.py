@@ -14,7 +14,9 @@ its numbers, or the core's error message; never a traceback of this plugin.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from llenergymeasure.config.benchmark_file import BenchmarkExperiment, Benchmark
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs
 from pytest_llem.settings import SETTINGS, Settings
+from pytest_llem.workers import LockError, measurement_lock
 
 MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "tokens_per_second",
                        "wh_per_1000_queries", "latency_s_p50", "ttft_s_p50", "peak_memory_mb")
@@ -138,11 +141,10 @@ class LlemItem(pytest.Item):
         from llenergymeasure import run_experiment
         from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
         from llenergymeasure.results.gates import check_expect
-        from pytest_llem.workers import measurement_lock
 
         config, machine = self.experiment.config, self.settings.machine
         devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
-        with measurement_lock(devices):
+        with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout, notify=self._say_now):
             result = run_experiment(config)
         verdicts = check_expect(result, self.study.expect)
         entry, measured_on = BaselineEntry.from_result(result), MachineInfo.from_result(result)
@@ -162,6 +164,7 @@ class LlemItem(pytest.Item):
             {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
             energy_source=result.energy_source,
             estimated=result.estimated,
+            energy_suspect=result.energy_suspect,
             verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
             warnings=[w.code for w in result.measurement_warnings],
             result_path=str(Path(config.output_dir, result.filename)) if config.output_dir else None,
@@ -203,8 +206,16 @@ class LlemItem(pytest.Item):
             self.warn(LlemBaselineWarning(check.lines()[0]))  # located at the experiment's YAML line
         return []
 
+    def _say_now(self, text: str) -> None:
+        """A line on the terminal now, while the item runs: past output capture, and from an xdist
+        worker too (its stderr is the controller's)."""
+        capture = self.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            sys.stderr.write(f"\nllem: {self.nodeid}: {text}\n")
+            sys.stderr.flush()
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, (LlemFailure, LLEMError)):
+        if isinstance(excinfo.value, (LlemFailure, LLEMError, LockError)):
             text = str(excinfo.value)
             self.record.setdefault("error", text)
             return text

@@ -13,12 +13,21 @@ Options (command line, or the ini key in brackets):
     --llem-json PATH        every item's result in one JSON file
     --llem-require-energy   fail, instead of skip or estimate, without a measured energy source
                                                                                  [llem_require_energy]
-    --llem-save-baseline [PATH]   save every measured item's repeats as a baseline
+    --llem-save-baseline    save every passed item with measured, unsuspected energy as a baseline,
+                            to .llem/baselines/<machine>/<time>.json
+    --llem-save-baseline=PATH     ... to PATH, a new .json file (the "=" form: the space form would
+                                  take a test path; a benchmark file, test path, directory or existing
+                                  file as PATH is a usage error)
     --llem-baseline PATH|auto     compare each item with a baseline (regression gates)
     --llem-fail-on METRIC:THRESHOLD   a regression gate for every item (repeatable)
     --llem-require-baseline       fail, instead of warn, when an item could not be compared
     --llem-markdown PATH          the results table as markdown (and $GITHUB_STEP_SUMMARY)
+    --llem-lock-timeout SECONDS   fail an item that waited this long for a busy device
+                                  (default: wait as long as it takes)           [llem_lock_timeout]
     ini llem_files          file patterns to collect (default: llem_*.yaml llem_*.yml)
+
+An output path that cannot be written is a usage error at start-up; an output that still fails
+at the end of the session (a full disk) fails the session (exit 1, like a failed item).
 """
 
 from __future__ import annotations
@@ -56,8 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Fail items that would be skipped for want of a GPU or energy source, or whose energy "
                          "would only be estimated (ini: llem_require_energy).")
     group.addoption("--llem-save-baseline", metavar="PATH", nargs="?", const="auto", default=None,
-                    help="Save every measured item's repeats as a baseline: to PATH, or without PATH to "
-                         ".llem/baselines/<machine>/<time>.json under the rootdir.")
+                    help="Save the repeats of every passed item with measured energy as a baseline, to "
+                         ".llem/baselines/<machine>/<time>.json under the rootdir; or with "
+                         "--llem-save-baseline=PATH to PATH (a new .json file).")
     group.addoption("--llem-baseline", metavar="PATH", default=None,
                     help="Compare each item with this baseline file; 'auto' takes this machine's latest.")
     group.addoption("--llem-fail-on", metavar="METRIC:THRESHOLD", action="append", default=[],
@@ -69,11 +79,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llem-markdown", metavar="PATH", default=None,
                     help="Write the results table as markdown to PATH (also appended to $GITHUB_STEP_SUMMARY "
                          "when that is set).")
+    group.addoption("--llem-lock-timeout", metavar="SECONDS", default=None,
+                    help="Fail an item that waited SECONDS for a device another measurement holds; the "
+                         "default waits as long as it takes (ini: llem_lock_timeout).")
     parser.addini("llem_files", type="linelist", default=["llem_*.yaml", "llem_*.yml"],
                   help="Glob patterns of benchmark files collected by pytest_llem.")
     parser.addini("llem_output", type="string", default="", help="Default for --llem-output.")
     parser.addini("llem_repeats", type="string", default="", help="Default for --llem-repeats.")
     parser.addini("llem_require_energy", type="bool", default=False, help="Default for --llem-require-energy.")
+    parser.addini("llem_lock_timeout", type="string", default="", help="Default for --llem-lock-timeout.")
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

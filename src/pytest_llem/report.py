@@ -1,6 +1,14 @@
 """What the plugin tells the user and keeps: a header line, the results table, a JSON file of
 results, a markdown report for CI pages, and saved baselines.
 
+A baseline takes only items that passed, with measured energy (``joules_per_token``) that the
+meter's sanity checks did not doubt (``energy_suspect``); the summary says how many were left
+out and why. An output that was asked for (``--llem-json``, ``--llem-markdown``,
+``--llem-save-baseline``, ``$GITHUB_STEP_SUMMARY``) and could not be written fails the session:
+its exit status becomes 1 (pytest.ExitCode.TESTS_FAILED, what a failed item gives: CI fails the
+job either way, and 3, "internal error", would send the user looking for a bug in pytest) unless
+it is already non-zero.
+
 Every llem item's report carries a ``llem`` record (a plain dict, so pytest-xdist ships it from
 worker to controller with the report). The reporter keeps the records it sees in
 ``pytest_runtest_logreport`` and reports them at the end, so a serial run and ``-n 2`` print
@@ -9,6 +17,7 @@ the same table: both are built from the same records, in collection order.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +36,7 @@ class LlemReporter:
         self.records: dict[str, dict[str, Any]] = {}
         self.is_worker = hasattr(config, "workerinput")
         self.written: list[str] = []  # "what: path" lines for the summary
+        self.failed_outputs: list[str] = []  # outputs asked for and not written
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         """Said only when the run reaches benchmark files: other test suites are left alone."""
@@ -74,22 +84,30 @@ class LlemReporter:
         return [result_row(r, compared=self.settings.baseline is not None) for r in self.ordered()]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Write what was asked for. One failed write (a full disk, a typo in a path) is reported
-        and does not stop the others: the measurements are in the results either way."""
-        if self.is_worker:
+        """Write what was asked for. One failed write (a full disk, a typo in a path) does not stop
+        the others (the measurements are in the results either way), but it fails the session.
+        ``--co`` runs nothing, so it writes nothing."""
+        if self.is_worker or self.config.option.collectonly:
             return
         writes = []
         if self.settings.json_path:
             writes.append((f"--llem-json {self.settings.json_path}", self._write_json))
         if self.settings.save_baseline:
             writes.append(("--llem-save-baseline", self._save_baselines))
-        if self.records and (self.settings.markdown or os.environ.get("GITHUB_STEP_SUMMARY")):
-            writes.append(("the markdown report", self._write_markdown))
+        if self.records and self.settings.markdown:
+            writes.append((f"--llem-markdown {self.settings.markdown}", self._write_markdown))
+        if self.records and os.environ.get("GITHUB_STEP_SUMMARY"):
+            writes.append(("$GITHUB_STEP_SUMMARY", self._append_step_summary))
         for what, write in writes:
             try:
                 write()
-            except OSError as exc:
+            except (OSError, NotWritten) as exc:
+                self.failed_outputs.append(what)
                 self.written.append(f"could not write {what}: {exc}")
+        if self.failed_outputs and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.written.append(f"the session fails (exit {int(pytest.ExitCode.TESTS_FAILED)}): "
+                                f"{', '.join(self.failed_outputs)} asked for and not written")
 
     def _write_json(self) -> None:
         import json
@@ -112,19 +130,24 @@ class LlemReporter:
     def _save_baselines(self) -> None:
         """One baseline file per measuring machine (GPU runs and CPU runs of a session differ).
 
-        A new file under .llem/baselines also carries over the entries of that machine's previous
-        baseline that this session did not measure (a ``-k`` run, an interrupted one), so that
-        "latest" never silently drops an experiment's gate. An explicit path gets this session only.
+        Only items that passed with measured, unsuspected energy go in (``left_out`` says why the
+        others did not). A new file under .llem/baselines also carries over the entries of that
+        machine's previous baseline that this session did not save (a ``-k`` run, an interrupted
+        one, an item that failed), so that "latest" never silently drops an experiment's gate. An
+        explicit path gets this session only.
         """
         from llenergymeasure.results.baselines import Baseline, BaselineEntry, CommitInfo, MachineInfo, new_baseline_path
 
-        measured = [r for r in self.ordered() if "baseline_entry" in r]
-        if not measured:
-            self.written.append("no measured item to save as a baseline")
-            return
+        kept_out = left_out(self.ordered())
+        if kept_out:
+            self.written.append(f"{sum(kept_out.values())} item(s) left out of the baseline: "
+                                + ", ".join(f"{count} {why}" for why, count in kept_out.items()))
+        saved = [r for r in self.ordered() if baseline_exclusion(r) is None]
+        if not saved:
+            raise NotWritten("no item passed with measured energy, so there is nothing to save as a baseline")
         commit = CommitInfo.detect(self.settings.root)
         by_machine: dict[str, tuple[MachineInfo, dict[str, BaselineEntry]]] = {}
-        for record in measured:
+        for record in saved:
             machine = MachineInfo.model_validate(record["machine"])
             _, entries = by_machine.setdefault(machine.key, (machine, {}))
             entries[record["nodeid"]] = BaselineEntry.model_validate(record["baseline_entry"])
@@ -134,7 +157,7 @@ class LlemReporter:
             path = Path(self.settings.save_baseline) if explicit else new_baseline_path(self.settings.root, key, commit)
             if explicit and len(by_machine) > 1:
                 path = path.with_name(f"{path.stem}-{key}{path.suffix}")
-            Baseline.from_entries({**kept, **entries}, machine, commit).save(path)
+            path = Baseline.from_entries({**kept, **entries}, machine, commit).save(path)
             carried = f" (and {len(kept)} carried over from the previous one)" if kept else ""
             self.written.append(f"baseline of {len(entries)} item(s){carried} saved to {path}")
 
@@ -153,8 +176,8 @@ class LlemReporter:
             return {}
         return {name: entry for name, entry in baseline.entries.items() if name not in measured}
 
-    def _write_markdown(self) -> None:
-        from llenergymeasure.results.io import atomic_write_text
+    def markdown(self) -> str:
+        """The report for CI pages: the table, the estimate note, and each item's comparison."""
         from llenergymeasure.results.tables import markdown_table
 
         lines = ["## llem " + ("dry run" if self.settings.dry_run else "results"), "", *markdown_table(self.rows())]
@@ -164,23 +187,60 @@ class LlemReporter:
         if details:
             lines += ["", "### Against the baseline", ""]
             lines += [f"- `{nodeid}`: " + "; ".join(text) for nodeid, text in details]
-        text = "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n"
+
+    def _write_markdown(self) -> None:
+        from llenergymeasure.results.io import atomic_write_text
+
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if self.settings.markdown and not (step_summary and Path(self.settings.markdown).resolve() == Path(step_summary).resolve()):
-            atomic_write_text(self.settings.markdown, text)
-            self.written.append(f"markdown report written to {self.settings.markdown}")
-        if step_summary:
-            with open(step_summary, "a", encoding="utf-8") as fh:  # the step summary is shared by all steps: append
-                fh.write(text)
-            self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
+        if step_summary and Path(self.settings.markdown).resolve() == Path(step_summary).resolve():
+            return  # the step summary gets it appended
+        atomic_write_text(self.settings.markdown, self.markdown())
+        self.written.append(f"markdown report written to {self.settings.markdown}")
+
+    def _append_step_summary(self) -> None:
+        step_summary = os.environ["GITHUB_STEP_SUMMARY"]
+        with open(step_summary, "a", encoding="utf-8") as fh:  # the step summary is shared by all steps: append
+            fh.write(self.markdown())
+        self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
+
+
+class NotWritten(Exception):
+    """An output that was asked for has nothing to hold (the text says why)."""
+
+
+def baseline_exclusion(record: dict[str, Any]) -> str | None:
+    """Why an item's record must not become a baseline entry, or None: only a passed item whose
+    energy was measured and not doubted is a reference for later runs."""
+    if record["outcome"] == "skipped":
+        return "skipped"
+    if record["outcome"] != "passed":
+        return "failed"
+    if "baseline_entry" not in record:
+        return "not measured"
+    if record.get("joules_per_token") is None:
+        return "without measured energy"
+    if record.get("energy_suspect"):
+        return "with suspect energy readings"
+    return None
+
+
+def left_out(records: list[dict[str, Any]]) -> dict[str, int]:
+    """How many ``records`` were left out of a baseline, per reason, in a stable order."""
+    counts: dict[str, int] = {}
+    for record in records:
+        why = baseline_exclusion(record)
+        if why is not None:
+            counts[why] = counts.get(why, 0) + 1
+    return counts
 
 
 def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]:
     jpt = record.get("joules_per_token")
+    energy = fmt(jpt) + (" (est.)" if record.get("estimated") else "") + (" (suspect)" if record.get("energy_suspect") else "")
     row = {
         "item": record["nodeid"],
-        "J/token": "-" if jpt is None and "energy_source" not in record else
-                   fmt(jpt) + (" (est.)" if record.get("estimated") else ""),
+        "J/token": "-" if jpt is None and "energy_source" not in record else energy,
         "tokens/s": fmt(record["tokens_per_second"]) if "tokens_per_second" in record else "-",
         "energy source": record.get("energy_source", "-"),
         "verdict": verdict(record),
@@ -191,16 +251,20 @@ def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]
 
 
 def baseline_cell(regression: dict[str, Any] | None) -> str:
-    """``joules_per_token +3.1% unchanged``, per gated metric; or why nothing was compared."""
+    """``joules_per_token +3.1% unchanged``, per gated metric; or why nothing was compared. A change
+    that is undefined (null or NaN: a baseline median of 0) shows no amount."""
     if regression is None:
         return "-"
-    if not regression["changes"]:
-        return regression["verdict"]
+    if not regression.get("changes"):
+        return str(regression.get("verdict", "-"))
     cells = []
     for change in regression["changes"]:
-        value = change["change"]
-        amount = "" if value != value else f" {value:+.1%}" if change["relative"] else f" {value:+.4g}"  # NaN: undefined
-        cells.append(f"{change['metric']}{amount} {change['verdict']}")
+        value = change.get("change")
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            amount = ""
+        else:
+            amount = f" {value:+.1%}" if change.get("relative") else f" {value:+.4g}"
+        cells.append(f"{change.get('metric', '?')}{amount} {change.get('verdict', '')}".rstrip())
     return "; ".join(cells)
 
 
@@ -208,7 +272,7 @@ def dry_run_row(record: dict[str, Any]) -> dict[str, str]:
     vram = record.get("vram_estimate_gb")
     return {
         "item": record["nodeid"],
-        "VRAM estimate": f"{vram:.2f} GB" if vram is not None else "unavailable",
+        "VRAM estimate": f"{vram:.2f} GB" if isinstance(vram, (int, float)) and math.isfinite(vram) else "unavailable",
         "verdict": verdict(record),
     }
 

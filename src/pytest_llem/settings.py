@@ -1,11 +1,20 @@
 """The plugin's settings for one session: command-line options over ini values, read once.
 
+Options that name an output are checked here, at configure, before anything is measured: a
+``--llem-save-baseline`` PATH that is a benchmark file, a test path or a directory (the space
+form ``--llem-save-baseline llem_x.yaml`` takes the next argument as its PATH), or an existing
+file (a baseline never overwrites one); and any output path that cannot be written (a file
+where a directory is wanted, a directory where a file is wanted, no write permission). Each is
+a pytest.UsageError naming the option and the path.
+
 Also holds what the machine offers (GPUs and energy sources), probed through NVML and sysfs
 on first use, after an xdist worker has been pinned to its GPU, and never through torch.
 """
 
 from __future__ import annotations
 
+import math
+import tempfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_llem.workers import targets_benchmarks
+from pytest_llem.workers import is_benchmark_file, targets_benchmarks
 
 if TYPE_CHECKING:  # imported where used: this module loads in every pytest session
     from llenergymeasure.energy.sources import Gpu, SourceStatus
@@ -54,6 +63,7 @@ class Settings:
     fail_on: list[str] = field(default_factory=list)
     require_baseline: bool = False
     markdown: str | None = None
+    lock_timeout: float | None = None  # seconds an item waits for a device lock; None: as long as it takes
     root: Path = Path(".")  # where .llem/baselines lives: pytest's rootdir
     reaches_benchmarks: bool = False  # the session's arguments name or hold benchmark files
     _baselines: dict[str, tuple[Baseline | None, str | None]] = field(default_factory=dict, repr=False)
@@ -62,27 +72,17 @@ class Settings:
     def from_config(cls, config: pytest.Config) -> Settings:
         from llenergymeasure.results.compare import Threshold
 
-        repeats = config.getoption("llem_repeats")
-        if repeats is None and config.getini("llem_repeats"):
-            try:
-                repeats = int(config.getini("llem_repeats"))
-            except ValueError:
-                raise pytest.UsageError(
-                    f"ini llem_repeats = {config.getini('llem_repeats')!r}: expected a whole number of repeats"
-                ) from None
-        if repeats is not None and repeats < 1:
-            raise pytest.UsageError(f"--llem-repeats {repeats}: need at least 1 measurement window")
-        require = config.getoption("llem_require_energy")
         fail_on = config.getoption("llem_fail_on") or []
         for text in fail_on:
             try:
                 Threshold.parse(text)
             except ValueError as exc:
                 raise pytest.UsageError(f"--llem-fail-on {text}: {exc}") from None
-        return cls(
+        require = config.getoption("llem_require_energy")
+        settings = cls(
             dry_run=config.getoption("llem_dry_run"),
             output=config.getoption("llem_output") or config.getini("llem_output") or None,
-            repeats=repeats,
+            repeats=_repeats(config),
             json_path=config.getoption("llem_json"),
             require_energy=bool(config.getini("llem_require_energy") if require is None else require),
             patterns=list(config.getini("llem_files")),
@@ -91,9 +91,31 @@ class Settings:
             fail_on=fail_on,
             require_baseline=config.getoption("llem_require_baseline"),
             markdown=config.getoption("llem_markdown"),
+            lock_timeout=_lock_timeout(config),
             root=config.rootpath,
             reaches_benchmarks=targets_benchmarks(config, config.args),
         )
+        if not hasattr(config, "workerinput"):  # the controller checked them; it writes the outputs
+            settings.check_outputs()
+        return settings
+
+    def check_outputs(self) -> None:
+        """UsageError for an output option that could not be written (paths relative to the current
+        directory, which is where pytest was started when plugins are configured)."""
+        if self.save_baseline not in (None, "auto"):
+            _check_baseline_path(self.save_baseline, self.patterns)
+        if self.dry_run and self.save_baseline:
+            raise pytest.UsageError("--llem-save-baseline with --llem-dry-run: a dry run measures nothing, "
+                                    "so there is no baseline to save; drop one of the two")
+        files = {"--llem-save-baseline": self.save_baseline if self.save_baseline != "auto" else None,
+                 "--llem-json": self.json_path, "--llem-markdown": self.markdown}
+        for option, value in files.items():
+            problem = value and _file_problem(Path(value))
+            if problem:
+                raise pytest.UsageError(f"{option} {value}: {problem}")
+        problem = self.output and _directory_problem(Path(self.output))
+        if problem:
+            raise pytest.UsageError(f"--llem-output (ini llem_output) {self.output}: {problem}")
 
     @property
     def overrides(self) -> dict[str, Any]:
@@ -130,6 +152,89 @@ class Settings:
             return Baseline.load(path), str(path)
         except ConfigError as exc:
             return None, str(exc)
+
+
+def _repeats(config: pytest.Config) -> int | None:
+    repeats = config.getoption("llem_repeats")
+    if repeats is None and config.getini("llem_repeats"):
+        try:
+            repeats = int(config.getini("llem_repeats"))
+        except ValueError:
+            raise pytest.UsageError(
+                f"ini llem_repeats = {config.getini('llem_repeats')!r}: expected a whole number of repeats"
+            ) from None
+    if repeats is not None and repeats < 1:
+        raise pytest.UsageError(f"--llem-repeats {repeats}: need at least 1 measurement window")
+    return repeats
+
+
+def _lock_timeout(config: pytest.Config) -> float | None:
+    """Seconds from --llem-lock-timeout, else ini llem_lock_timeout; None (no option): wait as long as it takes."""
+    text = config.getoption("llem_lock_timeout")
+    where = "--llem-lock-timeout"
+    if text is None:
+        text, where = config.getini("llem_lock_timeout"), "ini llem_lock_timeout ="
+    if text in (None, ""):
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise pytest.UsageError(f"{where} {text!r}: expected a number of seconds >= 0 "
+                                "(how long an item waits for a busy device before it fails)")
+    return seconds
+
+
+def _check_baseline_path(value: str, patterns: list[str]) -> None:
+    """UsageError when the PATH of ``--llem-save-baseline`` is not a new baseline file: most often the
+    space form (``--llem-save-baseline llem_x.yaml``) has taken the next argument as its PATH."""
+    why = _not_a_new_baseline(value, Path(value.split("::")[0]), patterns)
+    if why:
+        raise pytest.UsageError(
+            f"--llem-save-baseline took {value!r} as its PATH, but it {why}. Write an explicit PATH as "
+            "--llem-save-baseline=PATH.json (a new file), or put the bare flag after the test paths "
+            "(pytest benchmarks/ --llem-save-baseline) to save under .llem/baselines/<machine>/"
+        )
+
+
+def _not_a_new_baseline(value: str, path: Path, patterns: list[str]) -> str | None:
+    if "::" in value:
+        return "is a test id"
+    if path.is_dir():
+        return "is a directory"
+    if is_benchmark_file(path.name, patterns):
+        return "is a benchmark file" if path.exists() else "is named like a benchmark file (ini llem_files)"
+    if path.suffix in (".yaml", ".yml", ".py"):
+        return f"is a {path.suffix} file, and a baseline is JSON"
+    if path.exists():
+        return "already exists, and a baseline never overwrites a file"
+    return None
+
+
+def _file_problem(path: Path) -> str | None:
+    """Why a file could not be written at ``path`` (as given: relative to the current directory),
+    or None; creates nothing."""
+    if path.is_dir():
+        return "is a directory; give a file path"
+    return _directory_problem(path.parent)
+
+
+def _directory_problem(path: Path) -> str | None:
+    """Why files could not be written into directory ``path`` (created if missing), or None."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file, not a directory"
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{path} cannot be created: {ancestor} is a file, not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):  # a real write: a read-only mount fails here, even for root
+            pass
+    except OSError as exc:
+        return f"cannot write in {ancestor}{'' if ancestor == path else f' (to create {path})'}: {exc.strerror or exc}"
+    return None
 
 
 SETTINGS = pytest.StashKey[Settings]()

@@ -36,6 +36,37 @@ def pytest_runtest_setup(item):
 """
 
 
+# A plugin for pytester sessions (``-p fakemeter``): one fake NVML GPU whose energy counter
+# advances by exactly JOULES at every read, so each measurement window (a read at each end) is
+# JOULES, however long the machine's load made it: joules per token are exact. Items measure it
+# with ``energy.source: nvml`` while the model runs on the CPU. Its power reading decays from
+# JOULES watts at the last counter read (JOULES x e^-t), so the integrated power of a window is
+# at most the counter's difference and within the meter's cross-check tolerance (25% plus one
+# second at peak power) for a window of any length.
+FAKE_METER_PLUGIN = """
+import math
+
+from llenergymeasure.energy import hardware
+from tests.fakes.pynvml import FakeGpu, FakeNvml
+
+JOULES = {joules!r}
+
+
+class WindowGpu(FakeGpu):
+    last_read = 0.0  # seconds since creation
+
+    def counter(self):
+        self.reads += 1
+        self.last_read = self.elapsed()
+        return round(self.reads * JOULES * 1000)
+
+
+gpu = WindowGpu(uuid="GPU-meter-fake", counter_mj=[0])
+gpu.power_w = lambda t: JOULES * math.exp(-max(0.0, t - gpu.last_read))
+hardware.set_pynvml(FakeNvml([gpu]))
+"""
+
+
 @pytest.fixture
 def write_llem(pytester: pytest.Pytester, tiny_model: Path) -> Callable[..., Path]:
     """``write_llem("llem_x.yaml", yaml_text)``: ``MODEL`` in the text becomes the tiny model's path."""
@@ -66,3 +97,16 @@ def fake_gpus(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Cal
 
     return install
 
+
+
+@pytest.fixture
+def fake_meter(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """``fake_meter(joules)``: sessions run as subprocesses with ``-p fakemeter`` measure exactly
+    ``joules`` per window on items with ``energy.source: nvml``; call it again to change the GPU."""
+
+    def install(joules: float) -> None:
+        pytester.makepyfile(fakemeter=FAKE_METER_PLUGIN.format(joules=float(joules)))
+        monkeypatch.setenv("PYTHONPATH", f"{REPO}{os.pathsep}{pytester.path}")
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+    return install

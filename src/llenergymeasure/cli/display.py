@@ -1,6 +1,8 @@
 """Plain-text output of ``llem``: result summaries and tables on stdout, dry-run reports.
 
-Every energy figure is printed with its source, and an estimate always says "(estimated)".
+Every energy figure is printed with its source, an estimate always says "(estimated)", and a
+figure the meter's sanity checks doubted says "(suspect)". Nothing here fails on a missing or
+odd number (None, NaN, zero, negative): it is shown as "n/a" or as it is.
 """
 
 from __future__ import annotations
@@ -9,25 +11,31 @@ from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.core.vram import VramEstimate
 from llenergymeasure.results.gates import GateVerdict
 from llenergymeasure.results.model import ExperimentResult
-from llenergymeasure.results.tables import fmt, text_table
+from llenergymeasure.results.tables import fmt, is_number, text_table
 
 
 def energy_label(result: ExperimentResult) -> str:
-    return result.energy_source + (" (estimated)" if result.estimated else "")
+    return result.energy_source + _qualifiers(result)
 
 
 def joules_per_token(result: ExperimentResult) -> str:
     value = result.metrics.joules_per_token
-    if value is None:
+    if not is_number(value):
         return "unavailable"
-    return f"{value:.4g} J/token" + (" (estimated)" if result.estimated else "")
+    return f"{value:.4g} J/token" + _qualifiers(result)
+
+
+def _qualifiers(result: ExperimentResult) -> str:
+    """The marks every energy figure of ``result`` carries: " (estimated)", " (suspect)"."""
+    return (" (estimated)" if result.estimated else "") + (" (suspect)" if result.energy_suspect else "")
 
 
 def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to: str | None) -> None:
     """The detailed summary of one experiment."""
     config = result.config
     m = result.metrics
-    batch = config["pytorch"]["batch_size"]
+    batch = (config.get("pytorch") or {}).get("batch_size")
+    batch = batch if isinstance(batch, int) and batch > 0 else 1
     batches = -(-result.n_prompts // batch)
     spread = result.stats.get("joules_per_token") or result.stats.get("tokens_per_second")
     rows: list[tuple[str, str]] = [
@@ -37,8 +45,8 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         ("latency p50/p95", f"{fmt(m.latency_s_p50)} s / {fmt(m.latency_s_p95)} s per batch"),
         ("ttft p50", f"{fmt(m.ttft_s_p50)} s"),
     ]
-    if m.energy_j is None:
-        rows.append(("energy", f"unavailable: {result.energy_unavailable_reason}"))
+    if not is_number(m.energy_j):
+        rows.append(("energy", f"unavailable: {result.energy_unavailable_reason or 'not measured'}"))
     else:
         rows.append(("energy", f"{fmt(m.energy_j)} J from {energy_label(result)}"))
     rows.append(("joules per token", joules_per_token(result)))
@@ -48,7 +56,7 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         rows.append(("Wh per 1000 queries", fmt(m.wh_per_1000_queries)))
     if result.co2_g is not None:
         rows.append(("CO2", f"{fmt(result.co2_g)} g (estimated from {result.carbon_intensity_source})"))
-    if spread is not None and spread.cv is not None:
+    if spread is not None and is_number(spread.cv):
         rows.append(("spread", f"CV {spread.cv:.1%} over {spread.n} repeats"))
     rows.append(("peak memory", f"{fmt(m.peak_memory_mb, 5)} MB" if m.peak_memory_mb is not None else "n/a on CPU"))
     for verdict in verdicts:
@@ -57,7 +65,7 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         rows.append(("result", saved_to))
 
     device = result.environment.device
-    print(f"{result.name}  ({config['backend']} on {device}, {config['precision']}, "
+    print(f"{result.name}  ({config.get('backend', '?')} on {device}, {config.get('precision', '?')}, "
           f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch})")
     for label, text in rows:
         print(f"  {label:<20}{text}")
@@ -84,7 +92,8 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
     verdict = "FAIL: " + "; ".join(failed) if failed else ("PASS" if verdicts else "ok")
     return {
         "experiment": exp_id,
-        "J/token": fmt(result.metrics.joules_per_token) + (" (est.)" if result.estimated else ""),
+        "J/token": fmt(result.metrics.joules_per_token) + (" (est.)" if result.estimated else "")
+                   + (" (suspect)" if result.energy_suspect else ""),
         "tokens/s": fmt(result.metrics.tokens_per_second),
         "energy source": result.energy_source,
         "verdict": verdict,
@@ -94,12 +103,18 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
 def vram_text(estimate: VramEstimate | None, gpu_gb: float | None) -> str:
     if estimate is None:
         return "unavailable (the model's config.json is not on this machine; it is read from a local or cached model)"
-    text = (f"{estimate.total_gb:.2f} GB = weights {estimate.weights_gb:.2f} + KV cache {estimate.kv_cache_gb:.2f} "
-            f"+ overhead {estimate.overhead_gb:.2f}  ({estimate.params / 1e6:.1f}M parameters, from {estimate.basis})")
-    if gpu_gb is None:
+    text = (f"{_fixed(estimate.total_gb, 2)} GB = weights {_fixed(estimate.weights_gb, 2)} + KV cache "
+            f"{_fixed(estimate.kv_cache_gb, 2)} + overhead {_fixed(estimate.overhead_gb, 2)}  "
+            f"({_fixed(estimate.params / 1e6 if is_number(estimate.params) else None, 1)}M parameters, from {estimate.basis})")
+    if not is_number(gpu_gb):
         return text + "; no GPU visible"
     verdict = "fits" if estimate.total_gb <= gpu_gb else "DOES NOT FIT"
-    return text + f"; {verdict} in {gpu_gb:.1f} GB of GPU memory"
+    return text + f"; {verdict} in {_fixed(gpu_gb, 1)} GB of GPU memory"
+
+
+def _fixed(value: float | None, decimals: int) -> str:
+    """``value`` with ``decimals`` decimals, "n/a" when it is no finite number."""
+    return f"{value:.{decimals}f}" if is_number(value) else "n/a"
 
 
 def print_config(config: ExperimentConfig, verbose: bool) -> None:

@@ -7,12 +7,21 @@ Used by ``llem``'s summaries and the pytest plugin's terminal summary and CI rep
 
 from __future__ import annotations
 
+import math
+
 
 def fmt(value: float | None, digits: int = 4, unit: str = "") -> str:
-    """``value`` to ``digits`` significant figures, "n/a" when it was not measured."""
-    if value is None:
+    """``value`` to ``digits`` significant figures; "n/a" when it was not measured (None) or is no
+    number a meter could give (NaN, infinite, not a number at all). Zero and negative values are
+    shown as they are: hiding them would hide a fault."""
+    if not is_number(value):
         return "n/a"
     return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool, not None, not NaN)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def text_table(rows: list[dict[str, str]]) -> list[str]:
