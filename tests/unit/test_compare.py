@@ -13,9 +13,13 @@ import pytest
 from llenergymeasure.results.compare import (
     HIGHER_IS_BETTER,
     Comparison,
+    Sensitivity,
     Threshold,
     compare_metric,
     compare_values,
+    minimum_detectable_effect,
+    repeats_to_resolve,
+    sensitivity,
 )
 
 FIVE_PCT = Threshold("joules_per_token", 0.05, True)
@@ -233,3 +237,90 @@ def test_comparison_is_frozen():
 def test_importing_compare_does_not_import_torch():
     code = "import sys, llenergymeasure.results.compare; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_robust_option_uses_the_rank_interval():
+    baseline, candidate = [1.0, 1.02, 0.98, 1.01, 0.99], [1.11, 1.12, 1.09, 1.10, 1.13]
+    result = compare_values(baseline, candidate, FIVE_PCT, robust=True)
+    # 5 and 5 repeats: P(U <= 2) = 4/252 <= 2.5%, so the 3rd smallest and largest of the 25 differences.
+    diffs = sorted(math.log(y) - math.log(x) for x in baseline for y in candidate)
+    assert (result.ci_low, result.ci_high) == pytest.approx((math.expm1(diffs[2]), math.expm1(diffs[22])))
+    assert result.verdict == "regressed"
+    assert result.text == ("joules_per_token 1.11 vs 1 (+11.0%, 95% CI +7.9%..+14.1%, rank-based) "
+                           "> 5% threshold: regressed")
+    assert compare_metric("joules_per_token", baseline, candidate, FIVE_PCT, robust=True) == result
+    assert compare_values(baseline, candidate, FIVE_PCT) != result  # Welch stays the default
+
+
+def test_robust_option_with_too_few_repeats_gives_no_verdict():
+    result = compare_values([1.0, 1.02, 0.98], [1.11, 1.12, 1.09], FIVE_PCT, robust=True)
+    assert result.verdict == "inconclusive"
+    assert result.text.endswith("(+11.0%, 3 and 3 repeats: too few for a 95% rank CI) > 5% threshold: "
+                                "inconclusive (measure 4 or more repeats on both sides for a rank-based verdict)")
+
+
+@pytest.mark.parametrize(("m", "n", "critical"), [(3, 3, None), (4, 4, 0), (5, 5, 2), (6, 4, 2), (10, 10, 23)])
+def test_rank_critical_values(m, n, critical):
+    from llenergymeasure.results.compare import _mann_whitney_counts, _rank_critical
+
+    assert _rank_critical(m, n) == critical
+    assert sum(_mann_whitney_counts(m, n)) == math.comb(m + n, m)
+
+
+def test_robust_option_sees_a_10_percent_regression_through_a_throttled_repeat():
+    # 10 repeats a side, one of them +30% on each side: Welch catches +10% 80% of the time, ranks 99.6%
+    # (benchmarks/compare_history.py); 500 trials put 95% some 10 SEs below the expected rate.
+    rng = random.Random(3)
+    hits = 0
+    for _ in range(500):
+        baseline = [rng.gauss(1.0, 0.03) for _ in range(10)]
+        candidate = [rng.gauss(1.1, 0.033) for _ in range(10)]
+        baseline[rng.randrange(10)] *= 1.3
+        candidate[rng.randrange(10)] *= 1.3
+        hits += compare_values(baseline, candidate, FIVE_PCT, robust=True).verdict == "regressed"
+    assert hits / 500 >= 0.95
+
+
+def test_minimum_detectable_effect():
+    # No noise: anything past the threshold is called.
+    assert minimum_detectable_effect(0.0, 8, FIVE_PCT) == pytest.approx(0.05)
+    # The threshold binds (t*SE < log 1.05): the point estimate must clear it 80% of the time.
+    se = 0.01
+    expected = math.expm1(math.log(1.05) + statistics.NormalDist().inv_cdf(0.8) * se)
+    assert minimum_detectable_effect(se, 1000, FIVE_PCT) == pytest.approx(expected, abs=0.003)
+    # Noisier: larger, and in the metric's unit for an absolute threshold.
+    assert minimum_detectable_effect(0.05, 4, FIVE_PCT) > minimum_detectable_effect(0.02, 4, FIVE_PCT) > 0.05
+    assert minimum_detectable_effect(0.0, 4, Threshold("energy_j", 3.0, False)) == pytest.approx(3.0)
+
+
+def test_power_at_the_mde_is_about_80_percent():
+    # MDE from the true noise (3% CV, 5 repeats a side); simulated power 81% over 3,000 trials.
+    se = 0.03 * math.sqrt(2 / 5)
+    mde = minimum_detectable_effect(se, 8, FIVE_PCT, point_se=se * math.sqrt(math.pi / 2))
+    power = _regressed_rate(4, candidate_mean=1 + mde, trials=1000)
+    assert 0.70 <= power <= 0.90
+
+
+def test_repeats_to_resolve():
+    # (t95(2n - 2) + 0.84) * 0.03 * sqrt(2 / n) <= log 1.05 first holds at n = 7.
+    needed = repeats_to_resolve(lambda n: (0.03 * math.sqrt(2 / n), 2 * n - 2), FIVE_PCT)
+    assert needed == 7
+    assert repeats_to_resolve(lambda n: (0.5, 2 * n - 2), FIVE_PCT) is None  # a floor no repeats get under
+
+
+def test_sensitivity_text():
+    baseline = [1.0, 1.06, 0.94, 1.03, 0.97]
+    result = sensitivity(baseline, [1.05 * v for v in baseline], FIVE_PCT)
+    assert isinstance(result, Sensitivity)
+    assert result.repeats == 5 and result.repeats_to_resolve > 5
+    assert result.text == (f"MDE {result.mde:.1%} at 5 repeats; ~{result.repeats_to_resolve} repeats per side "
+                           f"would resolve the 5% threshold")
+    steady = sensitivity(BASELINE, CANDIDATE, FIVE_PCT)
+    assert steady.text.endswith("5 repeats resolve the 5% threshold")
+    assert steady.mde < result.mde
+    single = sensitivity([1.0], [1.1], FIVE_PCT)
+    assert math.isnan(single.mde) and single.repeats_to_resolve is None
+    assert "no noise estimate" in single.text
+    one_side = sensitivity([1.0], [1.0, 1.02, 0.98], FIVE_PCT)
+    assert math.isnan(one_side.mde) and one_side.repeats_to_resolve is not None
+    assert sensitivity([0.0, 1.0], [1.0, 1.0], FIVE_PCT).text.startswith("no MDE")

@@ -22,13 +22,19 @@ Method (docs/compare.md has the justification and the simulated error rates):
 * A single repeat on either side gives no spread, so no verdict: ``inconclusive``, with the point
   estimate and "single repeat: no noise estimate" in the text. A gate on one repeat would raise
   false alarms on noise alone (11% of the time at 3% CV).
+* ``robust=True``: the CI from ranks (Moses's interval, exact Mann-Whitney), for 10 or so repeats
+  where a throttled repeat is expected; Welch stays the default (it has more power at 5 repeats).
+* ``sensitivity``: the minimum detectable effect of a comparison and the repeats that would resolve
+  its threshold, for "inconclusive" messages. Against a history of sessions: ``results.history``.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,17 +102,23 @@ class Comparison:
 
 
 def compare_metric(metric: str, baseline_values: list[float], candidate_values: list[float],
-                   threshold: Threshold) -> Comparison:
+                   threshold: Threshold, *, robust: bool = False) -> Comparison:
     """``compare_values`` with the direction (is higher better?) looked up for ``metric``."""
     if threshold.metric != metric:
         raise ValueError(f"threshold is for {threshold.metric}, not {metric}")
-    return compare_values(baseline_values, candidate_values, threshold, higher_is_better=metric in HIGHER_IS_BETTER)
+    return compare_values(baseline_values, candidate_values, threshold, higher_is_better=metric in HIGHER_IS_BETTER,
+                          robust=robust)
 
 
 def compare_values(baseline: list[float], candidate: list[float], threshold: Threshold, *,
-                   higher_is_better: bool = False) -> Comparison:
+                   higher_is_better: bool = False, robust: bool = False) -> Comparison:
     """Compare per-repeat values of ``threshold.metric``; see the module docstring for the method.
-    The Welch interval is closed-form: the verdict is deterministic."""
+    The Welch interval is closed-form: the verdict is deterministic.
+
+    ``robust=True`` takes the 95% CI from ranks instead: Moses's interval for the shift, from the
+    exact Mann-Whitney distribution, which one wild repeat (a throttled run) cannot stretch. It
+    costs power on clean repeats at 5 per side, and 3 per side cannot reach 95% at all, so it is an
+    option for 8-10 or more repeats where outliers are expected (docs/compare.md has the rates)."""
     _check_values("baseline", baseline)
     _check_values("candidate", candidate)
     base_median, cand_median = statistics.median(baseline), statistics.median(candidate)
@@ -119,7 +131,102 @@ def compare_values(baseline: list[float], candidate: list[float], threshold: Thr
         return result.from_point("single repeat: no noise estimate")
     if threshold.relative and min(*baseline, *candidate) <= 0:
         return result.inconclusive("a relative CI needs positive values on both sides; use an absolute threshold")
-    return result.from_ci(*_welch_ci(baseline, candidate, threshold.relative))
+    if not robust:
+        return result.from_ci(*_welch_ci(baseline, candidate, threshold.relative))
+    ci = _rank_ci(baseline, candidate, threshold.relative)
+    if ci is None:
+        return result.from_point(f"{len(baseline)} and {len(candidate)} repeats: too few for a 95% rank CI",
+                                 "measure 4 or more repeats on both sides for a rank-based verdict")
+    return result.from_ci(*ci, "rank-based")
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """What the data can resolve. ``mde``: the smallest change (a fraction for a relative threshold,
+    the metric's unit for an absolute one) that the verdict calls ``regressed`` about 80% of the
+    time at the repeats measured, NaN when no verdict is possible. ``repeats_to_resolve``: the
+    repeats (per side; per session against a history) at which a change the size of the threshold
+    is told apart from no change 80% of the time (then a candidate that did not change can also come
+    out ``unchanged``); None when no number of repeats does. ``text``: one line for a report."""
+
+    mde: float
+    repeats: int
+    repeats_to_resolve: int | None
+    text: str
+
+
+def minimum_detectable_effect(se: float, df: float, threshold: Threshold, *, power: float = 0.8,
+                              point_se: float | None = None) -> float:
+    """The smallest change that "CI clear of zero AND point estimate past the threshold" calls
+    ``regressed`` with probability ``power``, for a CI of standard error ``se`` (of the log ratio for
+    a relative threshold) and ``df`` degrees of freedom, and a point estimate of standard error
+    ``point_se`` (default ``se``; a ratio of medians scatters more than the means the CI is built on).
+    Normal approximation with the two conditions taken as independent: they are positively
+    correlated, which errs toward a larger MDE, as does ``t95`` rounding df down; simulated, the
+    power at the MDE is 75-85% (docs/compare.md)."""
+    point_se = se if point_se is None else point_se
+    clear, limit = t95(df) * se, _on_scale(threshold)
+    normal = statistics.NormalDist()
+
+    def called(change: float) -> float:
+        ci = normal.cdf((change - clear) / se) if se else float(change > clear)
+        point = normal.cdf((change - limit) / point_se) if point_se else float(change > limit)
+        return ci * point
+
+    low, high = max(clear, limit), max(clear, limit) + 10 * max(se, point_se) + 1e-12
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if called(mid) < power else (low, mid)
+    return math.expm1(high) if threshold.relative else high
+
+
+def repeats_to_resolve(se_at: Callable[[int], tuple[float, float]], threshold: Threshold, *,
+                       power: float = 0.8, most: int = 1000) -> int | None:
+    """The fewest repeats n (2..``most``) at which (t95(df) + z(power)) * se <= the threshold, where
+    ``se_at(n)`` gives (se, df) at n repeats: a change the size of the threshold is then significant
+    with probability ``power``. None when even ``most`` repeats do not get there."""
+    z, limit = statistics.NormalDist().inv_cdf(power), _on_scale(threshold)
+
+    def resolves(n: int) -> bool:
+        se, df = se_at(n)
+        return (t95(df) + z) * se <= limit
+
+    if not resolves(most):
+        return None
+    low, high = 1, most  # resolves(high) holds; the SE only shrinks with n, so bisect
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if resolves(mid) else (mid, high)
+    return high
+
+
+def sensitivity(baseline: list[float], candidate: list[float], threshold: Threshold) -> Sensitivity:
+    """The MDE of ``compare_values`` on these repeats (Welch SE and df) and the repeats per side that
+    would resolve the threshold, from the pooled spread of both sides, for messages such as
+    "MDE 12% at 5 repeats; ~14 repeats per side would resolve the 5% threshold"."""
+    _check_values("baseline", baseline)
+    _check_values("candidate", candidate)
+    repeats = len(candidate)
+    at = f"{repeats} repeats" if len(baseline) == repeats else f"{len(baseline)}/{repeats} repeats"
+    if threshold.relative and min(*baseline, *candidate) <= 0:
+        return Sensitivity(math.nan, repeats, None, "no MDE: a relative threshold needs positive values")
+    sides = [[math.log(v) for v in side] if threshold.relative else side for side in (baseline, candidate)]
+    spread = [side for side in sides if len(side) > 1]
+    if not spread:
+        return Sensitivity(math.nan, repeats, None, "no MDE: a single repeat on each side gives no noise estimate")
+    df_pooled = sum(len(side) - 1 for side in spread)
+    pooled = math.fsum(_variance_of_mean(side) * len(side) * (len(side) - 1) for side in spread) / df_pooled
+    needed = repeats_to_resolve(lambda n: (math.sqrt(2 * pooled / n), 2 * n - 2), threshold)
+    if len(spread) < 2:
+        mde, head = math.nan, f"no MDE at {at}: a single repeat gives no verdict"
+    else:
+        var_b, var_c = (_variance_of_mean(side) for side in sides)
+        se = math.sqrt(var_b + var_c)
+        # The point estimate is a ratio of medians: sqrt(pi/2) times the means' SE for normal repeats.
+        mde = minimum_detectable_effect(se, _welch_df(sides[0], sides[1]), threshold,
+                                        point_se=se * math.sqrt(math.pi / 2))
+        head = f"MDE {_format_amount(threshold, mde)} at {at}"
+    return Sensitivity(mde, repeats, needed, f"{head}; {_resolve_text(threshold, needed, repeats, 'per side ')}")
 
 
 class _Builder:
@@ -206,12 +313,76 @@ def _welch_ci(baseline: list[float], candidate: list[float], relative: bool) -> 
     if var_b + var_c == 0:
         half = 0.0  # identical repeats on both sides: nothing to be unsure about
     else:
-        share = var_b / (var_b + var_c)  # Welch-Satterthwaite df, written so tiny variances cannot underflow
-        df = 1 / (share**2 / (len(baseline) - 1) + (1 - share) ** 2 / (len(candidate) - 1))
-        half = t95(df) * math.sqrt(var_b + var_c)
+        half = t95(_welch_df(baseline, candidate)) * math.sqrt(var_b + var_c)
     if relative:
         return math.expm1(diff - half), math.expm1(diff + half)
     return diff - half, diff + half
+
+
+
+def _rank_ci(baseline: list[float], candidate: list[float], relative: bool) -> tuple[float, float] | None:
+    """Moses's 95% CI for the shift candidate - baseline (log scale for a relative threshold): the
+    (c+1)-th smallest and largest of the m*n pairwise differences, c the largest count with
+    P(U <= c) <= 2.5% under no change. None when even the full range cannot reach 95%."""
+    if relative:
+        baseline, candidate = [math.log(v) for v in baseline], [math.log(v) for v in candidate]
+    c = _rank_critical(len(baseline), len(candidate))
+    if c is None:
+        return None
+    diffs = sorted(y - x for x in baseline for y in candidate)
+    low, high = diffs[c], diffs[len(diffs) - 1 - c]
+    return (math.expm1(low), math.expm1(high)) if relative else (low, high)
+
+
+@functools.lru_cache(maxsize=None)
+def _rank_critical(m: int, n: int) -> int | None:
+    """The largest c with P(U <= c) <= 2.5% for the Mann-Whitney U of samples of m and n; None when
+    P(U = 0) alone is more (3 and 3 repeats: 1/20)."""
+    counts, total, cumulative = _mann_whitney_counts(m, n), math.comb(m + n, m), 0
+    for u, count in enumerate(counts):
+        cumulative += count
+        if 40 * cumulative > total:
+            return u - 1 if u else None
+    raise AssertionError("unreachable: the counts sum to the total")
+
+
+def _mann_whitney_counts(m: int, n: int) -> list[int]:
+    """How many of the C(m+n, m) orderings give U = 0, 1, ..., m*n: the coefficients of the Gaussian
+    binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), multiplied out exactly."""
+    poly = [1] + [0] * (m * n + m)
+    for i in range(1, m + 1):
+        for j in range(len(poly) - 1, n + i - 1, -1):  # times (1 - q^(n+i))
+            poly[j] -= poly[j - n - i]
+        for j in range(i, len(poly)):  # divided by (1 - q^i): exact, the quotient is a polynomial
+            poly[j] += poly[j - i]
+    return poly[:m * n + 1]
+
+
+def _welch_df(baseline: list[float], candidate: list[float]) -> float:
+    """Welch-Satterthwaite degrees of freedom, written so tiny variances cannot underflow."""
+    var_b, var_c = _variance_of_mean(baseline), _variance_of_mean(candidate)
+    if var_b + var_c == 0:
+        return len(baseline) + len(candidate) - 2
+    share = var_b / (var_b + var_c)
+    return 1 / (share**2 / (len(baseline) - 1) + (1 - share) ** 2 / (len(candidate) - 1))
+
+
+def _on_scale(threshold: Threshold) -> float:
+    """The threshold on the scale the CI is built on: log(1 + t) for a relative one."""
+    return math.log1p(threshold.value) if threshold.relative else threshold.value
+
+
+def _format_amount(threshold: Threshold, amount: float) -> str:
+    return f"{amount:.1%}" if threshold.relative else _format_threshold(threshold, float(f"{amount:.3g}"))
+
+
+def _resolve_text(threshold: Threshold, needed: int | None, repeats: int, per: str) -> str:
+    name = f"the {threshold} threshold"
+    if needed is None:
+        return f"no number of repeats would resolve {name}"
+    if needed <= repeats:
+        return f"{repeats} repeats resolve {name}"
+    return f"~{needed} repeats {per}would resolve {name}"
 
 
 def _variance_of_mean(values: list[float]) -> float:
