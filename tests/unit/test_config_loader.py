@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from llenergymeasure.config.benchmark_file import load_benchmark_file
 from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.config.models import DECODER_PRESETS, ExperimentConfig
 from llenergymeasure.exceptions import ConfigError
@@ -228,8 +229,48 @@ def test_dotted_cli_key_with_a_typo_suggests_the_field():
 
 
 def test_dotted_key_through_a_scalar_is_a_config_error():
-    with pytest.raises(ConfigError, match="'n' is a value, not a section"):
+    with pytest.raises(ConfigError, match="'n.x' sets a field inside 'n', which is a value here, not a section"):
         load_experiment_config(cli_overrides={"model": "gpt2", "n": 3, "n.x": 1}, user_config_defaults={})
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "key"),
+    [
+        ("model: gpt2\nmodel.x: 1\n", 2, "'model.x' sets a field inside 'model', which is a value here, not a section"),
+        ("model: gpt2\nsweep:\n  n: [1]\n  n.x: [2]\n", 4,
+         "'n.x' sets a field inside 'n', which is a value here, not a section"),
+        ("model: gpt2\nn.x: 1\nn: 2\n", 3, "'n' is given a value, but another key sets fields inside it"),
+    ],
+    ids=["top-level", "sweep", "section-first"],
+)
+def test_dotted_key_through_a_scalar_in_a_file_names_its_line(tmp_path, text, line, key):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_benchmark_file(path, user_config_defaults={})
+    assert info.value.problems == [f"{path}:{line}: {key}; remove one of them"]
+
+
+@pytest.mark.parametrize("preset", ["[1]", "{a: 1}", "7"])
+def test_a_preset_that_is_not_a_name_is_a_config_error(tmp_path, preset):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"model: gpt2\ndecoder:\n  preset: {preset}\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: decoder.preset: "):
+        load_benchmark_file(path, user_config_defaults={})
+
+
+def test_an_empty_key_names_its_line(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: gpt2\n'': 1\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:2: unknown key ''"):
+        load_benchmark_file(path, user_config_defaults={})
+
+
+def test_an_experiment_name_that_is_not_text_is_a_config_error(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: gpt2\nexperiments:\n  - name: [1]\n    n: 2\n")
+    with pytest.raises(ConfigError, match=rf"^{path}:3: name: must be text \(got \[1\]\)"):
+        load_benchmark_file(path, user_config_defaults={})
 
 
 def test_invalid_cli_value_names_the_flag():

@@ -282,3 +282,14 @@ def test_aienergyscore_with_an_empty_cache_suggests_builtin(hf_cache):
     assert "AIEnergyScore/text_generation" in message
     assert "builtin" in message
     assert info.value.exit_code == 1
+
+
+def test_synthetic_prompts_too_large_to_build_are_a_preflight_error():
+    from llenergymeasure.datasets.synthetic import MAX_WORDS
+
+    with pytest.raises(PreFlightError) as info:
+        load_prompts("synthetic", 1_000_000, input_tokens=1 << 20)
+    assert info.value.problems == [
+        f"dataset: synthetic prompts of n=1,000,000 x max_input_tokens=1,048,576 make 1,048,576,000,000 words, "
+        f"more than {MAX_WORDS:,}; lower n or max_input_tokens"
+    ]

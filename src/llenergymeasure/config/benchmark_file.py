@@ -210,6 +210,9 @@ def _extra_entries(doc: YamlDocument, extras: Any, problems: list[str]) -> list[
 def _extra(doc: YamlDocument, index: int, entry: dict[str, Any], problems: list[str]) -> _Variant:
     values = dict(entry)
     name = values.pop("name", None)
+    if name is not None and (isinstance(name, bool) or not isinstance(name, (str, int))):
+        problems.append(f"{doc.where(('experiments', index, 'name'))}: name: must be text (got {name!r})")
+        name = None
     for key in [k for k in values if k in FILE_KEYS]:
         problems.append(_misplaced(doc, ("experiments", index, key)))
         del values[key]

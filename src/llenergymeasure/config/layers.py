@@ -69,6 +69,14 @@ class Layer:
         return cls(values, {path: label or f"CLI {CLI_FLAGS.get(path, '--' + path)}" for path in leaf_paths(values)})
 
 
+class _NotASection(ConfigError):
+    """A dotted key reaching into a value (``n: 1`` beside ``n.x: 2``)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"{problem}; remove one of them")
+
+
 def unflatten(values: dict[str, Any]) -> dict[str, Any]:
     """Turn dotted keys into nested dicts: ``{"pytorch.batch_size": 4}`` -> ``{"pytorch": {"batch_size": 4}}``."""
     nested: dict[str, Any] = {}
@@ -80,7 +88,9 @@ def unflatten(values: dict[str, Any]) -> dict[str, Any]:
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise ConfigError(f"'{key}': '{part}' is a value, not a section")
+                raise _NotASection(str(key), f"'{key}' sets a field inside '{part}', which is a value here, not a section")
+        if isinstance(target.get(leaf), dict) and not isinstance(value, dict):
+            raise _NotASection(str(key), f"'{key}' is given a value, but another key sets fields inside it")
         if isinstance(value, dict) and isinstance(target.get(leaf), dict):
             target[leaf] = _deep_merge(target[leaf], value)
         else:
@@ -115,7 +125,13 @@ def yaml_layer(
                 walk(value, value_path, dotted + ".")
 
     walk(values, prefix, "")
-    return Layer(unflatten(_beside(doc, values)), origins, key_origins)
+    try:
+        nested = unflatten(_beside(doc, values))
+    except _NotASection as exc:
+        where = next((label for path, label in origins.items() if path == exc.key or path.endswith("." + exc.key)),
+                     at(prefix))
+        raise ConfigError(f"{where}: {exc.problems[0]}") from None
+    return Layer(nested, origins, key_origins)
 
 
 def _beside(doc: YamlDocument, values: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +231,7 @@ def _describe(
 ) -> str:
     """One problem; ``labels`` is ``origins`` plus the labels of keys written apart from their values."""
     loc = [str(part) for part in err["loc"] if not isinstance(part, int)]
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(loc) if loc else "(top level)"  # an empty key ('': 1) is still a key
     kind = err["type"]
     where = _origin_of(key, labels if kind == "extra_forbidden" else origins, config)
 

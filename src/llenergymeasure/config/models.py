@@ -74,7 +74,7 @@ class DecoderConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _expand_preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset") in DECODER_PRESETS:
+        if isinstance(data, dict) and isinstance(data.get("preset"), str) and data["preset"] in DECODER_PRESETS:
             return {**DECODER_PRESETS[data["preset"]], **data}
         return data
 
