@@ -133,7 +133,8 @@ def test_a_binary_file_given_as_config_names_the_file(run_llem, tmp_path, tiny_m
 @pytest.mark.parametrize(
     ("weights", "fragment"),
     [
-        (struct.pack("<Q", 2**64 - 1) + b"{}", "its header claims 18,446,744,073,709,551,615 bytes but the file holds 10"),
+        (struct.pack("<Q", 2**64 - 1) + b"{}",
+         "its header claims 18,446,744,073,709,551,615 bytes but the file holds 10"),
         (b"\x00\x01", "truncated (2 bytes, less than a safetensors header)"),
         (struct.pack("<Q", 7) + b"garbage", "the safetensors header is not valid JSON"),
     ],

@@ -230,7 +230,8 @@ def test_damaged_cached_aienergyscore_file_names_it(hf_snapshot):
 def test_cached_aienergyscore_json_that_is_not_a_list(hf_snapshot):
     snapshot = hf_snapshot("datasets", "AIEnergyScore/text_generation")
     (snapshot / "data.json").write_text('{"text": "a"}', encoding="utf-8")
-    assert preflight_problem("aienergyscore") == f"dataset: {snapshot / 'data.json'}: expected a list of rows, found a dict"
+    expected = f"dataset: {snapshot / 'data.json'}: expected a list of rows, found a dict"
+    assert preflight_problem("aienergyscore") == expected
 
 
 # --- aienergyscore from a hand-made HF cache -----------------------------------------------------

@@ -204,7 +204,9 @@ def test_recursive_alias_is_refused(tmp_path):
 
 def test_deep_nesting_is_refused_at_its_line(tmp_path):
     path = write(tmp_path / "c.yaml", "model: gpt2\nx: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n")
-    assert error_of(path).problems == [f"{path}:2: nested more than {MAX_DEPTH} levels deep (the cap for a config file)"]
+    assert error_of(path).problems == [
+        f"{path}:2: nested more than {MAX_DEPTH} levels deep (the cap for a config file)"
+    ]
 
 
 def test_nesting_far_past_the_recursion_limit_is_a_config_error(tmp_path):
@@ -228,7 +230,7 @@ def test_too_many_values_without_aliases_are_refused_at_the_line_reached(tmp_pat
 def test_file_larger_than_the_cap_is_refused_before_parsing(tmp_path):
     path = write(tmp_path / "c.yaml", "model: gpt2\n" + "#" * MAX_FILE_BYTES + "\n")
     assert error_of(path).problems == [
-        f"{path}: config file is larger than {MAX_FILE_BYTES // 1024} KiB (the cap for a config file); "
+        f"{path}: config file is larger than {MAX_FILE_BYTES / 2**20:g} MiB (the cap for a config file); "
         "is this the right file?"
     ]
 

@@ -88,7 +88,8 @@ def unflatten(values: dict[str, Any]) -> dict[str, Any]:
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise _NotASection(str(key), f"'{key}' sets a field inside '{part}', which is a value here, not a section")
+                problem = f"'{key}' sets a field inside '{part}', which is a value here, not a section"
+                raise _NotASection(str(key), problem)
         if isinstance(target.get(leaf), dict) and not isinstance(value, dict):
             raise _NotASection(str(key), f"'{key}' is given a value, but another key sets fields inside it")
         if isinstance(value, dict) and isinstance(target.get(leaf), dict):

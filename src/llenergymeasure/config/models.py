@@ -35,7 +35,9 @@ def _plain(text: str) -> str:
 def _path_like(text: str) -> str:
     longest = max((len(part) for part in re.split(r"[/\\]", text)), default=0)
     if longest > MAX_NAME_LENGTH:
-        raise ValueError(f"a part of this path is {longest} characters long; no filesystem allows more than {MAX_NAME_LENGTH}")
+        raise ValueError(
+            f"a part of this path is {longest} characters long; no filesystem allows more than {MAX_NAME_LENGTH}"
+        )
     return text
 
 

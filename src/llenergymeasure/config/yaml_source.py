@@ -127,7 +127,7 @@ def read_yaml(path: str | Path) -> YamlDocument:
         _check_size(path, node)
         _record_lines(node, (), doc)  # before constructing, which rewrites merge keys (<<: *base) in place
         doc.data = loader.construct_document(node)
-    except yaml.MarkedYAMLError as exc:
+    except yaml.MarkedYAMLError as exc:  # a tag safe_load refuses, an unhashable key
         raise ConfigError(_syntax_error(path, exc)) from None
     finally:
         loader.dispose()
@@ -144,7 +144,7 @@ def _read_text(path: Path) -> str:
         raise ConfigError(f"{path}: cannot read config file ({exc.__class__.__name__}: {exc})") from None
     if len(raw) > MAX_FILE_BYTES:
         raise ConfigError(
-            f"{path}: config file is larger than {MAX_FILE_BYTES // 1024} KiB (the cap for a config file); "
+            f"{path}: config file is larger than {MAX_FILE_BYTES / 2**20:g} MiB (the cap for a config file); "
             "is this the right file?"
         )
     try:
@@ -164,8 +164,8 @@ def _compose(path: Path, text: str, loader: _BoundedLoader) -> yaml.Node | None:
         raise ConfigError(f"{path}:{exc.line}: {exc.what} (the cap for a config file)") from None
     except yaml.reader.ReaderError as exc:
         raise ConfigError(_reader_error(path, text, exc)) from None
-    except yaml.MarkedYAMLError:
-        raise
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(_syntax_error(path, exc)) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: YAML error: {exc}") from None
 

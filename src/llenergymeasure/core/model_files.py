@@ -157,7 +157,8 @@ def read_safetensors_header(path: Path) -> dict[str, Any]:
     try:
         header = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        raise ModelFileError(f"{path}: the safetensors header is not valid JSON ({_reason(exc)}); {_REDOWNLOAD}") from None
+        problem = f"the safetensors header is not valid JSON ({_reason(exc)})"
+        raise ModelFileError(f"{path}: {problem}; {_REDOWNLOAD}") from None
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: the safetensors header is not a JSON object; {_REDOWNLOAD}")
     tensors = {name: info for name, info in header.items() if name != "__metadata__"}

@@ -108,7 +108,8 @@ def _check_dimensions(mc: dict[str, Any], path: Any) -> None:
     """The numbers the estimate multiplies must be whole and sane (some real configs hold lists)."""
     for key in _DIMENSIONS:
         value = mc.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DIMENSION):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value is not None and not (whole and 0 <= value <= MAX_DIMENSION):
             raise _NoEstimate(f"{path}: {key} is {value!r}, not a whole number from 0 to {MAX_DIMENSION:,}")
 
 
