@@ -116,12 +116,13 @@ class BaselineEntry(BaseModel):
     config_hash: str
     config: dict[str, Any]  # flattened
     estimated: bool = False
+    energy_suspect: bool = False  # the sanity checks doubted its energy: never saved, never a reference
     repeats: list[dict[str, float | None]]
 
     @classmethod
     def from_result(cls, result: ExperimentResult) -> BaselineEntry:
         return cls(experiment=result.name, config_hash=result.config_hash, config=flatten(result.config),
-                   estimated=result.estimated,
+                   estimated=result.estimated, energy_suspect=result.energy_suspect,
                    repeats=[{name: getattr(r.metrics, name) for name in METRIC_NAMES} for r in result.repeats])
 
     def values(self, metric: str) -> list[float]:
