@@ -30,19 +30,21 @@ regression:
   joules_per_token: 50%
 """
 
-# Measured on the fake GPU: every window is exactly the fake's joules over 8 x 16 tokens.
+# Measured on the fake GPU: every window is exactly the fake's joules over 8 x 32 tokens. One
+# prompt at a time: 256 generation steps keep a window above the 0.1 s the NVML meter needs
+# even on a fast, idle CPU.
 METERED = """\
 model: MODEL
 dataset: builtin
 n: 8
 max_input_tokens: 32
-max_output_tokens: 16
+max_output_tokens: 32
 precision: fp32
 repeats: 3
 warmup: {n_warmup: 1}
 baseline: {enabled: false}
 energy: {source: nvml}
-pytorch: {batch_size: 4, device: cpu}
+pytorch: {batch_size: 1, device: cpu}
 regression:
   joules_per_token: 50%
 """
@@ -61,8 +63,8 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
     assert baseline.parent.name.startswith("cpu-")
     saved.stdout.fnmatch_lines([f"llem: baseline of 1 item(s) saved to {baseline}"])
     entry = json.loads(baseline.read_text())["entries"]["llem_tiny.yaml::tiny"]
-    assert len(entry["repeats"]) == 3 and entry["config"]["pytorch.batch_size"] == 4
-    assert [r["joules_per_token"] for r in entry["repeats"]] == [1.0 / 128] * 3  # exact: the fake's 1 J per window
+    assert len(entry["repeats"]) == 3 and entry["config"]["max_input_tokens"] == 32
+    assert [r["joules_per_token"] for r in entry["repeats"]] == [1.0 / 256] * 3  # exact: the fake's 1 J per window
 
     unchanged = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto")
     unchanged.assert_outcomes(passed=1)
@@ -70,13 +72,13 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
                                      r"llem_tiny.yaml::tiny .* joules_per_token \+0\.0% unchanged"])
 
     fake_meter(joules=3.0)  # the GPU now spends three times the energy on the same tokens: +200%, exactly
-    llem_file.write_text(llem_file.read_text().replace("batch_size: 4", "batch_size: 2"))
+    llem_file.write_text(llem_file.read_text().replace("max_input_tokens: 32", "max_input_tokens: 24"))
     regressed = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-markdown", "report.md")
     assert regressed.ret == pytest.ExitCode.TESTS_FAILED
     regressed.assert_outcomes(failed=1)
     regressed.stdout.re_match_lines([
-        r"joules_per_token 0.02344 vs 0.007812 \(\+200\.0%, 95% CI \+200\.0%\.\.\+200\.0%\) > 50% threshold: regressed",
-        r"config changed since the baseline: pytorch.batch_size 4 -> 2",
+        r"joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 95% CI \+200\.0%\.\.\+200\.0%\) > 50% threshold: regressed",
+        r"config changed since the baseline: max_input_tokens 32 -> 24",
         rf"baseline: {baseline}",
     ])
     regressed.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* FAIL: regressed against the baseline\s+"
@@ -84,7 +86,7 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
                                      r"FAILED llem_tiny.yaml::tiny - joules_per_token"])
     report = (pytester.path / "report.md").read_text()
     assert "| llem_tiny.yaml::tiny |" in report and "regressed" in report
-    assert "config changed since the baseline: pytorch.batch_size 4 -> 2" in report
+    assert "config changed since the baseline: max_input_tokens 32 -> 24" in report
 
 
 def test_what_cannot_be_compared_warns_or_fails_when_required(pytester, write_llem):

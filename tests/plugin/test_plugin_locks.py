@@ -90,14 +90,17 @@ def test_a_waiter_says_who_holds_the_device(runtime_dir, monkeypatch):
     def hold() -> None:
         with measurement_lock(["cpu"], holder="llem_a.yaml::a"):
             held.set()
-            release.wait(10)
+            release.wait(30)  # until the waiter has said who it waits for
+
+    def notify(text: str) -> None:
+        said.append(text)
+        release.set()
 
     holder = threading.Thread(target=hold)
     holder.start()
-    held.wait(10)
-    threading.Timer(0.6, release.set).start()
-    with measurement_lock(["cpu"], holder="llem_b.yaml::b", notify=said.append):
-        pass
+    held.wait(30)
+    with measurement_lock(["cpu"], holder="llem_b.yaml::b", notify=notify):
+        assert (lock_directory() / "cpu.lock").read_text() == f"{os.getpid()} llem_b.yaml::b\n"
     holder.join()
     assert said == [f"waiting for cpu held by pid {os.getpid()} (item llem_a.yaml::a)"]
 

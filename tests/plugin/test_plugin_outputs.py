@@ -117,7 +117,9 @@ def test_only_passed_items_with_measured_undoubted_energy_enter_a_baseline(pytes
     write_llem("llem_toomany.yaml", cpu.replace("n: 2", "n: 500"))
     write_llem("llem_gpu.yaml", RUN + "pytorch: {device: 'cuda:1'}\n")  # the fake GPU is cuda:0
     write_llem("llem_none.yaml", cpu + "energy: {source: none}\n")
-    write_llem("llem_suspect.yaml", cpu + "energy: {source: nvml}\n")
+    # 8 x 32 tokens one prompt at a time: a window long enough (0.1 s) for the NVML meter, even on a fast CPU
+    write_llem("llem_suspect.yaml", RUN.replace("n: 2", "n: 8").replace("max_output_tokens: 4", "max_output_tokens: 32")
+               + "energy: {source: nvml}\npytorch: {batch_size: 1, device: cpu}\n")
 
     result = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline=base.json")
 
