@@ -100,7 +100,9 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
     }
 
 
-def vram_text(estimate: VramEstimate | None, gpu_gb: float | None) -> str:
+def vram_text(estimate: VramEstimate | None, gpu_gb: float | None, why_not: str | None = None) -> str:
+    if estimate is None and why_not:
+        return f"unavailable ({why_not.removeprefix('no VRAM estimate: ')})"
     if estimate is None:
         return "unavailable (the model's config.json is not on this machine; it is read from a local or cached model)"
     text = (f"{_fixed(estimate.total_gb, 2)} GB = weights {_fixed(estimate.weights_gb, 2)} + KV cache "

@@ -102,7 +102,8 @@ def _dry_run(experiments: list[Any], verbose: bool) -> None:
                 print()
             print(f"Config (resolved){' with sources' if verbose else ''}: {exp_id}")
             print_config(config, verbose)
-            print(f"VRAM estimate: {vram_text(report.vram, gpu_gb)}")
+            why_not = next((note for note in report.notes if note.startswith("no VRAM estimate:")), None)
+            print(f"VRAM estimate: {vram_text(report.vram, gpu_gb, why_not)}")
     notes = dict.fromkeys(note for _, _, report in reports for note in report.notes)
     for note in notes:
         print(f"note: {note}")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import local_model_dir, looks_like_path, model_problem
-from llenergymeasure.core.vram import VramEstimate, estimate_vram, vram_problem
+from llenergymeasure.core.vram import VramEstimate, estimate_vram_explained, vram_problem
 from llenergymeasure.datasets import NAMED
 from llenergymeasure.results import io
 from llenergymeasure.results.model import longest_file_name, make_experiment_id
@@ -33,13 +33,16 @@ class DryRunReport:
 
 def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunReport:
     """Check ``config`` against local files and a GPU of ``gpu_memory_gb`` (None: no GPU here)."""
-    report = DryRunReport(estimate_vram(config))
+    vram, why_not = estimate_vram_explained(config)
+    report = DryRunReport(vram)
+    if why_not:
+        report.notes.append(why_not)
 
     if local_model_dir(config.model) is not None or looks_like_path(config.model):
         problem = model_problem(config.model, config.pytorch.revision)
         if problem:
             report.problems.append(problem)
-    if config.dataset not in NAMED and not Path(config.dataset).is_file():
+    if config.dataset not in NAMED and not _is_file(config.dataset):
         report.problems.append(f"dataset: file {config.dataset!r} does not exist")
 
     problem = output_dir_problem(config)
@@ -56,6 +59,13 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if missing:
         report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
     return report
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # a name too long for this filesystem
+        return False
 
 
 def output_dir_problem(config: ExperimentConfig) -> str | None:
