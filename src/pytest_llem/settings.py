@@ -116,6 +116,9 @@ class Settings:
         problem = self.output and _directory_problem(Path(self.output))
         if problem:
             raise pytest.UsageError(f"--llem-output (ini llem_output) {self.output}: {problem}")
+        problem = self.save_baseline == "auto" and _directory_problem(self.root / ".llem" / "baselines")
+        if problem:
+            raise pytest.UsageError(f"--llem-save-baseline (to .llem/baselines under the rootdir): {problem}")
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Every test runs a real pytest session through ``pytester``: in-process when nothing is loaded
 (collection, dry runs), in a subprocess when a model runs. An in-process run unloads the modules
-it imported when it ends, and torch's C extension cannot be imported twice into one process.
+it imported when it ends, and torch's C extension cannot be imported twice into one process
+(nor can libyaml's, which is why this module imports yaml up front).
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml  # noqa: F401
+
+try:  # libyaml's C extension keeps the yaml.events classes of its first import: keep yaml loaded here,
+    import yaml._yaml  # noqa: F401  so an in-process run cannot unload and re-import one without the other
+except ImportError:
+    pass
 
 REPO = Path(__file__).resolve().parents[2]
 

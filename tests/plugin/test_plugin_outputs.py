@@ -64,6 +64,8 @@ def test_save_baseline_in_a_dry_run_is_a_usage_error(pytester, write_llem):
     (["--llem-json", "afile/session.json"], "--llem-json afile/session.json: afile is a file, not a directory"),
     (["--llem-markdown", "adir"], "--llem-markdown adir: is a directory; give a file path"),
     (["--llem-save-baseline=adir/sub/base.json"], None),  # a directory to be created: fine
+    (["--llem-save-baseline"], "--llem-save-baseline (to .llem/baselines under the rootdir): */.llem/baselines "
+                               "cannot be created: */.llem is a file, not a directory"),
     (["--llem-output", "afile"], "--llem-output (ini llem_output) afile: afile is a file, not a directory"),
     (["--llem-output", "afile/results"],
      "--llem-output (ini llem_output) afile/results: afile/results cannot be created: afile is a file, not a directory"),
@@ -72,6 +74,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_anything_runs(pytest
     write_llem("llem_x.yaml", TINY)
     (pytester.path / "afile").write_text("")
     (pytester.path / "adir").mkdir()
+    (pytester.path / ".llem").write_text("")
     result = pytester.runpytest("--co", *args)
     if message is None:
         assert result.ret == pytest.ExitCode.OK
