@@ -277,7 +277,7 @@ def dry_run_row(record: dict[str, Any]) -> dict[str, str]:
     }
 
 
-ESTIMATED_NOTE = "(est.) = estimated from CPU time, not measured: no NVML GPU or RAPL counter here"
+ESTIMATED_NOTE = "(est.) = estimated from CPU time, not measured: no RAPL counter for the CPU here"
 
 
 def verdict(record: dict[str, Any], width: int = 160) -> str:
