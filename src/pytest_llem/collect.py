@@ -6,9 +6,9 @@ nearest valid key), without a traceback. Collection reads YAML and nothing else:
 GPU, no network, no torch.
 
 ``LlemItem`` is one experiment (a sweep point or an ``experiments:`` entry). Its setup skips
-or fails it when the machine lacks what it needs; its run calls the core's ``run_experiment``
-(or the dry-run check), then the file's ``expect:`` gates and, given a baseline, its
-``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
+or fails it when the machine lacks what it needs; its run calls the core's ``measure`` (or the
+dry-run check) and saves the result where asked, then the file's ``expect:`` gates and, given a
+baseline, its ``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
 its numbers, or the core's error message; never a traceback of this plugin.
 """
 
@@ -138,28 +138,38 @@ class LlemItem(pytest.Item):
             raise LlemFailure(report.problems)
 
     def _measure(self) -> None:
-        from llenergymeasure import run_experiment
+        from llenergymeasure.core.runner import measure
         from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
         from llenergymeasure.results.gates import check_expect
+        from llenergymeasure.results.io import NotSaved
 
         config, machine = self.experiment.config, self.settings.machine
         devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
         with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout, notify=self._say_now):
-            result = run_experiment(config)
+            result = measure(config)
+        failures, saved = [], None
+        if config.output_dir:
+            try:
+                saved = str(result.save(config.output_dir))
+            except NotSaved as exc:  # kept elsewhere (or nowhere): the item fails saying where
+                saved = str(exc.kept_at) if exc.kept_at else None
+                failures.append(str(exc))
         verdicts = check_expect(result, self.study.expect)
         entry, measured_on = BaselineEntry.from_result(result), MachineInfo.from_result(result)
-        self._record_result(result, verdicts, entry, measured_on)
-        failures = [v.text for v in verdicts if not v.passed]
-        if failures:
+        self._record_result(result, verdicts, entry, measured_on, saved)
+        failed_gates = [v.text for v in verdicts if not v.passed]
+        failures += failed_gates
+        if failed_gates:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
         if self.settings.baseline:
             failures.extend(self._check_regression(entry, measured_on))
         if failures:
             raise LlemFailure(failures)
 
-    def _record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any) -> None:
+    def _record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any,
+                       saved: str | None) -> None:
         """What the summary, the JSON report, JUnit properties and a saved baseline need of ``result``."""
-        config, metrics = self.experiment.config, result.metrics
+        metrics = result.metrics
         self.record.update(
             {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
             energy_source=result.energy_source,
@@ -167,7 +177,7 @@ class LlemItem(pytest.Item):
             energy_suspect=result.energy_suspect,
             verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
             warnings=[w.code for w in result.measurement_warnings],
-            result_path=str(Path(config.output_dir, result.filename)) if config.output_dir else None,
+            result_path=saved,
             baseline_entry=entry.model_dump(mode="json"),
             machine=measured_on.model_dump(mode="json"),
         )

@@ -59,8 +59,8 @@ def test_save_is_atomic_and_load_round_trips(tmp_path):
     assert path.name == "x-1234abcd-20260101T000000.json"
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left behind
     assert ExperimentResult.load(path) == original
-    original.save(tmp_path)  # replaces
-    assert len(list(tmp_path.iterdir())) == 1
+    original.save(tmp_path)  # never replaces: the second save is numbered
+    assert {p.name for p in tmp_path.iterdir()} == {path.name, "x-1234abcd-20260101T000000-2.json"}
 
 
 @pytest.mark.parametrize(("content", "message"), [
