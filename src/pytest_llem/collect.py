@@ -8,7 +8,8 @@ GPU, no network, no torch.
 ``LlemItem`` is one experiment (a sweep point or an ``experiments:`` entry). Its setup skips
 or fails it when the machine lacks what it needs; its run calls the core's ``measure`` (or the
 dry-run check) and saves the result where asked, then the file's ``expect:`` gates and, given a
-baseline, its ``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
+baseline (or a reference to measure beside: ``against:``, ``--llem-against``), its
+``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
 its numbers, or the core's error message; never a traceback of this plugin.
 """
 
@@ -25,7 +26,8 @@ import pytest
 from llenergymeasure.config.benchmark_file import BenchmarkExperiment, BenchmarkFile, load_benchmark_file
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs
-from pytest_llem.settings import SETTINGS, Settings
+from pytest_llem.baselines import locate
+from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 from pytest_llem.workers import LockError, measurement_lock
 
 MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "tokens_per_second",
@@ -33,7 +35,8 @@ MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "
 
 
 class LlemBaselineWarning(pytest.PytestWarning):
-    """An item could not be compared with a baseline (none saved, another machine, unreadable file)."""
+    """An item could not be judged against its baseline: nothing comparable (none saved, another
+    machine, an unreadable file), or data too noisy or too few to decide (inconclusive)."""
 
 
 class LlemFailure(Exception):
@@ -57,14 +60,60 @@ class LlemFile(pytest.File):
                 f"{self._shown_path()}:{study.marks_line}: marks: {', '.join(map(repr, unregistered))} not registered "
                 "and --strict-markers is on; add them to 'markers' in your pytest configuration"
             )
+        if settings.gating:
+            for experiment in study.experiments:
+                for config in (experiment.config, experiment.reference):
+                    if config is not None:
+                        config.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
+        notes = self._references_at(settings.against, study) if settings.against else {}
+        root, key = locate(self.path, self.config.rootpath)
         items = []
         for index, experiment in enumerate(study.experiments):
             item = LlemItem.from_parent(self, name=experiment.id, experiment=experiment, study=study, index=index)
+            item.record.update(root=str(root), baseline_key=f"{key}::{experiment.id}")
+            if experiment.id in notes:
+                item.record.setdefault("notes", []).append(notes[experiment.id])
             item.add_marker("llem")
             for mark in study.marks:
                 item.add_marker(mark)
             items.append(item)
         return items
+
+    def _references_at(self, ref: str, study: BenchmarkFile) -> dict[str, str]:
+        """Make each experiment's config as of git revision ``ref`` its A/B reference (where it
+        differs); notes, per experiment id, for those that get none."""
+        import subprocess
+
+        try:
+            done = subprocess.run(["git", "show", f"{ref}:./{self.path.name}"], cwd=self.path.parent,
+                                  capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return dict.fromkeys((e.id for e in study.experiments), f"--llem-against {ref}: git failed ({exc})")
+        if done.returncode != 0:
+            why = f"--llem-against {ref}: this file is not in {ref}, so there is nothing to compare with"
+            return dict.fromkeys((e.id for e in study.experiments), why)
+        settings = self.config.stash[SETTINGS]
+        try:
+            before = load_benchmark_file(self._shown_path(), cli_overrides=settings.overrides,
+                                         override_label=settings.overrides_label, text=done.stdout)
+        except ConfigError as exc:
+            why = f"--llem-against {ref}: the file at {ref} does not load ({' '.join(str(exc).split())})"
+            return dict.fromkeys((e.id for e in study.experiments), why)
+        then = {e.id: e.config for e in before.experiments}
+        notes = {}
+        for experiment in study.experiments:
+            reference = then.get(experiment.id)
+            if reference is not None:
+                reference.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
+            if reference is None:
+                notes[experiment.id] = f"--llem-against {ref}: no experiment {experiment.id} at {ref}"
+            elif reference.config_hash() == experiment.config.config_hash():
+                notes[experiment.id] = f"--llem-against {ref}: unchanged since {ref}, measured alone"
+                experiment.reference = None
+            else:
+                reference.name = f"{experiment.id}@{ref}"
+                experiment.reference = reference
+        return notes
 
     def _shown_path(self) -> Path:
         """The path as pytest shows it (relative to where pytest was started), so messages match."""
@@ -138,7 +187,6 @@ class LlemItem(pytest.Item):
             raise LlemFailure(report.problems)
 
     def _measure(self) -> None:
-        from llenergymeasure.core.runner import measure
         from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
         from llenergymeasure.results.gates import check_expect
         from llenergymeasure.results.io import NotSaved
@@ -146,7 +194,7 @@ class LlemItem(pytest.Item):
         config, machine = self.experiment.config, self.settings.machine
         devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
         with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout, notify=self._say_now):
-            result = measure(config)
+            result, ab_check = self._run(config)
         failures, saved = [], None
         if config.output_dir:
             try:
@@ -161,10 +209,25 @@ class LlemItem(pytest.Item):
         failures += failed_gates
         if failed_gates:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
-        if self.settings.baseline:
+        if ab_check is not None:
+            failures.extend(self._judge(ab_check, f"measured beside {self.experiment.reference.name} (A/B)"))
+        elif self.settings.baseline:
             failures.extend(self._check_regression(entry, measured_on))
         if failures:
             raise LlemFailure(failures)
+
+    def _run(self, config: Any) -> tuple[Any, Any]:
+        """(the result, the A/B check when the experiment has a reference to be measured beside)."""
+        from llenergymeasure.core.runner import measure
+
+        reference = self.experiment.reference
+        if reference is None:
+            return measure(config), None
+        from llenergymeasure.core.ab import judge_ab, run_ab
+        from llenergymeasure.results.regression import thresholds
+
+        run = run_ab(reference, config, pairs=config.repeats)
+        return run.candidate, judge_ab(run, thresholds(self.study.regression, self.settings.fail_on))
 
     def _record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any,
                        saved: str | None) -> None:
@@ -189,20 +252,24 @@ class LlemItem(pytest.Item):
         self.user_properties.extend([("energy_source", result.energy_source), ("estimated", result.estimated)])
 
     def _check_regression(self, entry: Any, machine: Any) -> list[str]:
-        """Compare ``entry`` (measured on ``machine``) with the baseline; the failure lines when a
-        metric regressed (or, with --llem-require-baseline, when nothing could be compared), else a
-        warning at most."""
+        """Compare ``entry`` (measured on ``machine``) with the baseline or this machine's history."""
         from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
 
-        baseline, where = self.settings.load_baseline(machine.key)
-        if baseline is None:
-            check = RegressionCheck(unverified=where)
-        else:
-            gates = thresholds(self.study.regression, self.settings.fail_on)
-            check = check_regression(baseline, self.nodeid, entry, machine, gates)
+        history, where = self.settings.load_reference(Path(self.record["root"]), machine.key)
+        if not history:
+            return self._judge(RegressionCheck(unverified=where), where)
+        gates = thresholds(self.study.regression, self.settings.fail_on)
+        return self._judge(check_regression(history, self.record["baseline_key"], entry, machine, gates), where)
+
+    def _judge(self, check: Any, where: str) -> list[str]:
+        """Record ``check`` and decide: the failure lines when a metric regressed (or stopped being
+        measured, or the energy is suspect); for a check that could not decide (inconclusive,
+        unverified) the reason and what to do, in the summary and JUnit, and by
+        ``--llem-inconclusive`` (``--llem-require-baseline`` for unverified) a warning or a failure."""
         self.record["regression"] = {
             "verdict": check.verdict,
             "lines": check.lines(),
+            "against": where,
             "changes": [{"metric": c.metric, "change": _finite(c.change), "relative": c.threshold.relative,
                          "ci_low": _finite(c.ci_low), "ci_high": _finite(c.ci_high), "verdict": c.verdict}
                         for c in check.comparisons],
@@ -210,10 +277,20 @@ class LlemItem(pytest.Item):
         self.user_properties.append(("baseline_verdict", check.verdict))
         if check.failed:
             return [*check.lines(), f"baseline: {where}"]
+        undecided = check.unverified or [c for c in check.comparisons if c.verdict == "inconclusive"]
+        if not undecided:
+            return []
+        reason = "; ".join(check.lines()[:1] + check.hints) if check.unverified else "; ".join(
+            [c.text for c in check.comparisons if c.verdict == "inconclusive"] + check.hints)
+        self.record["regression"]["why"] = reason
+        self.user_properties.append(("baseline_reason", reason))
+        self.add_report_section("call", "stdout", f"llem: {check.verdict}: {reason}")  # JUnit system-out
         if check.unverified and self.settings.require_baseline:
             return [*check.lines(), "(--llem-require-baseline)"]
-        if check.unverified:
-            self.warn(LlemBaselineWarning(check.lines()[0]))  # located at the experiment's YAML line
+        if self.settings.inconclusive == "fail":
+            return [reason, "(--llem-inconclusive=fail)"]
+        if self.settings.inconclusive == "warn":
+            self.warn(LlemBaselineWarning(reason))  # located at the experiment's YAML line
         return []
 
     def _say_now(self, text: str) -> None:

@@ -18,7 +18,10 @@ Options (command line, or the ini key in brackets):
     --llem-save-baseline=PATH     ... to PATH, a new .json file (the "=" form: the space form would
                                   take a test path; a benchmark file, test path, directory or existing
                                   file as PATH is a usage error)
-    --llem-baseline PATH|auto     compare each item with a baseline (regression gates)
+    --llem-baseline PATH|auto     compare each item with a baseline file, or this machine's history
+    --llem-history K              saved sessions in that history (default 10)          [llem_history]
+    --llem-inconclusive pass|warn|fail   what an item that cannot be judged does (warn)  [llem_inconclusive]
+    --llem-against REF            A/B: each item beside its config at git REF, in one session
     --llem-fail-on METRIC:THRESHOLD   a regression gate for every item (repeatable)
     --llem-require-baseline       fail, instead of warn, when an item could not be compared
     --llem-markdown PATH          the results table as markdown (and $GITHUB_STEP_SUMMARY)
@@ -69,7 +72,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          ".llem/baselines/<machine>/<time>.json under the rootdir; or with "
                          "--llem-save-baseline=PATH to PATH (a new .json file).")
     group.addoption("--llem-baseline", metavar="PATH", default=None,
-                    help="Compare each item with this baseline file; 'auto' takes this machine's latest.")
+                    help="Compare each item with this baseline file; 'auto' takes this machine's history "
+                         "(its last --llem-history saved sessions).")
+    group.addoption("--llem-history", metavar="K", default=None,
+                    help="Saved sessions that --llem-baseline auto compares with (default 10; ini: llem_history).")
+    group.addoption("--llem-inconclusive", choices=("pass", "warn", "fail"), default=None,
+                    help="What an item that could not be judged against its baseline does: pass quietly, warn "
+                         "(default: a warning and a summary line with what to do), or fail (ini: llem_inconclusive).")
+    group.addoption("--llem-against", metavar="REF", default=None,
+                    help="Measure each item beside its own config as of git revision REF (read from the benchmark "
+                         "file at REF), in one session, and gate the change with its regression: thresholds.")
     group.addoption("--llem-fail-on", metavar="METRIC:THRESHOLD", action="append", default=[],
                     help="Fail an item whose METRIC regressed past THRESHOLD against the baseline "
                          "(e.g. joules_per_token:5%% or joules_per_token:0.01); repeatable; added to each "
@@ -88,6 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("llem_repeats", type="string", default="", help="Default for --llem-repeats.")
     parser.addini("llem_require_energy", type="bool", default=False, help="Default for --llem-require-energy.")
     parser.addini("llem_lock_timeout", type="string", default="", help="Default for --llem-lock-timeout.")
+    parser.addini("llem_history", type="string", default="", help="Default for --llem-history.")
+    parser.addini("llem_inconclusive", type="string", default="", help="Default for --llem-inconclusive.")
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

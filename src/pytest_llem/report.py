@@ -1,9 +1,8 @@
 """What the plugin tells the user and keeps: a header line, the results table, a JSON file of
 results, a markdown report for CI pages, and saved baselines.
 
-A baseline takes only items that passed, with measured energy (``joules_per_token``) that the
-meter's sanity checks did not doubt (``energy_suspect``); the summary says how many were left
-out and why. An output that was asked for (``--llem-json``, ``--llem-markdown``,
+Baselines are saved by ``baselines.save_session`` (only items that passed with measured,
+undoubted energy; the summary says how many were left out and why). An output that was asked for (``--llem-json``, ``--llem-markdown``,
 ``--llem-save-baseline``, ``$GITHUB_STEP_SUMMARY``) and could not be written fails the session:
 its exit status becomes 1 (pytest.ExitCode.TESTS_FAILED, what a failed item gives: CI fails the
 job either way, and 3, "internal error", would send the user looking for a bug in pytest) unless
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.results.tables import fmt, text_table
+from pytest_llem.baselines import NotWritten
 from pytest_llem.settings import Settings
 
 
@@ -128,53 +128,9 @@ class LlemReporter:
         self.written.append(f"results written to {self.settings.json_path}")
 
     def _save_baselines(self) -> None:
-        """One baseline file per measuring machine (GPU runs and CPU runs of a session differ).
+        from pytest_llem.baselines import save_session
 
-        Only items that passed with measured, unsuspected energy go in (``left_out`` says why the
-        others did not). A new file under .llem/baselines also carries over the entries of that
-        machine's previous baseline that this session did not save (a ``-k`` run, an interrupted
-        one, an item that failed), so that "latest" never silently drops an experiment's gate. An
-        explicit path gets this session only.
-        """
-        from llenergymeasure.results.baselines import Baseline, BaselineEntry, CommitInfo, MachineInfo, new_baseline_path
-
-        kept_out = left_out(self.ordered())
-        if kept_out:
-            self.written.append(f"{sum(kept_out.values())} item(s) left out of the baseline: "
-                                + ", ".join(f"{count} {why}" for why, count in kept_out.items()))
-        saved = [r for r in self.ordered() if baseline_exclusion(r) is None]
-        if not saved:
-            raise NotWritten("no item passed with measured energy, so there is nothing to save as a baseline")
-        commit = CommitInfo.detect(self.settings.root)
-        by_machine: dict[str, tuple[MachineInfo, dict[str, BaselineEntry]]] = {}
-        for record in saved:
-            machine = MachineInfo.model_validate(record["machine"])
-            _, entries = by_machine.setdefault(machine.key, (machine, {}))
-            entries[record["nodeid"]] = BaselineEntry.model_validate(record["baseline_entry"])
-        for key, (machine, entries) in by_machine.items():
-            explicit = self.settings.save_baseline != "auto"
-            kept = {} if explicit else self._previous_entries(key, machine, set(entries))
-            path = Path(self.settings.save_baseline) if explicit else new_baseline_path(self.settings.root, key, commit)
-            if explicit and len(by_machine) > 1:
-                path = path.with_name(f"{path.stem}-{key}{path.suffix}")
-            path = Baseline.from_entries({**kept, **entries}, machine, commit).save(path)
-            carried = f" (and {len(kept)} carried over from the previous one)" if kept else ""
-            self.written.append(f"baseline of {len(entries)} item(s){carried} saved to {path}")
-
-    def _previous_entries(self, key: str, machine: Any, measured: set[str]) -> dict[str, Any]:
-        """Entries of this machine's latest baseline that this session did not measure."""
-        from llenergymeasure.exceptions import ConfigError
-        from llenergymeasure.results.baselines import Baseline, latest
-
-        previous = latest(self.settings.root, key)
-        try:
-            baseline = Baseline.load(previous) if previous else None
-        except ConfigError as exc:
-            self.written.append(f"previous baseline not carried over: {exc}")
-            return {}
-        if baseline is None or machine.mismatch(baseline.machine):
-            return {}
-        return {name: entry for name, entry in baseline.entries.items() if name not in measured}
+        save_session(self.settings, self.ordered(), self.written)
 
     def markdown(self) -> str:
         """The report for CI pages: the table, the estimate note, and each item's comparison."""
@@ -203,36 +159,6 @@ class LlemReporter:
         with open(step_summary, "a", encoding="utf-8") as fh:  # the step summary is shared by all steps: append
             fh.write(self.markdown())
         self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
-
-
-class NotWritten(Exception):
-    """An output that was asked for has nothing to hold (the text says why)."""
-
-
-def baseline_exclusion(record: dict[str, Any]) -> str | None:
-    """Why an item's record must not become a baseline entry, or None: only a passed item whose
-    energy was measured and not doubted is a reference for later runs."""
-    if record["outcome"] == "skipped":
-        return "skipped"
-    if record["outcome"] != "passed":
-        return "failed"
-    if "baseline_entry" not in record:
-        return "not measured"
-    if record.get("joules_per_token") is None:
-        return "without measured energy"
-    if record.get("energy_suspect"):
-        return "with suspect energy readings"
-    return None
-
-
-def left_out(records: list[dict[str, Any]]) -> dict[str, int]:
-    """How many ``records`` were left out of a baseline, per reason, in a stable order."""
-    counts: dict[str, int] = {}
-    for record in records:
-        why = baseline_exclusion(record)
-        if why is not None:
-            counts[why] = counts.get(why, 0) + 1
-    return counts
 
 
 def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]:

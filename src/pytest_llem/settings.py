@@ -29,6 +29,10 @@ if TYPE_CHECKING:  # imported where used: this module loads in every pytest sess
     from llenergymeasure.results.baselines import Baseline
 
 
+DEFAULT_HISTORY = 10
+GATING_REPEATS = 5  # repeats of an experiment that sets none, when it is compared: enough for a verdict
+
+
 @dataclass(frozen=True)
 class Machine:
     nvml: SourceStatus
@@ -64,9 +68,12 @@ class Settings:
     require_baseline: bool = False
     markdown: str | None = None
     lock_timeout: float | None = None  # seconds an item waits for a device lock; None: as long as it takes
-    root: Path = Path(".")  # where .llem/baselines lives: pytest's rootdir
+    history: int = DEFAULT_HISTORY  # saved sessions ``--llem-baseline auto`` compares with
+    inconclusive: str = "warn"  # what an item that could not be judged does: pass, warn or fail
+    against: str | None = None  # a git revision whose benchmark files give each item's A/B reference
+    root: Path = Path(".")  # rootdir, or the top of its git work tree: .llem/baselines by default
     reaches_benchmarks: bool = False  # the session's arguments name or hold benchmark files
-    _baselines: dict[str, tuple[Baseline | None, str | None]] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[Path, str], tuple[list[Baseline], str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -92,7 +99,10 @@ class Settings:
             require_baseline=config.getoption("llem_require_baseline"),
             markdown=config.getoption("llem_markdown"),
             lock_timeout=_lock_timeout(config),
-            root=config.rootpath,
+            history=_history(config),
+            inconclusive=_inconclusive(config),
+            against=_against(config),
+            root=_project_root(config.rootpath),
             reaches_benchmarks=targets_benchmarks(config, config.args),
         )
         if not hasattr(config, "workerinput"):  # the controller checked them; it writes the outputs
@@ -136,25 +146,62 @@ class Settings:
     def machine(self) -> Machine:
         return Machine.probe()
 
-    def load_baseline(self, machine_key: str) -> tuple[Baseline | None, str | None]:
-        """(the baseline to compare with for machine ``machine_key``, its path), or (None, why there
-        is none); read once per process."""
-        if machine_key not in self._baselines:
-            self._baselines[machine_key] = self._read_baseline(machine_key)
-        return self._baselines[machine_key]
+    @property
+    def gating(self) -> bool:
+        """Whether items are compared (or saved to be compared later): they then need repeats."""
+        return bool(self.baseline or self.save_baseline or self.against)
 
-    def _read_baseline(self, machine_key: str) -> tuple[Baseline | None, str | None]:
-        from llenergymeasure.exceptions import ConfigError
-        from llenergymeasure.results.baselines import Baseline, latest
+    def load_reference(self, root: Path, machine_key: str) -> tuple[list[Baseline], str]:
+        """The baselines (oldest first) to compare with for machine ``machine_key`` under ``root``,
+        and where they are; ([], why there are none). Read once per process."""
+        from pytest_llem.baselines import read_reference
 
-        path = Path(self.baseline) if self.baseline != "auto" else latest(self.root, machine_key)
-        if path is None:
-            return None, (f"no baseline saved for this machine ({machine_key}) under {self.root}/.llem/baselines; "
-                          "save one with --llem-save-baseline")
-        try:
-            return Baseline.load(path), str(path)
-        except ConfigError as exc:
-            return None, str(exc)
+        if (root, machine_key) not in self._baselines:
+            self._baselines[root, machine_key] = read_reference(self, root, machine_key)
+        return self._baselines[root, machine_key]
+
+
+def _project_root(rootdir: Path) -> Path:
+    from llenergymeasure.results.baselines import project_root
+
+    return project_root(rootdir) or rootdir
+
+
+def _inconclusive(config: pytest.Config) -> str:
+    value = config.getoption("llem_inconclusive") or config.getini("llem_inconclusive") or "warn"
+    if value not in ("pass", "warn", "fail"):
+        raise pytest.UsageError(f"ini llem_inconclusive = {value!r}: expected pass, warn or fail")
+    return value
+
+
+def _history(config: pytest.Config) -> int:
+    text = config.getoption("llem_history") or config.getini("llem_history") or str(DEFAULT_HISTORY)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(f"--llem-history {text!r}: expected a whole number of saved sessions >= 1 "
+                                f"(default {DEFAULT_HISTORY})")
+    return value
+
+
+def _against(config: pytest.Config) -> str | None:
+    """The git revision of --llem-against, checked to exist before anything is collected."""
+    import subprocess
+
+    ref = config.getoption("llem_against")
+    if not ref:
+        return None
+    try:
+        done = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], capture_output=True,
+                              text=True, timeout=30, cwd=config.invocation_params.dir)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise pytest.UsageError(f"--llem-against {ref}: git is needed to read the files at a revision ({exc})") from None
+    if done.returncode != 0:
+        raise pytest.UsageError(f"--llem-against {ref}: not a git revision of {config.invocation_params.dir} "
+                                "(a branch, tag or commit, e.g. origin/main)")
+    return ref
 
 
 def _repeats(config: pytest.Config) -> int | None:

@@ -9,7 +9,9 @@ import math
 import pytest
 
 from llenergymeasure.results.tables import markdown_table, text_table
-from pytest_llem.report import baseline_cell, baseline_exclusion, dry_run_row, left_out, result_row
+from pytest_llem.baselines import exclusion as baseline_exclusion
+from pytest_llem.baselines import left_out
+from pytest_llem.report import baseline_cell, dry_run_row, result_row
 
 ODD = [None, math.nan, math.inf, 0.0, -0.25]
 

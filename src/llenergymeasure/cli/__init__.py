@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from llenergymeasure import __version__
+from llenergymeasure.cli.ab_cmd import ab
 from llenergymeasure.cli.compare_cmd import compare
 from llenergymeasure.cli.config_cmd import config
 from llenergymeasure.cli.run import run
@@ -42,6 +43,8 @@ app.command(help="Show this machine's environment: versions, GPUs, energy source
 app.command(help="Compare two sets of results (baseline files, result JSONs or directories); exit 1 on a regression.")(
     compare
 )
+app.command(help="Measure two experiments in one session, windows interleaved (ABBA); exit 1 if the candidate "
+                 "regressed.")(ab)
 
 
 def main() -> None:

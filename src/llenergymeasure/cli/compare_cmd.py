@@ -44,7 +44,7 @@ def _compare(baseline_path: Path, candidate_path: Path, fail_on: list[str]) -> b
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.results.baselines import load_comparable
     from llenergymeasure.results.regression import check_regression, thresholds
-    from llenergymeasure.results.tables import fmt
+    from llenergymeasure.results.tables import change_text, ci_text, fmt
 
     try:
         gates = thresholds({}, fail_on)
@@ -68,8 +68,8 @@ def _compare(baseline_path: Path, candidate_path: Path, fail_on: list[str]) -> b
                 "metric": c.metric,
                 "baseline": fmt(c.baseline),
                 "candidate": fmt(c.candidate),
-                "change": _change(c.change, relative),
-                "95% CI": f"{_change(c.ci_low, relative)}..{_change(c.ci_high, relative)}" if c.ci_low == c.ci_low else "-",
+                "change": change_text(c.change, relative),
+                "95% CI": ci_text(c.ci_low, c.ci_high, relative),
                 "verdict": c.verdict,
             })
         for metric in check.lost:
@@ -89,8 +89,3 @@ def _match(old: Baseline, new: Baseline) -> list[tuple[str, str]]:
     pairs = [(old.find(key, entry.experiment), key) for key, entry in new.entries.items()]
     return [(found, key) for found, key in pairs if found is not None]
 
-
-def _change(value: float, relative: bool) -> str:
-    if value != value:  # NaN: a relative change of a zero baseline
-        return "n/a"
-    return f"{value:+.1%}" if relative else f"{value:+.4g}"

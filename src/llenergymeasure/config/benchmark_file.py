@@ -7,6 +7,8 @@ same ids. A file holds ExperimentConfig fields at top level, and optionally:
     experiments:  explicit extra experiments, appended after the sweep
     expect:       absolute gates per metric ({max: ..., min: ...})
     regression:   relative gates against a baseline ("5%") or absolute (0.01)
+    against:      a reference config, as changes to each experiment ({precision: bf16}),
+                  measured beside it in one session (ABBA windows) and gated by ``regression:``
     marks:        pytest marks for every experiment of the file
 
 Numbers that cannot mean anything are refused here, not at gate time: a bound or threshold
@@ -34,8 +36,8 @@ from llenergymeasure.energy.carbon import env_carbon_intensity
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.results.metrics import METRIC_NAMES
 
-FILE_KEYS = ("sweep", "experiments", "expect", "regression", "marks")
-_FILE_LEVEL = "sweep, experiments, expect, regression and marks"
+FILE_KEYS = ("sweep", "experiments", "expect", "regression", "against", "marks")
+_FILE_LEVEL = "sweep, experiments, expect, regression, against and marks"
 _THRESHOLD = re.compile(r"^\s*(\d+(\.\d+)?)\s*%\s*$")
 
 MAX_EXPERIMENTS = 10_000
@@ -61,6 +63,7 @@ class BenchmarkExperiment:
     config: ExperimentConfig
     params: dict[str, Any]
     line: int
+    reference: ExperimentConfig | None = None  # ``against:``: what it is measured beside, when that differs
 
 
 @dataclass
@@ -80,13 +83,15 @@ def load_benchmark_file(
     user_config_defaults: dict[str, Any] | None = None,
     *,
     override_label: str | None = None,
+    text: str | None = None,
 ) -> BenchmarkFile:
     """Parse and validate every experiment of ``path``; all problems come in one ConfigError.
 
     ``override_label`` names the source of ``cli_overrides`` in messages and sources()
-    (default: the command-line flag of each key).
+    (default: the command-line flag of each key). ``text`` is the file's content read from
+    elsewhere (a git revision); relative paths in it are still relative to ``path``.
     """
-    doc = read_yaml(path)
+    doc = read_yaml(path, text)
     env_carbon_intensity()  # a broken LLEM_CARBON_INTENSITY stops the run here, not after measuring
     if doc.data is None:
         raise ConfigError(f"{doc.path}: the file is empty; it needs at least 'model: <name or path>'")
@@ -94,7 +99,7 @@ def load_benchmark_file(
         raise ConfigError(f"{doc.path}:1: expected a mapping of config keys at the top level")
 
     shared = {k: v for k, v in doc.data.items() if k not in FILE_KEYS}
-    base_name = str(shared.get("name") or _name_from_path(doc.path))
+    base_name = _base(doc)
     problems: list[str] = []
 
     expect = _parse_expect(doc, problems)
@@ -107,7 +112,10 @@ def load_benchmark_file(
     problems.extend(_overridden_sweep_keys(doc, top))
     shared_layer = yaml_layer(doc, shared, ())
 
+    against = _parse_against(doc, problems)
     experiments = _build(doc, variants, [bottom, shared_layer], top, base_name, problems)
+    if against is not None:
+        _add_references(doc, experiments, variants, [bottom, shared_layer], against, top, problems)
     if problems:
         raise ConfigError(problems)
     return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
@@ -139,6 +147,46 @@ def _build(
         experiments.append(BenchmarkExperiment(exp_id, config, params, line))
     problems[:] = found
     return experiments
+
+
+def _parse_against(doc: YamlDocument, problems: list[str]) -> Layer | None:
+    raw = doc.data.get("against")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        problems.append(f"{doc.where(('against',))}: 'against' must map config keys to the reference's values, "
+                        "e.g. 'against: {precision: bf16}'")
+        return None
+    misplaced = [k for k in raw if k in FILE_KEYS]
+    if misplaced:
+        problems.extend(_misplaced(doc, ("against", k)) for k in misplaced)
+        return None
+    return yaml_layer(doc, raw, ("against",))
+
+
+def _add_references(doc: YamlDocument, experiments: list[BenchmarkExperiment], variants: list[_Variant],
+                    below: list[Layer], against: Layer, top: Layer, problems: list[str]) -> None:
+    """Each experiment's reference: its own layers with ``against`` over them (flags still win).
+    An experiment that already is its reference (a sweep point with the reference's values) has none."""
+    layers_of = {(explicit or _experiment_id(_base(doc), params)): layer
+                 for params, layer, _, explicit in variants}
+    found = dict.fromkeys(problems)
+    for experiment in experiments:
+        layer = layers_of.get(experiment.id)
+        try:
+            reference = resolve(below + ([layer] if layer else []) + [against, top], extra_keys=FILE_KEYS,
+                                where=str(doc.path))
+        except ConfigError as exc:
+            found.update(dict.fromkeys(exc.problems))
+            continue
+        reference.name = f"{experiment.id}~against"
+        if reference.config_hash() != experiment.config.config_hash():
+            experiment.reference = reference
+    problems[:] = found
+
+
+def _base(doc: YamlDocument) -> str:
+    return str(doc.data.get("name") or _name_from_path(doc.path))
 
 
 def _name_from_path(path: Path) -> str:

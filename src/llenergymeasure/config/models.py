@@ -145,6 +145,15 @@ class ExperimentConfig(_Section):
         """Every leaf field as a dotted path, mapped to where its value came from."""
         return {path: self._sources.get(path, "default") for path in leaf_paths(self.model_dump())}
 
+    def set_if_default(self, key: str, value: Any, label: str) -> bool:
+        """Give field ``key`` ``value`` when no layer (file, flag, user config) set it, labelled
+        ``label`` in ``sources()``; True when it did."""
+        if self._sources.get(key, "default") != "default":
+            return False
+        setattr(self, key, value)
+        self._sources[key] = label
+        return True
+
     def config_hash(self) -> str:
         """A hash of everything that changes what is measured (not the name or where results go)."""
         identity = self.model_dump(mode="json", exclude={"name", "output_dir"})

@@ -111,10 +111,12 @@ class _BoundedLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor, y
             self._depth -= 1
 
 
-def read_yaml(path: str | Path) -> YamlDocument:
-    """Parse ``path``; a missing, oversized or hostile file, bad syntax or a duplicate key is a ConfigError."""
+def read_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
+    """Parse ``path`` (or ``text``, read from elsewhere, named as ``path`` in messages: a file as
+    it was at a git revision); a missing, oversized or hostile file, bad syntax or a duplicate
+    key is a ConfigError."""
     path = Path(path)
-    text = _read_text(path)
+    text = _read_text(path) if text is None else _checked_text(path, text)
     try:
         loader = _BoundedLoader(text)
     except yaml.reader.ReaderError as exc:  # the reader checks every character up front
@@ -132,6 +134,12 @@ def read_yaml(path: str | Path) -> YamlDocument:
     finally:
         loader.dispose()
     return doc
+
+
+def _checked_text(path: Path, text: str) -> str:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: config file is larger than {MAX_FILE_BYTES / 2**20:g} MiB (the cap for a config file)")
+    return text
 
 
 def _read_text(path: Path) -> str:

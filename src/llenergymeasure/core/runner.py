@@ -10,6 +10,9 @@
     6. the result carries every metric, the spread over repeats, and every warning
 
 Whatever happens (an error, Ctrl-C), the meter is closed and the model released.
+
+``measure_interleaved`` runs the same protocol for several configs in one session, their windows
+in a given order (``llem ab`` and a benchmark file's ``against:`` use ABBA order, results/ab.py).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from llenergymeasure.energy import EnergyMeter, EnergyReading
 from llenergymeasure.energy.baseline import idle_power_w
 from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
 from llenergymeasure.energy.sampler import downsample
+from llenergymeasure.exceptions import PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
 from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
 
@@ -72,56 +76,108 @@ def run_experiment(
 
 def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
     """Steps 1-6 above for a resolved config."""
-    plan = preflight(config)
-    intensity = carbon_intensity(config.energy)
+    return measure_interleaved([config], [0] * config.repeats, progress=progress)[0]
+
+
+def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
+                        progress: bool = False) -> list[ExperimentResult]:
+    """Steps 1-6 for several configs in one session: every model loaded and warmed up first,
+    then one measurement window per entry of ``order`` (an index into ``configs``), so that
+    what drifts over a session (temperature, clocks, a neighbour) falls on all of them alike.
+    They share the device and the meter; one result per config, in the order given."""
+    plans = _preflight_all(configs)
+    meter = plans[0].meter
+    intensity = carbon_intensity(configs[0].energy)
     started = datetime.now(timezone.utc)
-    meter = plan.meter
-    backend = get_backend(config.backend)
+    backends = [get_backend(config.backend) for config in configs]
+    sessions = [_Session(config, plan, backend) for config, plan, backend in zip(configs, plans, backends)]
     try:
+        first = configs[0]
         baseline_w = None
-        if config.baseline.enabled and meter.source not in ("none", "cpu_estimate"):
-            baseline_w = idle_power_w(meter, f"{meter.source}:{plan.device}", config.baseline.duration_seconds,
-                                      config.baseline.cache_ttl_seconds)
-        backend.load(config, plan.device)
-        batches = backend.prepare(plan.prompts)
-        if config.warmup.enabled:
-            for batch in _bar(batches[: config.warmup.n_warmup], "warmup", progress):
-                backend.generate(batch)
-        jitter = random.Random(config.random_seed)
-        repeats: list[RepeatResult] = []
-        readings: list[EnergyReading] = []
-        for index in range(config.repeats):
-            if index:
+        if first.baseline.enabled and meter.source not in ("none", "cpu_estimate"):
+            baseline_w = idle_power_w(meter, f"{meter.source}:{plans[0].device}", first.baseline.duration_seconds,
+                                      first.baseline.cache_ttl_seconds)
+        for session in sessions:
+            session.load_and_warm_up(progress)
+        jitter = random.Random(first.random_seed)
+        for position, which in enumerate(order):
+            if position:
                 time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
-            label = f"repeat {index + 1}/{config.repeats}" if config.repeats > 1 else "measuring"
-            outputs, reading, duration = _window(backend, meter, batches, _bar(batches, label, progress))
-            readings.append(reading)
-            repeats.append(_repeat_result(index, outputs, reading, duration, len(plan.prompts), backend, baseline_w))
-        environment = snapshot(backend.environment())
+            sessions[which].measure_window(meter, baseline_w, progress, of=order.count(which))
+        environments = [snapshot(session.backend.environment()) for session in sessions]
     finally:
         meter.close()
-        backend.unload()
+        for backend in backends:
+            backend.unload()
+    return [session.result(started, environment, intensity) for session, environment in zip(sessions, environments)]
 
-    result = ExperimentResult.from_repeats(
-        repeats,
-        experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
-        name=config.name or config.model,
-        config=config.model_dump(mode="json"),
-        config_hash=config.config_hash(),
-        started_at=started,
-        finished_at=datetime.now(timezone.utc),
-        environment=environment,
-        energy_source=readings[0].source,
-        estimated=readings[0].estimated,
-        energy_suspect=any(reading.suspect for reading in readings),
-        energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
-        measurement_warnings=_warnings(plan, readings),
-        carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
-        carbon_intensity_source=intensity[1] if intensity else None,
-    )
-    result.co2_g = co2_grams(result.metrics.energy_j, result.carbon_intensity_g_per_kwh)
-    result.full_timeline = [reading.timeline for reading in readings]
-    return result
+
+def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
+    """Every config's pre-flight; they must run on one device, where the first one's meter
+    measures (the others' meters are closed). Nothing is left open when one fails."""
+    plans: list[Plan] = []
+    try:
+        for config in configs:
+            plans.append(preflight(config))
+        devices = {plan.device for plan in plans}
+        if len(devices) > 1:
+            raise PreFlightError(f"configs measured together must run on one device; these run on "
+                                 f"{', '.join(sorted(devices))} ({', '.join(c.name or c.model for c in configs)})")
+    except BaseException:
+        for plan in plans:
+            plan.meter.close()
+        raise
+    for plan in plans[1:]:
+        plan.meter.close()
+    return plans
+
+
+class _Session:
+    """One config's part of a measurement session: its backend, batches and windows so far."""
+
+    def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend) -> None:
+        self.config, self.plan, self.backend = config, plan, backend
+        self.batches: list[Any] = []
+        self.repeats: list[RepeatResult] = []
+        self.readings: list[EnergyReading] = []
+
+    def load_and_warm_up(self, progress: bool) -> None:
+        self.backend.load(self.config, self.plan.device)
+        self.batches = self.backend.prepare(self.plan.prompts)
+        if self.config.warmup.enabled:
+            for batch in _bar(self.batches[: self.config.warmup.n_warmup], "warmup", progress):
+                self.backend.generate(batch)
+
+    def measure_window(self, meter: EnergyMeter, baseline_w: float | None, progress: bool, of: int) -> None:
+        index = len(self.repeats)
+        label = f"repeat {index + 1}/{of}" if of > 1 else "measuring"
+        outputs, reading, duration = _window(self.backend, meter, self.batches, _bar(self.batches, label, progress))
+        self.readings.append(reading)
+        self.repeats.append(_repeat_result(index, outputs, reading, duration, len(self.plan.prompts), self.backend,
+                                           baseline_w))
+
+    def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None) -> ExperimentResult:
+        config, readings = self.config, self.readings
+        result = ExperimentResult.from_repeats(
+            self.repeats,
+            experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
+            name=config.name or config.model,
+            config=config.model_dump(mode="json"),
+            config_hash=config.config_hash(),
+            started_at=started,
+            finished_at=datetime.now(timezone.utc),
+            environment=environment,
+            energy_source=readings[0].source,
+            estimated=readings[0].estimated,
+            energy_suspect=any(reading.suspect for reading in readings),
+            energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
+            measurement_warnings=_warnings(self.plan, readings),
+            carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
+            carbon_intensity_source=intensity[1] if intensity else None,
+        )
+        result.co2_g = co2_grams(result.metrics.energy_j, result.carbon_intensity_g_per_kwh)
+        result.full_timeline = [reading.timeline for reading in readings]
+        return result
 
 
 def _window(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import statistics
 import subprocess
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -42,6 +43,7 @@ class MachineInfo(BaseModel):
     gpu_driver: str | None = None
     gpu_power_limits_w: list[float] = []
     cpu: str | None = None
+    cuda: str | None = None
     torch: str | None = None
     transformers: str | None = None
     energy_source: str = "none"
@@ -50,7 +52,7 @@ class MachineInfo(BaseModel):
     def from_result(cls, result: ExperimentResult) -> MachineInfo:
         env = result.environment
         return cls(gpus=env.gpus if env.device.startswith("cuda") else [], gpu_driver=env.gpu_driver,
-                   gpu_power_limits_w=env.gpu_power_limits_w, cpu=env.cpu,
+                   gpu_power_limits_w=env.gpu_power_limits_w, cpu=env.cpu, cuda=env.cuda,
                    torch=env.torch, transformers=env.transformers, energy_source=result.energy_source)
 
     @property
@@ -68,7 +70,7 @@ class MachineInfo(BaseModel):
 
     def software_changes(self, other: MachineInfo) -> list[str]:
         """Recorded differences that do not stop a comparison (but may explain its verdict)."""
-        fields = ("gpu_driver", "gpu_power_limits_w", "torch", "transformers")
+        fields = ("gpu_driver", "gpu_power_limits_w", "cuda", "torch", "transformers")
         return [f"{name} {getattr(other, name)} -> {getattr(self, name)}"
                 for name in fields if getattr(self, name) != getattr(other, name)]
 
@@ -127,6 +129,22 @@ class BaselineEntry(BaseModel):
 
     def values(self, metric: str) -> list[float]:
         return [r[metric] for r in self.repeats if r.get(metric) is not None]
+
+    def tokens_per_prompt(self) -> float | None:
+        """Median output tokens per prompt over the repeats: the work one J/token is spread over."""
+        tokens, prompts = self.values("output_tokens"), self.config.get("n")
+        if not tokens or not isinstance(prompts, int) or prompts <= 0:
+            return None
+        return statistics.median(tokens) / prompts
+
+    def workload_change(self, before: BaselineEntry, tolerance: float = 0.01) -> str | None:
+        """A note when this run decoded another number of tokens per prompt than ``before``: its
+        J/token then divides other work (a model that stops earlier, a changed EOS or max length)."""
+        old, new = before.tokens_per_prompt(), self.tokens_per_prompt()
+        if old is None or new is None or abs(new - old) <= tolerance * old:
+            return None
+        return (f"workload changed: {old:.4g} -> {new:.4g} output tokens per prompt; J/token now divides "
+                "different work (same prompts and lengths? greedy decoding?)")
 
     def config_changes(self, before: BaselineEntry) -> list[str]:
         """``key old -> new`` for what changed since ``before``; a local model in another checkout
@@ -246,11 +264,29 @@ def _numbered(path: Path) -> Callable[[int], list[Path]]:
     return names
 
 
-def latest(root: str | Path, key: str) -> Path | None:
-    """The newest baseline saved for machine ``key`` under ``root``; hand-named files are not candidates."""
+def history(root: str | Path, key: str, limit: int) -> list[Path]:
+    """The newest ``limit`` baselines saved for machine ``key`` under ``root``, oldest first;
+    hand-named files are not part of a history."""
     def saved_order(path: Path) -> tuple[str, int]:
         parts = path.name.split(".")
         return parts[0][:16], int(parts[1]) if len(parts) == 3 else 1
 
-    files = [p for p in machine_dir(root, key).glob("*.json") if _STAMPED.match(p.name)]
-    return max(files, key=saved_order) if files else None
+    files = sorted((p for p in machine_dir(root, key).glob("*.json") if _STAMPED.match(p.name)), key=saved_order)
+    return files[-limit:] if limit > 0 else []
+
+
+def latest(root: str | Path, key: str) -> Path | None:
+    """The newest baseline saved for machine ``key`` under ``root``; hand-named files are not candidates."""
+    newest = history(root, key, 1)
+    return newest[0] if newest else None
+
+
+def project_root(start: str | Path) -> Path | None:
+    """The top of the git work tree holding ``start`` (a file or directory), or None outside one:
+    where ``.llem/baselines`` lives and what baseline keys are relative to, wherever pytest was
+    started from and whatever rootdir it chose."""
+    here = Path(start).resolve()
+    for directory in [here, *here.parents] if here.is_dir() else here.parents:
+        if (directory / ".git").exists():
+            return directory
+    return None

@@ -24,6 +24,18 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def change_text(value: float | None, relative: bool) -> str:
+    """A change as ``+5.1%`` (relative) or ``+0.012`` (absolute); "n/a" when undefined (NaN, None)."""
+    if not is_number(value):
+        return "n/a"
+    return f"{value:+.1%}" if relative else f"{value:+.4g}"
+
+
+def ci_text(low: float | None, high: float | None, relative: bool) -> str:
+    """``+1.0%..+9.2%``, or "-" where there is no interval."""
+    return f"{change_text(low, relative)}..{change_text(high, relative)}" if is_number(low) else "-"
+
+
 def text_table(rows: list[dict[str, str]]) -> list[str]:
     """Left-aligned columns under a header and a rule of dashes."""
     if not rows:

@@ -1,0 +1,66 @@
+"""Interleaved A/B in one session: a reference config (A) and a candidate (B), measured in ABBA
+order after both are warmed up, then judged pair by pair (results/ab.py), so that what the session
+shares (this machine today, its clocks and temperature) cancels instead of landing in the verdict.
+
+Used by ``llem ab`` and by a benchmark file's ``against:`` / ``pytest --llem-against REF``. The
+verdict comes back as a RegressionCheck, the same object a baseline comparison gives, so every
+front door words and gates it the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.runner import measure_interleaved
+from llenergymeasure.results.ab import abba_schedule, compare_ab
+from llenergymeasure.results.baselines import BaselineEntry
+from llenergymeasure.results.compare import HIGHER_IS_BETTER, Threshold
+from llenergymeasure.results.model import ExperimentResult
+from llenergymeasure.results.regression import RegressionCheck
+
+DEFAULT_PAIRS = 5
+
+
+@dataclass
+class AbRun:
+    """Both sides' results (one repeat per window) and the order their windows ran in."""
+
+    reference: ExperimentResult
+    candidate: ExperimentResult
+    order: list[str]
+
+
+def run_ab(reference: ExperimentConfig, candidate: ExperimentConfig, pairs: int = DEFAULT_PAIRS, *,
+           progress: bool = False) -> AbRun:
+    """Measure ``pairs`` windows of each config, interleaved as ``abba_schedule(pairs)``."""
+    order = abba_schedule(pairs)
+    a, b = measure_interleaved([reference, candidate], [0 if side == "A" else 1 for side in order],
+                               progress=progress)
+    return AbRun(a, b, order)
+
+
+def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
+    """The paired verdict on each gated metric; suspect energy on either side, or a gated metric
+    measured on one side only, fails the check as a baseline comparison would."""
+    before, after = BaselineEntry.from_result(run.reference), BaselineEntry.from_result(run.candidate)
+    if before.energy_suspect or after.energy_suspect:
+        return RegressionCheck(suspect=True)
+    check = RegressionCheck()
+    changes = after.config_changes(before)
+    if changes:
+        check.notes.append(f"B differs from A in: {', '.join(changes)}")
+    for gate in gates:
+        a, b = _per_window(run.reference, gate.metric), _per_window(run.candidate, gate.metric)
+        if None in a or None in b:
+            if any(v is not None for v in a + b):
+                check.lost.append(gate.metric)
+            else:
+                check.notes.append(f"{gate.metric}: measured on neither side, so not compared")
+            continue
+        check.comparisons.append(compare_ab(a, b, gate, order=run.order, higher_is_better=gate.metric in HIGHER_IS_BETTER))
+    return check
+
+
+def _per_window(result: ExperimentResult, metric: str) -> list[float | None]:
+    return [getattr(repeat.metrics, metric) for repeat in result.repeats]
