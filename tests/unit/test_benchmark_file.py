@@ -341,7 +341,7 @@ UNKNOWN_KEYS = [
     ("regression-metric-typo", "model: gpt2\nregression:\n  tokens_per_secnd: 5%\n", 3,
      "unknown metric 'regression.tokens_per_secnd'; did you mean 'tokens_per_second'?"),
     ("study-key-in-an-entry-says-where-it-belongs", "model: gpt2\nexperiments:\n  - n: 2\n    marks: [slow]\n", 4,
-     ("unknown key 'marks' in an entry of 'experiments'; sweep, experiments, expect, regression and "
+     ("unknown key 'marks' in an entry of 'experiments'; sweep, experiments, expect, regression, against and "
       "marks are file-level keys: move it to the top level of the file")),
 ]
 
