@@ -284,7 +284,8 @@ class LlemItem(pytest.Item):
             [c.text for c in check.comparisons if c.verdict == "inconclusive"] + check.hints)
         self.record["regression"]["why"] = reason
         self.user_properties.append(("baseline_reason", reason))
-        self.add_report_section("call", "stdout", f"llem: {check.verdict}: {reason}")  # JUnit system-out
+        # JUnit: always the property; in <system-out> too under junit_logging = system-out (or all)
+        self.add_report_section("call", "stdout", f"llem: {check.verdict}: {reason}")
         if check.unverified and self.settings.require_baseline:
             return [*check.lines(), "(--llem-require-baseline)"]
         if self.settings.inconclusive == "fail":

@@ -75,13 +75,20 @@ class LlemReporter:
         if improved:
             terminalreporter.write_line(f"llem: {len(improved)} item(s) improved on the baseline; "
                                         "refresh it with --llem-save-baseline")
+        undecided = [(r["nodeid"], r["regression"]["why"]) for r in self.ordered() if r.get("regression", {}).get("why")]
+        if undecided:
+            terminalreporter.write_line(f"llem: {len(undecided)} item(s) could not be judged against their baseline "
+                                        f"(--llem-inconclusive={self.settings.inconclusive}):")
+            for nodeid, why in undecided:
+                terminalreporter.write_line(f"  {nodeid}: {why}")
         for line in self.written:
             terminalreporter.write_line(f"llem: {line}")
 
     def rows(self) -> list[dict[str, str]]:
         if self.settings.dry_run:
             return [dry_run_row(r) for r in self.ordered()]
-        return [result_row(r, compared=self.settings.baseline is not None) for r in self.ordered()]
+        compared = any("regression" in record for record in self.records.values())  # a baseline or an A/B
+        return [result_row(r, compared=compared) for r in self.ordered()]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write what was asked for. One failed write (a full disk, a typo in a path) does not stop

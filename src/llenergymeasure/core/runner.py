@@ -37,6 +37,7 @@ from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
 from llenergymeasure.energy.sampler import downsample
 from llenergymeasure.exceptions import PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
+from llenergymeasure.results.spread import spread_warnings
 from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
 
 MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacenter GPUs
@@ -171,7 +172,7 @@ class _Session:
             estimated=readings[0].estimated,
             energy_suspect=any(reading.suspect for reading in readings),
             energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
-            measurement_warnings=_warnings(self.plan, readings),
+            measurement_warnings=_warnings(self.plan, readings, self.repeats),
             carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
             carbon_intensity_source=intensity[1] if intensity else None,
         )
@@ -231,7 +232,7 @@ def _repeat_result(
     )
 
 
-def _warnings(plan: Plan, readings: list[EnergyReading]) -> list[MeasurementWarning]:
+def _warnings(plan: Plan, readings: list[EnergyReading], repeats: list[RepeatResult]) -> list[MeasurementWarning]:
     seen: dict[tuple[str, str], None] = {}
     for code, message in plan.warnings:
         seen[(code, message)] = None
@@ -240,6 +241,9 @@ def _warnings(plan: Plan, readings: list[EnergyReading]) -> list[MeasurementWarn
             seen[("energy_unavailable", f"energy not measured: {reading.unavailable_reason}")] = None
         for code, message in reading.warnings:
             seen[(code, message)] = None
+    values = [r.metrics.joules_per_token for r in repeats]
+    if None not in values:
+        seen.update(dict.fromkeys(spread_warnings(values)))
     return [MeasurementWarning(code=code, message=message) for code, message in seen]
 
 
