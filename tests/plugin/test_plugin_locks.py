@@ -16,18 +16,9 @@ import pytest
 
 from pytest_llem import workers
 from pytest_llem.workers import LockError, lock_directory, measurement_lock
+from tests.plugin.test_plugin_run import TINY as RUN_TINY
 
-TINY = """\
-model: MODEL
-dataset: builtin
-n: 2
-max_input_tokens: 32
-max_output_tokens: 4
-precision: fp32
-warmup: {enabled: false}
-baseline: {enabled: false}
-pytorch: {device: cpu}
-"""
+TINY = RUN_TINY + "pytorch: {device: cpu}\n"
 
 
 @pytest.fixture

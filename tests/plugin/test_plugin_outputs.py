@@ -13,18 +13,9 @@ import json
 
 import pytest
 
-TINY = "model: MODEL\ndataset: builtin\nn: 2\nprecision: fp32\n"
+from tests.plugin.test_plugin_run import TINY as RUN
 
-RUN = """\
-model: MODEL
-dataset: builtin
-n: 2
-max_input_tokens: 32
-max_output_tokens: 4
-precision: fp32
-warmup: {enabled: false}
-baseline: {enabled: false}
-"""
+TINY = "model: MODEL\ndataset: builtin\nn: 2\nprecision: fp32\n"
 
 
 @pytest.mark.parametrize(("args", "why"), [

@@ -11,6 +11,7 @@ An output_dir that cannot take the files is refused before anything is measured.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +75,9 @@ def _load(path: Path | None, overrides: dict[str, Any]) -> tuple[list[Any], dict
         config = load_experiment_config(cli_overrides=overrides)
         return [(config.name or config.model, config)], {}
     study = load_benchmark_file(path, cli_overrides=overrides)
+    if any(e.reference for e in study.experiments):
+        print(f"note: {path}: 'against:' is measured beside each experiment by pytest and llem ab; "
+              "llem run measures each experiment alone", file=sys.stderr)
     return [(e.id, e.config) for e in study.experiments], study.expect
 
 
