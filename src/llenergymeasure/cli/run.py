@@ -140,8 +140,6 @@ def _check_output_dirs(experiments: list[Any]) -> None:
 def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> bool:
     """Run every experiment (one failing, or one whose result cannot be saved, does not stop the
     rest); True when any failed. When interrupted, a study lists what it finished and where it stopped."""
-    import sys
-
     from llenergymeasure.cli.display import one_line, print_result, print_table, summary_row
     from llenergymeasure.core.runner import measure
     from llenergymeasure.exceptions import ConfigError, LLEMError
@@ -212,8 +210,6 @@ def _save(result: Any, output_dir: str | None) -> tuple[str, Exception | None]:
 def _print_stopped(rows: list[dict[str, str]], saved_to: list[str], experiments: list[Any]) -> None:
     """An interrupted study: the table of what finished, with where each result is (stdout), and
     where it stopped (stderr)."""
-    import sys
-
     from llenergymeasure.cli.display import print_table
 
     if rows:
