@@ -25,7 +25,6 @@ from typing import Any
 import pytest
 
 from llenergymeasure.results.tables import fmt, text_table
-from pytest_llem.baselines import NotWritten
 from pytest_llem.settings import Settings
 
 
@@ -96,6 +95,8 @@ class LlemReporter:
         ``--co`` runs nothing, so it writes nothing."""
         if self.is_worker or self.config.option.collectonly:
             return
+        from pytest_llem.baselines import NotWritten
+
         writes = []
         if self.settings.json_path:
             writes.append((f"--llem-json {self.settings.json_path}", self._write_json))
