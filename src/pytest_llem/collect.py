@@ -60,12 +60,11 @@ class LlemFile(pytest.File):
                 f"{self._shown_path()}:{study.marks_line}: marks: {', '.join(map(repr, unregistered))} not registered "
                 "and --strict-markers is on; add them to 'markers' in your pytest configuration"
             )
-        if settings.gating:
-            for experiment in study.experiments:
-                for config in (experiment.config, experiment.reference):
-                    if config is not None:
-                        config.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
         notes = self._references_at(settings.against, study) if settings.against else {}
+        for experiment in study.experiments:
+            if settings.gating or experiment.reference is not None:
+                for config in (experiment.config, experiment.reference):
+                    _enough_repeats(config)
         root, key = locate(self.path, self.config.rootpath)
         items = []
         for index, experiment in enumerate(study.experiments):
@@ -86,7 +85,7 @@ class LlemFile(pytest.File):
 
         try:
             done = subprocess.run(["git", "show", f"{ref}:./{self.path.name}"], cwd=self.path.parent,
-                                  capture_output=True, text=True, timeout=30)
+                                  capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=30)
         except (OSError, subprocess.SubprocessError) as exc:
             return dict.fromkeys((e.id for e in study.experiments), f"--llem-against {ref}: git failed ({exc})")
         if done.returncode != 0:
@@ -103,8 +102,8 @@ class LlemFile(pytest.File):
         notes = {}
         for experiment in study.experiments:
             reference = then.get(experiment.id)
-            if reference is not None:
-                reference.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
+            _enough_repeats(reference)
+            _enough_repeats(experiment.config)  # before comparing: both sides get the same default
             if reference is None:
                 notes[experiment.id] = f"--llem-against {ref}: no experiment {experiment.id} at {ref}"
             elif reference.config_hash() == experiment.config.config_hash():
@@ -121,6 +120,12 @@ class LlemFile(pytest.File):
             return self.path.relative_to(self.config.invocation_params.dir)
         except ValueError:
             return self.path
+
+
+def _enough_repeats(config: Any) -> None:
+    """A compared experiment that sets no ``repeats`` gets enough for a verdict."""
+    if config is not None:
+        config.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
 
 
 def _unregistered(marks: list[str], config: pytest.Config) -> list[str]:

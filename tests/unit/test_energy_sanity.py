@@ -188,3 +188,17 @@ def test_a_reset_rapl_counter_is_an_error_not_a_wrap(tmp_path: Path, monkeypatch
     set_counters(tmp_path, 1_000, 600_000)  # as a wrap: 62 kJ in well under a second
     with pytest.raises(ExperimentError, match=r"RAPL package-0 .*: the energy counter went backwards"):
         meter.stop()
+
+
+def test_a_suspect_gpu_reading_stays_suspect_beside_rapl(gpus, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("LLEM_POWERCAP_ROOT", str(make_powercap(tmp_path, 1_000_000, 500_000)))
+    gpus(FakeGpu("GPU-a", counter_mj=at_watts(600), power_w=lambda t: 60.0))
+    meter = create_meter(EnergyConfig(source="auto", sample_interval_ms=10), "cuda:0")
+    try:
+        assert meter.source == "nvml_counter+rapl"
+        meter.start()
+        time.sleep(1.5)
+        reading = meter.stop()
+    finally:
+        meter.close()
+    assert "energy_disagrees" in codes(reading) and reading.suspect

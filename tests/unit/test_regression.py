@@ -187,3 +187,12 @@ def test_a_baseline_entry_with_suspect_energy_is_never_the_reference():
     check = check_regression(baseline_of(before), KEY, entry(noisy(0.8, 2)), H200, JPT_5)
     assert not check.failed and check.verdict == "unverified"
     assert "has suspect energy" in check.unverified
+
+
+def test_an_entry_carried_over_unchanged_is_not_a_second_session():
+    before = entry(noisy(0.4, 1, cv=0.03))
+    copy = Baseline.from_entries({KEY: before}, H200, None)  # a later save that did not measure it
+    check = check_regression([baseline_of(before), copy], KEY, entry(noisy(0.428, 2, cv=0.03)), H200, JPT_5)
+    [comparison] = check.comparisons
+    assert "history sessions" not in comparison.text  # one session: the two-sample verdict
+    assert comparison.ci_high - comparison.ci_low > 0.01

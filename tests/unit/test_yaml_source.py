@@ -202,6 +202,16 @@ def test_recursive_alias_is_refused(tmp_path):
     assert problem.startswith(f"{path}:2: nested more than {MAX_DEPTH} levels deep once its aliases")
 
 
+def test_aliases_that_stack_nesting_past_the_cap_are_refused(tmp_path):
+    # each anchor is shallow, but each holds the one before it: expanded, far deeper than the cap
+    lines = ["a0: &a0 {x: 1}"]
+    for i in range(1, 70):
+        lines.append(f"a{i}: &a{i} " + "{k: " * 30 + f"*a{i - 1}" + "}" * 30)
+    path = write(tmp_path / "deep.yaml", "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=f"nested more than {MAX_DEPTH} levels deep once its aliases"):
+        read_yaml(path)
+
+
 def test_deep_nesting_is_refused_at_its_line(tmp_path):
     path = write(tmp_path / "c.yaml", "model: gpt2\nx: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n")
     assert error_of(path).problems == [

@@ -4,8 +4,8 @@ ABBA order, and the paired verdict per gated metric, as a table.
 Each side is an experiment file, or ``FILE::ID`` for one experiment of a study (the ids that
 ``llem run --dry-run FILE`` and ``pytest --co`` show). Gates: ``--fail-on``, else the candidate
 file's ``regression:`` section, else joules_per_token:5%. Exit codes as ``llem compare``: 0 nothing
-regressed, 1 a metric regressed (or was not measured, or the energy is suspect) or a run error,
-2 a config error.
+regressed, 1 a metric regressed (or was not measured, or the energy is suspect), a run error,
+or a result that could not be saved where asked; 2 a config error.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
     import sys
 
     from llenergymeasure.cli.display import energy_label, print_table
+    from llenergymeasure.cli.run import save_result
     from llenergymeasure.core.ab import judge_ab, run_ab
     from llenergymeasure.exceptions import ConfigError
     from llenergymeasure.results.regression import thresholds
@@ -73,10 +74,14 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
     } for c in check.comparisons])
     for line in check.lines():
         print(f"  {line}")
+    unsaved = False
     for config, result in ((a.config, run.reference), (b.config, run.candidate)):
-        if config.output_dir:
-            print(f"result: {result.save(config.output_dir)}")
-    return check.failed
+        where, error = save_result(result, config.output_dir)
+        print(f"result {result.name}: {where}")
+        if error is not None:  # the other side is still saved, and the verdict still decides
+            print(f"Error: {error}", file=sys.stderr)
+            unsaved = True
+    return check.failed or unsaved
 
 
 def _pick(spec: str, overrides: dict[str, str]) -> tuple[BenchmarkFile, BenchmarkExperiment]:
@@ -95,7 +100,7 @@ def _pick(spec: str, overrides: dict[str, str]) -> tuple[BenchmarkFile, Benchmar
                               f"(ids: {', '.join(ids[:10])}{', ...' if len(ids) > 10 else ''})")
         return study, study.experiments[0]
     for experiment in study.experiments:
-        if experiment.id == wanted or experiment.id.endswith(f"::{wanted}"):
+        if experiment.id == wanted:
             return study, experiment
     close = difflib.get_close_matches(wanted, ids, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]!r}?" if close else f"its ids: {', '.join(ids[:10])}"

@@ -165,7 +165,7 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
                 saved_to.append("-")
                 failed = True
                 continue
-            where, save_error = _save(result, config.output_dir)
+            where, save_error = save_result(result, config.output_dir)
             verdicts = check_expect(result, expect)
             failed = failed or save_error is not None or not all(v.passed for v in verdicts)
             if single:
@@ -193,7 +193,7 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
 KEEP_HINT = "pass -o DIR (or set output_dir in the file or the user config) to keep {them}"
 
 
-def _save(result: Any, output_dir: str | None) -> tuple[str, Exception | None]:
+def save_result(result: Any, output_dir: str | None) -> tuple[str, Exception | None]:
     """Save ``result`` in ``output_dir``: (where it is, as the summary says it; the NotSaved error
     when it had to go elsewhere or nowhere)."""
     from llenergymeasure.results.io import NotSaved

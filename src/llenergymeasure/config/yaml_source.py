@@ -203,29 +203,39 @@ def _check_size(path: Path, root: yaml.Node) -> None:
     Counting is memoized per node, so it is linear in the size of the text: a billion laughs
     is counted, not expanded. A recursive alias has no bottom and fails the depth cap.
     """
-    counts: dict[int, int] = {}
+    seen: dict[int, tuple[int, int]] = {}  # node -> (nodes below and including it, its height)
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        if id(node) in seen:
+            total, height = seen[id(node)]
+        else:
+            if depth > MAX_DEPTH:
+                raise _too_deep(path, node)
+            children = (
+                [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                else node.value if isinstance(node, yaml.SequenceNode) else []
+            )
+            sizes = [measure(child, depth + 1) for child in children]
+            total = min(1 + sum(size for size, _ in sizes), MAX_NODES + 1)
+            height = 1 + max((h for _, h in sizes), default=0)
+            seen[id(node)] = (total, height)
+        if depth + height > MAX_DEPTH + 1:  # an alias reused deeper than where it was first met
+            raise _too_deep(path, node)
+        return total, height
 
     def count(node: yaml.Node, depth: int) -> int:
-        if id(node) in counts:
-            return counts[id(node)]
-        if depth > MAX_DEPTH:
-            raise ConfigError(
-                f"{path}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep once its aliases "
-                "(*name) are expanded (the cap for a config file)"
-            )
-        total = 1
-        if isinstance(node, yaml.MappingNode):
-            total += sum(count(k, depth + 1) + count(v, depth + 1) for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            total += sum(count(item, depth + 1) for item in node.value)
-        counts[id(node)] = total = min(total, MAX_NODES + 1)
-        return total
+        return measure(node, depth)[0]
 
     if count(root, 0) > MAX_NODES:
         raise ConfigError(
             f"{path}: holds more than {MAX_NODES:,} keys and values once its aliases (*name) are expanded "
             "(the cap for a config file); a benchmark file needs a few dozen"
         )
+
+
+def _too_deep(path: Path, node: yaml.Node) -> ConfigError:
+    return ConfigError(f"{path}:{node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep once its aliases "
+                       "(*name) are expanded (the cap for a config file)")
 
 
 def _record_lines(node: yaml.Node, key_path: KeyPath, doc: YamlDocument) -> None:

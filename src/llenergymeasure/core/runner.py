@@ -86,13 +86,14 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
     then one measurement window per entry of ``order`` (an index into ``configs``), so that
     what drifts over a session (temperature, clocks, a neighbour) falls on all of them alike.
     They share the device and the meter; one result per config, in the order given."""
+    intensity = carbon_intensity(configs[0].energy)  # a config error, before anything is opened
     plans = _preflight_all(configs)
     meter = plans[0].meter
-    intensity = carbon_intensity(configs[0].energy)
     started = datetime.now(timezone.utc)
-    backends = [get_backend(config.backend) for config in configs]
-    sessions = [_Session(config, plan, backend) for config, plan, backend in zip(configs, plans, backends)]
+    backends: list[Backend] = []
     try:
+        backends = [get_backend(config.backend) for config in configs]
+        sessions = [_Session(config, plan, backend) for config, plan, backend in zip(configs, plans, backends)]
         first = configs[0]
         baseline_w = None
         if first.baseline.enabled and meter.source not in ("none", "cpu_estimate"):
@@ -114,12 +115,16 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
 
 
 def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
-    """Every config's pre-flight; they must run on one device, where the first one's meter
-    measures (the others' meters are closed). Nothing is left open when one fails."""
+    """Every config's pre-flight; they must run on one device with the same energy and idle
+    baseline settings, since the first one's meter measures them all (the others' meters are
+    closed). Nothing is left open when one fails."""
     plans: list[Plan] = []
     try:
         for config in configs:
             plans.append(preflight(config))
+        if any(config.energy != configs[0].energy or config.baseline != configs[0].baseline for config in configs):
+            raise PreFlightError("configs measured together share one meter: their energy.* and baseline.* settings "
+                                 f"must be the same ({', '.join(c.name or c.model for c in configs)})")
         devices = {plan.device for plan in plans}
         if len(devices) > 1:
             raise PreFlightError(f"configs measured together must run on one device; these run on "

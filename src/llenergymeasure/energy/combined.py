@@ -24,6 +24,7 @@ class CombinedMeter:
             gpu_energy_j=gpu.gpu_energy_j,
             cpu_energy_j=cpu.cpu_energy_j,
             estimated=gpu.estimated or cpu.estimated,
+            suspect=gpu.suspect or cpu.suspect,
             unavailable_reason=gpu.unavailable_reason,
             warnings=gpu.warnings + cpu.warnings,
             devices=gpu.devices + cpu.devices,

@@ -5,7 +5,7 @@ A meter's number goes into CI gates, baselines and papers, so none leaves the me
 
     negative or non-finite energy          ExperimentError naming the device and source
     zero while work ran                    energy unavailable (not 0 J), suspect
-        (power samples above zero, or this process spent CPU time in the window)
+        (any GPU: it draws power even idle; the CPU's zones all at 0 while this process worked)
     mean power no device can draw          kept, with ``energy_implausible``, suspect
         (above 1.5 x the GPU's enforced power limit, else above MAX_MEAN_POWER_W)
 
@@ -76,7 +76,10 @@ def counter_disagreement(label: str, counter_j: float, integrated_j: float, peak
 
 
 def check_reading(reading: EnergyReading, duration_s: float, cpu_seconds: float) -> EnergyReading:
-    """``reading`` after the checks above: raises on an impossible number, marks a doubtful one."""
+    """``reading`` after the checks above: raises on an impossible number, marks a doubtful one.
+    A reading is suspect whenever it carries a suspect warning, whichever meter (or meters
+    combined) added it: the warning codes are the one source of truth."""
+    reading.suspect = reading.suspect or bool(suspect_reasons(reading.warnings))
     if reading.energy_j is None:
         return reading
     devices = reading.devices or [DeviceEnergy("cpu" if reading.cpu_energy_j is not None else "gpu",
@@ -87,7 +90,7 @@ def check_reading(reading: EnergyReading, duration_s: float, cpu_seconds: float)
             raise ExperimentError(f"{label}: the {reading.source} energy reading is {what} ({value} J); "
                                   "this is a meter or driver fault, not a measurement")
 
-    idle = [d for d in devices if d.energy_j == 0 and _worked(d, reading, cpu_seconds)]
+    idle = _idle(devices, cpu_seconds)
     if idle:
         names = ", ".join(_label(d) for d in idle)
         reason = (f"{names} read 0 J over {duration_s:.2f} s while work ran (a stuck or frozen energy counter); "
@@ -142,11 +145,15 @@ def _figures(reading: EnergyReading, devices: list[DeviceEnergy]) -> list[tuple[
     return [(label, v) for label, v in totals if v is not None] + [(_label(d), d.energy_j) for d in devices]
 
 
-def _worked(device: DeviceEnergy, reading: EnergyReading, cpu_seconds: float) -> bool:
-    """Whether there is evidence that ``device`` drew power in the window."""
-    if device.device.startswith("gpu"):
-        return any((s.get("power_w") or 0) > 0 for s in reading.timeline.get(device.device, []))
-    return cpu_seconds >= MIN_CPU_SECONDS
+def _idle(devices: list[DeviceEnergy], cpu_seconds: float) -> list[DeviceEnergy]:
+    """The devices that read 0 J although they must have drawn power. A GPU always does: it
+    draws tens of watts idle, and the NVML meter reports no energy at all for a window shorter
+    than its sensor can resolve. The CPU's zones are judged together (a DRAM zone that some
+    platforms expose but never update reads 0 on its own), and only when this process worked."""
+    gpus = [d for d in devices if d.device.startswith("gpu") and d.energy_j == 0]
+    cpus = [d for d in devices if not d.device.startswith("gpu")]
+    frozen = cpus and all(d.energy_j == 0 for d in cpus) and cpu_seconds >= MIN_CPU_SECONDS
+    return gpus + (cpus if frozen else [])
 
 
 def _ceiling_w(device: str) -> float:

@@ -99,7 +99,7 @@ def check_regression(baseline: Baseline | list[Baseline], key: str, candidate: B
     found = [(b, e) for b, e in found if not e.energy_suspect]
     if not found:
         return RegressionCheck(unverified=f"the baseline's entry for {key} has suspect energy; save a new baseline")
-    same = [(b, e) for b, e in found if not candidate.config_changes(e)]
+    same = _distinct([(b, e) for b, e in found if not candidate.config_changes(e)])
     reference = same or found[-1:]
     latest, before = reference[-1]
     check = RegressionCheck()
@@ -118,6 +118,17 @@ def check_regression(baseline: Baseline | list[Baseline], key: str, candidate: B
     check.comparisons, check.lost, unmeasured, check.hints = _compare_entries([e for _, e in reference], candidate, gates)
     check.notes.extend(f"{metric}: not measured in the baseline, so not compared" for metric in unmeasured)
     return check
+
+
+def _distinct(sessions: list[tuple[Baseline, BaselineEntry]]) -> list[tuple[Baseline, BaselineEntry]]:
+    """Each measured session once: a saved baseline carries over the entries a session did not
+    measure (a ``-k`` run, a failed item), and counting such a copy as another session would make
+    sessions look alike and the verdict overconfident."""
+    kept: list[tuple[Baseline, BaselineEntry]] = []
+    for baseline, entry in sessions:
+        if not any(entry.repeats == other.repeats for _, other in kept):
+            kept.append((baseline, entry))
+    return kept
 
 
 def _compare_entries(history: list[BaselineEntry], after: BaselineEntry, gates: list[Threshold]
