@@ -42,7 +42,8 @@ def run_ab(reference: ExperimentConfig, candidate: ExperimentConfig, pairs: int 
 
 def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
     """The paired verdict on each gated metric; suspect energy on either side, or a gated metric
-    measured on one side only, fails the check as a baseline comparison would."""
+    measured on one side only, fails the check as a baseline comparison would. A pair with a
+    window that measured nothing (too short for the sensor) is left out, with a note."""
     before, after = BaselineEntry.from_result(run.reference), BaselineEntry.from_result(run.candidate)
     if before.energy_suspect or after.energy_suspect:
         return RegressionCheck(suspect=True)
@@ -51,15 +52,28 @@ def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
     if changes:
         check.notes.append(f"B differs from A in: {', '.join(changes)}")
     for gate in gates:
-        a, b = _per_window(run.reference, gate.metric), _per_window(run.candidate, gate.metric)
-        if None in a or None in b:
-            if any(v is not None for v in a + b):
+        windows = _per_window(run.reference, gate.metric), _per_window(run.candidate, gate.metric)
+        a, b, order = _complete_pairs(*windows, run.order)
+        dropped = len(run.order) // 2 - len(a)
+        if not a:
+            if any(v is not None for side in windows for v in side):
                 check.lost.append(gate.metric)
             else:
                 check.notes.append(f"{gate.metric}: measured on neither side, so not compared")
             continue
-        check.comparisons.append(compare_ab(a, b, gate, order=run.order, higher_is_better=gate.metric in HIGHER_IS_BETTER))
+        if dropped:
+            check.notes.append(f"{gate.metric}: {dropped} A/B pair(s) with a window that measured nothing left out")
+        check.comparisons.append(compare_ab(a, b, gate, order=order, higher_is_better=gate.metric in HIGHER_IS_BETTER))
     return check
+
+
+def _complete_pairs(a: list[float | None], b: list[float | None], order: list[str]
+                    ) -> tuple[list[float], list[float], list[str]]:
+    """The pairs (ABBA blocks) in which both windows measured the metric: block k of ``order``
+    holds A's k-th and B's k-th window, so dropping a block keeps the design balanced."""
+    blocks = [order[i:i + 2] for i in range(0, len(order), 2)]
+    keep = [k for k in range(len(blocks)) if a[k] is not None and b[k] is not None]
+    return [a[k] for k in keep], [b[k] for k in keep], [side for k in keep for side in blocks[k]]
 
 
 def _per_window(result: ExperimentResult, metric: str) -> list[float | None]:

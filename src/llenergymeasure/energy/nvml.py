@@ -270,7 +270,7 @@ class NvmlMeter:
                                              f"(~{SENSOR_PERIOD_S * 1000:.0f} ms each); energy is coarse"))
         for device in self.devices:
             trace = samples.get(f"gpu{device.index}", [])
-            label = f"GPU {device.index} ({device.name})"
+            label = device.label
             if not device.has_counter and len(trace) < MIN_SAMPLES:
                 warnings.append(("few_samples", f"{label}: only {len(trace)} power samples in the window; "
                                                 "energy from so few samples is imprecise"))
@@ -292,7 +292,7 @@ def environment_warnings(nvml: ModuleType, devices: list[NvmlDevice]) -> list[tu
     warnings = []
     own = os.getpid()
     for device in devices:
-        label = f"GPU {device.index} ({device.name})"
+        label = device.label
         try:
             if nvml.nvmlDeviceGetPersistenceMode(device.handle) == 0:
                 warnings.append(("persistence_off", f"{label}: persistence mode is off; the driver may re-initialise "
