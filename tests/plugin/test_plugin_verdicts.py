@@ -23,6 +23,10 @@ from tests.plugin.test_plugin_baseline import METERED, TINY
 
 pytestmark = pytest.mark.slow
 
+# A/B needs 5 pairs for a verdict that a loaded machine's window-to-window noise cannot flip
+# (with 3, t = 4.3 can leave even +400% inconclusive).
+AB_TINY = TINY.replace("repeats: 3", "repeats: 5")
+
 
 def _git(cwd, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
@@ -80,18 +84,18 @@ def test_a_one_repeat_baseline_says_why_nothing_was_judged_and_what_to_do(pytest
 
 
 def test_against_measures_each_experiment_beside_its_reference(pytester, write_llem):
-    write_llem("llem_tiny.yaml", TINY.replace("pytorch: {batch_size: 8}\n", "")
+    write_llem("llem_tiny.yaml", AB_TINY.replace("pytorch: {batch_size: 8}\n", "")
                + "sweep:\n  pytorch.batch_size: [8, 1]\nagainst: {pytorch.batch_size: 8}\n")
     done = pytester.runpytest_subprocess("-p", "no:randomly")
     done.assert_outcomes(passed=1, failed=1)  # batch 8 is its own reference; batch 1 spends far more per token
-    done.stdout.re_match_lines([r"joules_per_token .* \(\+\d+\.\d%, 95% CI .*, paired over 3 A/B pairs\) "
+    done.stdout.re_match_lines([r"joules_per_token .* \(\+\d+\.\d%, 95% CI .*, paired over 5 A/B pairs\) "
                                 r"> 50% threshold: regressed",
                                 r"B differs from A in: pytorch.batch_size 8 -> 1",
                                 r"baseline: measured beside tiny\[batch_size=1\]~against \(A/B\)"])
 
 
 def test_llem_against_a_git_revision_measures_the_change_beside_the_old_config(pytester, write_llem):
-    llem_file = write_llem("llem_tiny.yaml", TINY)
+    llem_file = write_llem("llem_tiny.yaml", AB_TINY)
     _git(pytester.path, "init", "-q")
     _git(pytester.path, "add", "llem_tiny.yaml")
     _git(pytester.path, "commit", "-qm", "batch 8")
@@ -104,7 +108,7 @@ def test_llem_against_a_git_revision_measures_the_change_beside_the_old_config(p
     llem_file.write_text(llem_file.read_text().replace("batch_size: 8", "batch_size: 1"))
     changed = pytester.runpytest_subprocess("--llem-against", "HEAD")
     changed.assert_outcomes(failed=1)
-    changed.stdout.fnmatch_lines(["*paired over 3 A/B pairs) > 50% threshold: regressed*",
+    changed.stdout.fnmatch_lines(["*paired over 5 A/B pairs) > 50% threshold: regressed*",
                                   "B differs from A in: pytorch.batch_size 8 -> 1"])
 
     bad = pytester.runpytest_subprocess("--llem-against", "no-such-branch")

@@ -31,6 +31,7 @@ from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.environment import snapshot
 from llenergymeasure.core.preflight import Plan, preflight
+from llenergymeasure.core.vram import estimate_vram
 from llenergymeasure.energy import EnergyMeter, EnergyReading
 from llenergymeasure.energy.baseline import idle_power_w
 from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
@@ -129,6 +130,8 @@ def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
         if len(devices) > 1:
             raise PreFlightError(f"configs measured together must run on one device; these run on "
                                  f"{', '.join(sorted(devices))} ({', '.join(c.name or c.model for c in configs)})")
+        if len(configs) > 1:
+            _check_vram_together(configs, plans[0].device)
     except BaseException:
         for plan in plans:
             plan.meter.close()
@@ -136,6 +139,22 @@ def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
     for plan in plans[1:]:
         plan.meter.close()
     return plans
+
+
+def _check_vram_together(configs: list[ExperimentConfig], device: str) -> None:
+    """Configs measured together are all loaded at once: their VRAM estimates must fit together."""
+    from llenergymeasure.energy.hardware import cuda_index
+
+    index = cuda_index(device)
+    estimates = [estimate_vram(config) for config in configs]
+    if index is None or None in estimates:
+        return
+    import torch
+
+    total, memory = sum(e.total_gb for e in estimates), torch.cuda.get_device_properties(index).total_memory / 1e9
+    if total > memory:
+        raise PreFlightError(f"VRAM: the configs measured together are loaded at once: their estimates add up to "
+                             f"{total:.1f} GB but {device} has {memory:.1f} GB; measure them apart or make them smaller")
 
 
 class _Session:
