@@ -23,9 +23,14 @@ from tests.plugin.test_plugin_baseline import METERED, TINY
 
 pytestmark = pytest.mark.slow
 
-# A/B needs 5 pairs for a verdict that a loaded machine's window-to-window noise cannot flip
-# (with 3, t = 4.3 can leave even +400% inconclusive).
+# A/B on the CPU estimate: 5 pairs, and torch on one thread (the fixture below), so that a loaded
+# machine's window-to-window noise (mostly a second OpenMP thread spin-waiting) cannot hide +400%.
 AB_TINY = TINY.replace("repeats: 3", "repeats: 5")
+
+
+@pytest.fixture
+def one_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 def _git(cwd, *args: str) -> None:
@@ -83,7 +88,7 @@ def test_a_one_repeat_baseline_says_why_nothing_was_judged_and_what_to_do(pytest
     strict.stdout.fnmatch_lines(["(--llem-inconclusive=fail)"])
 
 
-def test_against_measures_each_experiment_beside_its_reference(pytester, write_llem):
+def test_against_measures_each_experiment_beside_its_reference(pytester, write_llem, one_thread):
     write_llem("llem_tiny.yaml", AB_TINY.replace("pytorch: {batch_size: 8}\n", "")
                + "sweep:\n  pytorch.batch_size: [8, 1]\nagainst: {pytorch.batch_size: 8}\n")
     done = pytester.runpytest_subprocess("-p", "no:randomly")
@@ -94,7 +99,7 @@ def test_against_measures_each_experiment_beside_its_reference(pytester, write_l
                                 r"baseline: measured beside tiny\[batch_size=1\]~against \(A/B\)"])
 
 
-def test_llem_against_a_git_revision_measures_the_change_beside_the_old_config(pytester, write_llem):
+def test_llem_against_a_git_revision_measures_the_change_beside_the_old_config(pytester, write_llem, one_thread):
     llem_file = write_llem("llem_tiny.yaml", AB_TINY)
     _git(pytester.path, "init", "-q")
     _git(pytester.path, "add", "llem_tiny.yaml")
