@@ -237,8 +237,8 @@ def test_a_true_10_percent_regression_is_caught(pairs, target):
 
 
 def test_a_pair_with_an_unmeasured_window_is_left_out_and_the_design_stays_balanced():
-    from llenergymeasure.core.ab import _complete_pairs
+    from llenergymeasure.core.ab import complete_pairs
 
     order = abba_schedule(4)  # A B | B A | A B | B A
-    a, b, kept = _complete_pairs([1.0, None, 1.0, 1.0], [1.1, 1.1, 1.1, None], order)
+    a, b, kept = complete_pairs([1.0, None, 1.0, 1.0], [1.1, 1.1, 1.1, None], order)
     assert (a, b, kept) == ([1.0, 1.0], [1.1, 1.1], ["A", "B", "A", "B"])

@@ -53,7 +53,7 @@ def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
         check.notes.append(f"B differs from A in: {', '.join(changes)}")
     for gate in gates:
         windows = _per_window(run.reference, gate.metric), _per_window(run.candidate, gate.metric)
-        a, b, order = _complete_pairs(*windows, run.order)
+        a, b, order = complete_pairs(*windows, run.order)
         dropped = len(run.order) // 2 - len(a)
         if not a:
             if any(v is not None for side in windows for v in side):
@@ -67,7 +67,7 @@ def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
     return check
 
 
-def _complete_pairs(a: list[float | None], b: list[float | None], order: list[str]
+def complete_pairs(a: list[float | None], b: list[float | None], order: list[str]
                     ) -> tuple[list[float], list[float], list[str]]:
     """The pairs (ABBA blocks) in which both windows measured the metric: block k of ``order``
     holds A's k-th and B's k-th window, so dropping a block keeps the design balanced."""

@@ -46,7 +46,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from llenergymeasure.results.compare import Comparison, Threshold, _Builder, _check_values
+from llenergymeasure.results.compare import Comparison, Threshold, VerdictBuilder, check_values
 from llenergymeasure.results.stats import t95
 
 BLOCKS = (("A", "B"), ("B", "A"))
@@ -74,8 +74,8 @@ def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: S
     that a linear drift cancels: when a window fails, drop its whole block. The k-th A is paired with
     the k-th B. See the module docstring for the method.
     """
-    _check_values("A", a)
-    _check_values("B", b)
+    check_values("A", a)
+    check_values("B", b)
     if len(a) != len(b):
         raise ValueError(f"an A/B comparison needs as many A windows as B windows, got {len(a)} and {len(b)}")
     _check_order(abba_schedule(len(a)) if order is None else list(order), len(a))
@@ -83,10 +83,10 @@ def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: S
     base_median, cand_median = statistics.median(a), statistics.median(b)
 
     if threshold.relative and base_median <= 0:
-        return _Builder(threshold, base_median, cand_median, higher_is_better).inconclusive(
+        return VerdictBuilder(threshold, base_median, cand_median, higher_is_better).inconclusive(
             f"relative change undefined: median of A is {base_median:.4g}; use an absolute threshold")
     if threshold.relative and min(*a, *b) <= 0:
-        return _Builder(threshold, base_median, cand_median, higher_is_better).inconclusive(
+        return VerdictBuilder(threshold, base_median, cand_median, higher_is_better).inconclusive(
             "a relative CI needs positive values on both sides; use an absolute threshold")
 
     if threshold.relative:
@@ -94,7 +94,7 @@ def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: S
     else:
         diffs = [y - x for x, y in zip(a, b)]
     point = hodges_lehmann(diffs)
-    result = _Builder(threshold, base_median, cand_median, higher_is_better,
+    result = VerdictBuilder(threshold, base_median, cand_median, higher_is_better,
                       change=math.expm1(point) if threshold.relative else point)
     if pairs == 1:
         return result.from_point("single A/B pair: no noise estimate", "measure 3 or more A/B pairs for a verdict")

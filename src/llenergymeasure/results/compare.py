@@ -119,10 +119,10 @@ def compare_values(baseline: list[float], candidate: list[float], threshold: Thr
     exact Mann-Whitney distribution, which one wild repeat (a throttled run) cannot stretch. It
     costs power on clean repeats at 5 per side, and 3 per side cannot reach 95% at all, so it is an
     option for 8-10 or more repeats where outliers are expected (docs/compare.md has the rates)."""
-    _check_values("baseline", baseline)
-    _check_values("candidate", candidate)
+    check_values("baseline", baseline)
+    check_values("candidate", candidate)
     base_median, cand_median = statistics.median(baseline), statistics.median(candidate)
-    result = _Builder(threshold, base_median, cand_median, higher_is_better)
+    result = VerdictBuilder(threshold, base_median, cand_median, higher_is_better)
 
     if threshold.relative and base_median <= 0:
         return result.inconclusive(f"relative change undefined: baseline median is {base_median:.4g}; "
@@ -204,8 +204,8 @@ def sensitivity(baseline: list[float], candidate: list[float], threshold: Thresh
     """The MDE of ``compare_values`` on these repeats (Welch SE and df) and the repeats per side that
     would resolve the threshold, from the pooled spread of both sides, for messages such as
     "MDE 12% at 5 repeats; ~14 repeats per side would resolve the 5% threshold"."""
-    _check_values("baseline", baseline)
-    _check_values("candidate", candidate)
+    check_values("baseline", baseline)
+    check_values("candidate", candidate)
     repeats = len(candidate)
     at = f"{repeats} repeats" if len(baseline) == repeats else f"{len(baseline)}/{repeats} repeats"
     if threshold.relative and min(*baseline, *candidate) <= 0:
@@ -225,11 +225,11 @@ def sensitivity(baseline: list[float], candidate: list[float], threshold: Thresh
         # The point estimate is a ratio of medians: sqrt(pi/2) times the means' SE for normal repeats.
         mde = minimum_detectable_effect(se, _welch_df(sides[0], sides[1]), threshold,
                                         point_se=se * math.sqrt(math.pi / 2))
-        head = f"MDE {_format_amount(threshold, mde)} at {at}"
-    return Sensitivity(mde, repeats, needed, f"{head}; {_resolve_text(threshold, needed, repeats, 'per side ')}")
+        head = f"MDE {format_amount(threshold, mde)} at {at}"
+    return Sensitivity(mde, repeats, needed, f"{head}; {resolve_text(threshold, needed, repeats, 'per side ')}")
 
 
-class _Builder:
+class VerdictBuilder:
     """Turns the point estimate (and CI, when there is one) into a Comparison and its text."""
 
     def __init__(self, threshold: Threshold, baseline: float, candidate: float, higher_is_better: bool, *,
@@ -372,11 +372,13 @@ def _on_scale(threshold: Threshold) -> float:
     return math.log1p(threshold.value) if threshold.relative else threshold.value
 
 
-def _format_amount(threshold: Threshold, amount: float) -> str:
+def format_amount(threshold: Threshold, amount: float) -> str:
+    """An amount of change in the threshold's terms: ``12.3%`` (relative) or ``0.0123 J/token``."""
     return f"{amount:.1%}" if threshold.relative else _format_threshold(threshold, float(f"{amount:.3g}"))
 
 
-def _resolve_text(threshold: Threshold, needed: int | None, repeats: int, per: str) -> str:
+def resolve_text(threshold: Threshold, needed: int | None, repeats: int, per: str) -> str:
+    """What would resolve ``threshold``: "~14 repeats per side would resolve the 5% threshold", or why none would."""
     name = f"the {threshold} threshold"
     if needed is None:
         return f"no number of repeats would resolve {name}"
@@ -392,7 +394,8 @@ def _variance_of_mean(values: list[float]) -> float:
     return math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)
 
 
-def _check_values(side: str, values: list[float]) -> None:
+def check_values(side: str, values: list[float]) -> None:
+    """ValueError naming ``side`` when its values are empty or not all finite."""
     if not values:
         raise ValueError(f"no {side} values to compare")
     if not all(math.isfinite(v) for v in values):

@@ -52,10 +52,10 @@ from llenergymeasure.results.compare import (
     Comparison,
     Sensitivity,
     Threshold,
-    _Builder,
-    _check_values,
-    _format_amount,
-    _resolve_text,
+    VerdictBuilder,
+    check_values,
+    format_amount,
+    resolve_text,
     compare_values,
     minimum_detectable_effect,
     repeats_to_resolve,
@@ -83,11 +83,11 @@ def compare_history(history: list[list[float]], candidate: list[float], threshol
     delta, half = centre - fit.level, t95(df) * math.sqrt(variance)
     low, high = delta - half, delta + half
     if threshold.relative:
-        result = _Builder(threshold, math.exp(fit.level), math.exp(centre), higher_is_better, change=math.expm1(delta))
+        result = VerdictBuilder(threshold, math.exp(fit.level), math.exp(centre), higher_is_better, change=math.expm1(delta))
         low, high = math.expm1(low), math.expm1(high)
     else:
-        result = _Builder(threshold, fit.level, centre, higher_is_better, change=delta)
-    note = f"over {fit.sessions} history sessions, between-session SD {_format_amount(threshold, fit.between_sd)}"
+        result = VerdictBuilder(threshold, fit.level, centre, higher_is_better, change=delta)
+    note = f"over {fit.sessions} history sessions, between-session SD {format_amount(threshold, fit.between_sd)}"
     if len(values) == 1:
         note += ", single candidate repeat: its spread taken from the history"
     return result.from_ci(low, high, note)
@@ -120,17 +120,17 @@ def history_sensitivity(history: list[list[float]], candidate: list[float], thre
     fit = _fit(history, threshold.relative, robust)
     variance, df = fit.change_variance(_variance(_scale(candidate, threshold.relative)), repeats)
     mde = minimum_detectable_effect(math.sqrt(variance), df, threshold)
-    head = f"MDE {_format_amount(threshold, mde)} at {repeats} repeats over {fit.sessions} history sessions"
+    head = f"MDE {format_amount(threshold, mde)} at {repeats} repeats over {fit.sessions} history sessions"
     if not fit.within_df:
         return Sensitivity(mde, repeats, None, f"{head}; single-repeat sessions: repeat noise and session offsets "
                                                f"cannot be told apart")
     needed = repeats_to_resolve(fit.per_session_se, threshold)
     if needed is None:
         tail = (f"no number of repeats per session would resolve the {threshold} threshold: between-session SD "
-                f"{_format_amount(threshold, fit.between_sd)} over {fit.sessions} sessions sets the floor "
+                f"{format_amount(threshold, fit.between_sd)} over {fit.sessions} sessions sets the floor "
                 f"(an interleaved A/B in one session cancels it)")
     else:
-        tail = _resolve_text(threshold, needed, repeats, "per session ")
+        tail = resolve_text(threshold, needed, repeats, "per session ")
     return Sensitivity(mde, repeats, needed, f"{head}; {tail}")
 
 
@@ -221,7 +221,7 @@ def _variance(values: list[float]) -> float | None:
 def _nonpositive(history: list[list[float]], candidate: list[float], threshold: Threshold,
                  higher_is_better: bool) -> Comparison:
     level = statistics.fmean(statistics.median(session) for session in history)
-    result = _Builder(threshold, level, statistics.median(candidate), higher_is_better)
+    result = VerdictBuilder(threshold, level, statistics.median(candidate), higher_is_better)
     if level <= 0:
         return result.inconclusive(f"relative change undefined: history level is {level:.4g}; "
                                    f"use an absolute threshold")
@@ -232,5 +232,5 @@ def _check_history(history: list[list[float]], candidate: list[float]) -> None:
     if not history:
         raise ValueError("no history sessions to compare with")
     for number, session in enumerate(history, 1):
-        _check_values(f"history session {number}", session)
-    _check_values("candidate", candidate)
+        check_values(f"history session {number}", session)
+    check_values("candidate", candidate)
