@@ -18,6 +18,9 @@ _LAZY = {
     "ExperimentResult": "llenergymeasure.results.model",
     "compare": "llenergymeasure.results.regression",
     "Baseline": "llenergymeasure.results.baselines",
+    "measure_energy": "llenergymeasure.energy.window",
+    "EnergyMonitor": "llenergymeasure.energy.window",
+    "EnergyWindow": "llenergymeasure.energy.window",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
     from llenergymeasure.config.loader import load_experiment_config
     from llenergymeasure.config.models import ExperimentConfig
     from llenergymeasure.core.runner import run_experiment
+    from llenergymeasure.energy.window import EnergyMonitor, EnergyWindow, measure_energy
     from llenergymeasure.results.baselines import Baseline
     from llenergymeasure.results.model import ExperimentResult
     from llenergymeasure.results.regression import compare

@@ -155,7 +155,7 @@ def test_an_nvml_call_that_never_returns_ends_within_the_time_limit(gpus, where)
         with pytest.raises(PreFlightError, match="did not answer"):
             create_meter(EnergyConfig(source="nvml"), "cpu")
         meter = create_meter(EnergyConfig(source="auto"), "cuda:0")
-        assert meter.stop().unavailable_reason.startswith("the model runs on cuda:0 but GPU energy cannot be read")
+        assert meter.stop().unavailable_reason.startswith("the work runs on cuda:0 but GPU energy cannot be read")
     else:
         with pytest.raises(ExperimentError, match="did not return within 0.5 s"):
             measure()

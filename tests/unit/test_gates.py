@@ -115,7 +115,7 @@ def test_unmeasured_wh_per_1000_queries_gives_the_energy_reason():
 
 def test_every_energy_metric_is_a_metric_and_is_unmeasured_without_energy():
     assert ENERGY_METRICS <= set(METRIC_NAMES)
-    metrics = compute_metrics(duration_s=1.0, output_tokens=10, n_prompts=2, latencies_s=[1.0], ttfts_s=[0.1],
+    metrics = compute_metrics(duration_s=1.0, output_tokens=10, n_prompts=2, latencies_s=[1.0], ttfts_s=[0.1], itls_s=[0.01],
                               energy_j=None)
     assert {name for name in METRIC_NAMES if getattr(metrics, name) is None} == ENERGY_METRICS | {"peak_memory_mb"}
 

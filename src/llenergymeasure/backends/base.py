@@ -7,7 +7,7 @@ the device) happens before the energy window opens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from llenergymeasure.config.models import ExperimentConfig
@@ -21,6 +21,7 @@ class BatchOutput:
     output_tokens: int
     latency_s: float
     ttft_s: float | None
+    itls_s: list[float] = field(default_factory=list)  # gaps between streamed tokens, where streamed
 
 
 class Backend(Protocol):
@@ -32,10 +33,14 @@ class Backend(Protocol):
         ...
 
     def prepare(self, prompts: list[str]) -> list[Any]:
-        """Tokenize into device-resident batches of ``pytorch.batch_size`` (or the backend's knob)."""
+        """Tokenize into device-resident batches of ``pytorch.batch_size`` (or the backend's knob;
+        a server backend's "batches" are its requests)."""
         ...
 
-    def generate(self, batch: Any) -> BatchOutput: ...
+    def run(self, batches: list[Any], bar: Any) -> list[BatchOutput]:
+        """Run every batch (one measurement window's work, or the warmup's), calling
+        ``bar.update(1)`` as each finishes; one output per batch, in order."""
+        ...
 
     def synchronize(self) -> None:
         """Wait for queued device work, so a clock or counter read sees all of it."""

@@ -124,6 +124,13 @@ class PyTorchBackend:
             for start in range(0, len(prompts), size)
         ]
 
+    def run(self, batches: list[Any], bar: Any) -> list[BatchOutput]:
+        outputs = []
+        for batch in batches:
+            outputs.append(self.generate(batch))
+            bar.update(1)
+        return outputs
+
     def generate(self, batch: Any) -> BatchOutput:
         clock = _FirstTokenClock(self.synchronize)
         start = time.perf_counter()

@@ -36,6 +36,7 @@ from llenergymeasure.energy import EnergyMeter, EnergyReading
 from llenergymeasure.energy.baseline import idle_power_w
 from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
 from llenergymeasure.energy.sampler import downsample
+from llenergymeasure.energy.window import open_window
 from llenergymeasure.exceptions import PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
 from llenergymeasure.results.spread import spread_warnings
@@ -170,13 +171,15 @@ class _Session:
         self.backend.load(self.config, self.plan.device)
         self.batches = self.backend.prepare(self.plan.prompts)
         if self.config.warmup.enabled:
-            for batch in _bar(self.batches[: self.config.warmup.n_warmup], "warmup", progress):
-                self.backend.generate(batch)
+            warmup = self.batches[: self.config.warmup.n_warmup]
+            with _bar(len(warmup), "warmup", progress) as bar:
+                self.backend.run(warmup, bar)
 
     def measure_window(self, meter: EnergyMeter, baseline_w: float | None, progress: bool, of: int) -> None:
         index = len(self.repeats)
         label = f"repeat {index + 1}/{of}" if of > 1 else "measuring"
-        outputs, reading, duration = _window(self.backend, meter, self.batches, _bar(self.batches, label, progress))
+        with _bar(len(self.batches), label, progress) as bar:
+            outputs, reading, duration = _window(self.backend, meter, self.batches, bar)
         self.readings.append(reading)
         self.repeats.append(_repeat_result(index, outputs, reading, duration, len(self.plan.prompts), self.backend,
                                            baseline_w))
@@ -210,14 +213,10 @@ def _window(
 ) -> tuple[list[BatchOutput], EnergyReading, float]:
     """One measurement window over all batches: only inference happens between start and stop."""
     backend.reset_peak_memory()
-    backend.synchronize()
-    meter.start()
-    start = time.perf_counter()
-    outputs = [backend.generate(batch) for batch in bar]
-    backend.synchronize()
-    duration = time.perf_counter() - start
-    reading = meter.stop()
-    return outputs, reading, duration
+    with open_window(meter, sync=backend.synchronize) as window:
+        outputs = backend.run(batches, bar)
+    assert window.reading is not None and window.duration_s is not None
+    return outputs, window.reading, window.duration_s
 
 
 def _repeat_result(
@@ -231,6 +230,7 @@ def _repeat_result(
 ) -> RepeatResult:
     latencies = [o.latency_s for o in outputs]
     ttfts = [o.ttft_s for o in outputs if o.ttft_s is not None]
+    itls = [gap for o in outputs for gap in o.itls_s]
     output_tokens = sum(o.output_tokens for o in outputs)
     return RepeatResult(
         index=index,
@@ -247,6 +247,7 @@ def _repeat_result(
             n_prompts=n_prompts,
             latencies_s=latencies,
             ttfts_s=ttfts,
+            itls_s=itls,
             energy_j=reading.energy_j,
             gpu_energy_j=reading.gpu_energy_j,
             cpu_energy_j=reading.cpu_energy_j,
@@ -271,7 +272,7 @@ def _warnings(plan: Plan, readings: list[EnergyReading], repeats: list[RepeatRes
     return [MeasurementWarning(code=code, message=message) for code, message in seen]
 
 
-def _bar(items: list[Any], label: str, progress: bool) -> Any:
+def _bar(total: int, label: str, progress: bool) -> Any:
     """Progress on stderr, only for a person watching a terminal."""
-    return tqdm(items, desc=label, unit="batch", file=sys.stderr, leave=False,
+    return tqdm(total=total, desc=label, unit="batch", file=sys.stderr, leave=False,
                 disable=not progress or not sys.stderr.isatty())

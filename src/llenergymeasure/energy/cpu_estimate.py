@@ -2,6 +2,8 @@
 
     energy = CPU seconds of this process (all threads) x TDP / logical CPUs
 
+(or of the processes that do the work, such as a server's process tree: ``cpu_seconds``).
+
 The TDP comes from codecarbon's table of CPU models (read as a file; codecarbon is not
 imported). An unknown CPU gets codecarbon's own fallback of 4 W per thread. Every reading is
 flagged ``estimated`` and every summary prints "(estimated)".
@@ -13,6 +15,7 @@ import csv
 import os
 import re
 import time
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -51,21 +54,23 @@ def cpu_tdp(cpu_name: str | None) -> tuple[float, str | None]:
 class CpuEstimateMeter:
     source = "cpu_estimate"
 
-    def __init__(self, cpu_name: str | None) -> None:
+    def __init__(self, cpu_name: str | None, cpu_seconds: Callable[[], float] = time.process_time) -> None:
+        self.cpu_seconds = cpu_seconds
         self.tdp_w, self.matched = cpu_tdp(cpu_name)
         self.watts_per_cpu_second = self.tdp_w / (os.cpu_count() or 1)
         basis = (f"TDP {self.tdp_w:g} W of {self.matched}" if self.matched else
                  f"CPU {cpu_name or 'unknown'} not in codecarbon's table: {WATTS_PER_THREAD_FALLBACK:g} W per thread")
-        self.note = (f"energy estimated from this process's CPU time x {self.watts_per_cpu_second:.3g} W per CPU "
+        whose = "this process's" if cpu_seconds is time.process_time else "the measured processes'"
+        self.note = (f"energy estimated from {whose} CPU time x {self.watts_per_cpu_second:.3g} W per CPU "
                      f"({basis}); not a measurement")
         self.cpu_name = cpu_name or "CPU"
         self._cpu_start = 0.0
 
     def start(self) -> None:
-        self._cpu_start = time.process_time()
+        self._cpu_start = self.cpu_seconds()
 
     def stop(self) -> EnergyReading:
-        joules = (time.process_time() - self._cpu_start) * self.watts_per_cpu_second
+        joules = (self.cpu_seconds() - self._cpu_start) * self.watts_per_cpu_second
         return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, estimated=True,
                              devices=[DeviceEnergy("cpu", self.cpu_name, joules, self.source)],
                              warnings=[("energy_estimated", self.note)])

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
@@ -120,20 +121,22 @@ def suspect_reasons(warnings: list[Any]) -> list[str]:
 
 
 class CheckedMeter:
-    """Any meter, with ``check_reading`` applied to what its ``stop`` returns."""
+    """Any meter, with ``check_reading`` applied to what its ``stop`` returns. ``cpu_seconds``
+    is the CPU time of the processes doing the work (this one's by default)."""
 
-    def __init__(self, meter: EnergyMeter) -> None:
+    def __init__(self, meter: EnergyMeter, cpu_seconds: Callable[[], float] = time.process_time) -> None:
         self.meter = meter
+        self.cpu_seconds = cpu_seconds
         self.source = meter.source
         self._t0 = self._cpu0 = 0.0
 
     def start(self) -> None:
-        self._t0, self._cpu0 = time.perf_counter(), time.process_time()
+        self._t0, self._cpu0 = time.perf_counter(), self.cpu_seconds()
         self.meter.start()
 
     def stop(self) -> EnergyReading:
         reading = self.meter.stop()
-        duration, cpu = time.perf_counter() - self._t0, time.process_time() - self._cpu0
+        duration, cpu = time.perf_counter() - self._t0, self.cpu_seconds() - self._cpu0
         return check_reading(reading, duration, cpu)
 
     def close(self) -> None:

@@ -25,7 +25,9 @@ METRICS: dict[str, tuple[str, Better, str]] = {
     "wh_per_1000_queries": ("Wh", "lower", "energy_j / n_prompts * 1000 / 3600"),
     "latency_s_p50": ("s", "lower", "median latency per request (per batch when batching)"),
     "latency_s_p95": ("s", "lower", "95th percentile latency per request (per batch when batching)"),
-    "ttft_s_p50": ("s", "lower", "median time to first token per batch"),
+    "ttft_s_p50": ("s", "lower", "median time to first token per batch (per request on a server)"),
+    "ttft_s_p95": ("s", "lower", "95th percentile time to first token per batch (per request on a server)"),
+    "itl_s_p50": ("s", "lower", "median inter-token latency: gap between streamed tokens (server backends)"),
     "peak_memory_mb": ("MB", "lower", "peak device memory during the window"),
     "duration_s": ("s", "lower", "wall time of the measurement window"),
     "output_tokens": ("tokens", "higher", "tokens generated in the window"),
@@ -57,6 +59,8 @@ class Metrics(BaseModel):
     latency_s_p50: float | None = None
     latency_s_p95: float | None = None
     ttft_s_p50: float | None = None
+    ttft_s_p95: float | None = None
+    itl_s_p50: float | None = None
     peak_memory_mb: float | None = None
     duration_s: float | None = None
     output_tokens: float | None = None
@@ -74,6 +78,7 @@ def compute_metrics(
     cpu_energy_j: float | None = None,
     baseline_power_w: float | None = None,
     peak_memory_mb: float | None = None,
+    itls_s: list[float] | None = None,
 ) -> Metrics:
     """Derive every metric of one measurement window from what was counted in it."""
     per_token = (lambda joules: joules / output_tokens) if output_tokens else (lambda joules: None)
@@ -93,6 +98,8 @@ def compute_metrics(
         latency_s_p50=percentile(latencies_s, 50),
         latency_s_p95=percentile(latencies_s, 95),
         ttft_s_p50=percentile(ttfts_s, 50),
+        ttft_s_p95=percentile(ttfts_s, 95),
+        itl_s_p50=percentile(itls_s or [], 50),
         peak_memory_mb=peak_memory_mb,
         duration_s=duration_s,
         output_tokens=float(output_tokens),

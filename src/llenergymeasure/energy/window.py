@@ -1,0 +1,175 @@
+"""``measure_energy``: a measurement window around any code, with the meters and checks of ``llem run``.
+
+    from llenergymeasure import measure_energy
+
+    with measure_energy(sync=torch.cuda.synchronize) as window:
+        output = model.generate(**inputs, max_new_tokens=128)
+        window.tokens = output.shape[0] * 128
+    print(window.joules_per_token, window.source, window.estimated, window.warnings)
+
+Several windows over one meter (repeats, a server under load), opened once:
+
+    with EnergyMonitor(devices=[0]) as monitor:
+        for _ in range(5):
+            with monitor.window(sync=torch.cuda.synchronize) as window:
+                ...
+
+``source`` is that of ``llem run`` (auto, nvml, rapl, cpu_estimate, none). ``devices`` names
+what the work runs on: GPUs by visible index, ``cuda:N`` or UUID, and "cpu"; by default every
+visible GPU (and RAPL beside them), or the CPU on a machine without GPUs. ``sync`` is called just
+before the window opens and just before it closes, so queued GPU work lands inside it.
+
+The numbers are set when the ``with`` block ends, after the same sanity checks as every other
+reading (sanity.py): an impossible reading raises ExperimentError, a doubtful one is
+``suspect``, and a window too short for the sensor has no energy (``unavailable_reason``)
+rather than a wrong one. An exception inside the block closes the window and measures nothing.
+The runner, the pytest fixture and the server backend all measure through ``open_window``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
+from llenergymeasure.exceptions import ConfigError
+
+
+@dataclass
+class EnergyWindow:
+    """One window's measurement. Everything but ``tokens`` is filled in when the window closes."""
+
+    tokens: int | None = None  # set by the caller: output tokens generated in the window
+    reading: EnergyReading | None = None
+    duration_s: float | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.reading is not None
+
+    @property
+    def energy_j(self) -> float | None:
+        return self._read().energy_j
+
+    @property
+    def gpu_energy_j(self) -> float | None:
+        return self._read().gpu_energy_j
+
+    @property
+    def cpu_energy_j(self) -> float | None:
+        return self._read().cpu_energy_j
+
+    @property
+    def source(self) -> str:
+        return self._read().source
+
+    @property
+    def estimated(self) -> bool:
+        return self._read().estimated
+
+    @property
+    def suspect(self) -> bool:
+        return self._read().suspect
+
+    @property
+    def unavailable_reason(self) -> str | None:
+        return self._read().unavailable_reason
+
+    @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """(code, sentence) pairs, as in a result's ``measurement_warnings``."""
+        return self._read().warnings
+
+    @property
+    def devices(self) -> list[DeviceEnergy]:
+        return self._read().devices
+
+    @property
+    def timeline(self) -> dict[str, list[dict[str, Any]]]:
+        return self._read().timeline
+
+    @property
+    def joules_per_token(self) -> float | None:
+        """energy_j / tokens; None until both are known (no energy measured, or ``tokens`` unset or 0)."""
+        energy = self.energy_j
+        return energy / self.tokens if energy is not None and self.tokens else None
+
+    def _read(self) -> EnergyReading:
+        if self.reading is None:
+            raise RuntimeError("the energy window is still open: read it after the with block")
+        return self.reading
+
+    def __repr__(self) -> str:
+        if self.reading is None:
+            return "EnergyWindow(open)"
+        energy = "unavailable" if self.energy_j is None else f"{self.energy_j:.4g} J"
+        flags = "".join([" estimated" if self.estimated else "", " suspect" if self.suspect else ""])
+        return f"EnergyWindow({energy} over {self.duration_s:.3f} s, {self.source}{flags}, tokens={self.tokens})"
+
+
+@contextlib.contextmanager
+def open_window(meter: EnergyMeter, sync: Callable[[], Any] | None = None) -> Iterator[EnergyWindow]:
+    """One window of ``meter`` around the block: sync, start, the block, sync, stop."""
+    window = EnergyWindow()
+    if sync is not None:
+        sync()
+    meter.start()
+    start = time.perf_counter()
+    try:
+        yield window
+        if sync is not None:
+            sync()
+    except BaseException:
+        with contextlib.suppress(Exception):  # the block failed: stop the meter's threads, keep no number
+            meter.stop()
+        raise
+    window.duration_s = time.perf_counter() - start
+    window.reading = meter.stop()
+
+
+class EnergyMonitor:
+    """A meter held open for several windows (a context manager; ``close`` releases it)."""
+
+    def __init__(self, source: str = "auto", devices: Sequence[int | str] | None = None, *,
+                 sample_interval_ms: int = 100, cpu_seconds: Callable[[], float] | None = None) -> None:
+        from pydantic import ValidationError
+
+        from llenergymeasure.config.models import EnergyConfig
+        from llenergymeasure.energy.meters import create_meter
+
+        try:
+            config = EnergyConfig(source=source, sample_interval_ms=sample_interval_ms)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = [f"measure_energy({error['loc'][0]}={error.get('input')!r}): {error['msg']}"
+                        for error in exc.errors()]
+            raise ConfigError(problems) from None
+        if devices is not None and (isinstance(devices, (str, int)) or not devices):
+            raise ConfigError(f"measure_energy(devices={devices!r}): give a list of GPUs (index, 'cuda:N' or UUID) "
+                              "and/or 'cpu', or None for every visible GPU")
+        self.meter = create_meter(config, gpus=None if devices is None else list(devices), cpu_seconds=cpu_seconds,
+                                  all_gpus=devices is None)
+        self.source = self.meter.source
+
+    def window(self, sync: Callable[[], Any] | None = None) -> contextlib.AbstractContextManager[EnergyWindow]:
+        return open_window(self.meter, sync)
+
+    def close(self) -> None:
+        self.meter.close()
+
+    def __enter__(self) -> EnergyMonitor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def measure_energy(source: str = "auto", devices: Sequence[int | str] | None = None, *,
+                   sync: Callable[[], Any] | None = None, sample_interval_ms: int = 100) -> Iterator[EnergyWindow]:
+    """One measurement window around the ``with`` block (see the module text)."""
+    with EnergyMonitor(source, devices, sample_interval_ms=sample_interval_ms) as monitor, \
+            monitor.window(sync) as window:
+        yield window
