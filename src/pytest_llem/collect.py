@@ -15,9 +15,6 @@ its numbers, or the core's error message; never a traceback of this plugin.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,24 +24,9 @@ from llenergymeasure.config.benchmark_file import BenchmarkExperiment, Benchmark
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs
 from pytest_llem.baselines import locate
+from pytest_llem.gating import Judge, LlemFailure, attach, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 from pytest_llem.workers import LockError, measurement_lock
-
-MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "tokens_per_second",
-                       "wh_per_1000_queries", "latency_s_p50", "ttft_s_p50", "peak_memory_mb")
-
-
-class LlemBaselineWarning(pytest.PytestWarning):
-    """An item could not be judged against its baseline: nothing comparable (none saved, another
-    machine, an unreadable file), or data too noisy or too few to decide (inconclusive)."""
-
-
-class LlemFailure(Exception):
-    """An item failed for a reason that is fully said in its lines (a gate, a dry-run problem)."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-
 
 class LlemFile(pytest.File):
     def collect(self) -> list[LlemItem]:
@@ -192,13 +174,12 @@ class LlemItem(pytest.Item):
             raise LlemFailure(report.problems)
 
     def _measure(self) -> None:
-        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
-        from llenergymeasure.results.gates import check_expect
         from llenergymeasure.results.io import NotSaved
 
         config, machine = self.experiment.config, self.settings.machine
         devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
-        with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout, notify=self._say_now):
+        with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout,
+                              notify=lambda text: say_now(self, text)):
             result, ab_check = self._run(config)
         failures, saved = [], None
         if config.output_dir:
@@ -207,17 +188,10 @@ class LlemItem(pytest.Item):
             except NotSaved as exc:  # kept elsewhere (or nowhere): the item fails saying where
                 saved = str(exc.kept_at) if exc.kept_at else None
                 failures.append(str(exc))
-        verdicts = check_expect(result, self.study.expect)
-        entry, measured_on = BaselineEntry.from_result(result), MachineInfo.from_result(result)
-        self._record_result(result, verdicts, entry, measured_on, saved)
-        failed_gates = [v.text for v in verdicts if not v.passed]
-        failures += failed_gates
-        if failed_gates:
-            failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
-        if ab_check is not None:
-            failures.extend(self._judge(ab_check, f"measured beside {self.experiment.reference.name} (A/B)"))
-        elif self.settings.baseline:
-            failures.extend(self._check_regression(entry, measured_on))
+        reference = self.experiment.reference
+        judge = Judge(self, self.record, self.settings, self.study.regression)
+        failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
+                                   reference=reference.name if reference is not None else None)
         if failures:
             raise LlemFailure(failures)
 
@@ -234,79 +208,6 @@ class LlemItem(pytest.Item):
         run = run_ab(reference, config, pairs=config.repeats)
         return run.candidate, judge_ab(run, thresholds(self.study.regression, self.settings.fail_on))
 
-    def _record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any,
-                       saved: str | None) -> None:
-        """What the summary, the JSON report, JUnit properties and a saved baseline need of ``result``."""
-        metrics = result.metrics
-        self.record.update(
-            {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
-            energy_source=result.energy_source,
-            estimated=result.estimated,
-            energy_suspect=result.energy_suspect,
-            verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
-            warnings=[w.code for w in result.measurement_warnings],
-            result_path=saved,
-            baseline_entry=entry.model_dump(mode="json"),
-            machine=measured_on.model_dump(mode="json"),
-        )
-        if self.settings.json_path:
-            self.record["result"] = result.model_dump(mode="json")
-        self.user_properties.extend(
-            (name, getattr(metrics, name)) for name in MEASURED_PROPERTIES if getattr(metrics, name) is not None
-        )
-        self.user_properties.extend([("energy_source", result.energy_source), ("estimated", result.estimated)])
-
-    def _check_regression(self, entry: Any, machine: Any) -> list[str]:
-        """Compare ``entry`` (measured on ``machine``) with the baseline or this machine's history."""
-        from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
-
-        history, where = self.settings.load_reference(Path(self.record["root"]), machine.key)
-        if not history:
-            return self._judge(RegressionCheck(unverified=where), where)
-        gates = thresholds(self.study.regression, self.settings.fail_on)
-        return self._judge(check_regression(history, self.record["baseline_key"], entry, machine, gates), where)
-
-    def _judge(self, check: Any, where: str) -> list[str]:
-        """Record ``check`` and decide: the failure lines when a metric regressed (or stopped being
-        measured, or the energy is suspect); for a check that could not decide (inconclusive,
-        unverified) the reason and what to do, in the summary and JUnit, and by
-        ``--llem-inconclusive`` (``--llem-require-baseline`` for unverified) a warning or a failure."""
-        self.record["regression"] = {
-            "verdict": check.verdict,
-            "lines": check.lines(),
-            "against": where,
-            "changes": [{"metric": c.metric, "change": _finite(c.change), "relative": c.threshold.relative,
-                         "ci_low": _finite(c.ci_low), "ci_high": _finite(c.ci_high), "verdict": c.verdict}
-                        for c in check.comparisons],
-        }
-        self.user_properties.append(("baseline_verdict", check.verdict))
-        if check.failed:
-            return [*check.lines(), f"baseline: {where}"]
-        undecided = check.unverified or [c for c in check.comparisons if c.verdict == "inconclusive"]
-        if not undecided:
-            return []
-        reason = "; ".join(check.lines()[:1] + check.hints) if check.unverified else "; ".join(
-            [c.text for c in check.comparisons if c.verdict == "inconclusive"] + check.hints)
-        self.record["regression"]["why"] = reason
-        self.user_properties.append(("baseline_reason", reason))
-        # JUnit: always the property; in <system-out> too under junit_logging = system-out (or all)
-        self.add_report_section("call", "stdout", f"llem: {check.verdict}: {reason}")
-        if check.unverified and self.settings.require_baseline:
-            return [*check.lines(), "(--llem-require-baseline)"]
-        if self.settings.inconclusive == "fail":
-            return [reason, "(--llem-inconclusive=fail)"]
-        if self.settings.inconclusive == "warn":
-            self.warn(LlemBaselineWarning(reason))  # located at the experiment's YAML line
-        return []
-
-    def _say_now(self, text: str) -> None:
-        """A line on the terminal now, while the item runs: past output capture, and from an xdist
-        worker too (its stderr is the controller's)."""
-        capture = self.config.pluginmanager.getplugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            sys.stderr.write(f"\nllem: {self.nodeid}: {text}\n")
-            sys.stderr.flush()
-
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (LlemFailure, LLEMError, LockError)):
             text = str(excinfo.value)
@@ -316,17 +217,6 @@ class LlemItem(pytest.Item):
 
     def annotate(self, report: pytest.TestReport) -> None:
         """Attach this item's record to the report that decides its outcome (it travels under xdist)."""
-        if report.when == "call" or (report.when == "setup" and not report.passed):
-            if report.failed and "error" not in self.record:  # not ours to word: show pytest's one-liner
-                crash = getattr(report.longrepr, "reprcrash", None)
-                self.record["error"] = crash.message if crash else (report.longreprtext.strip().splitlines() or ["failed"])[-1]
-            if report.skipped and isinstance(report.longrepr, tuple):  # point at the YAML, not at this module
-                reason = report.longrepr[2]
-                self.record.setdefault("error", reason.removeprefix("Skipped: "))  # a skip mark's reason
-                report.longrepr = (str(self.path), self.experiment.line, reason)
-            report.llem = {**self.record, "outcome": report.outcome}
+        if attach(self.record, report) and report.skipped and isinstance(report.longrepr, tuple):
+            report.longrepr = (str(self.path), self.experiment.line, report.longrepr[2])  # the YAML, not this module
 
-
-def _finite(value: float) -> float | None:
-    """NaN ("no interval") as null: the records end up in JSON that other tools must parse."""
-    return None if math.isnan(value) else value

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import workers
+from pytest_llem.fixture import annotate, judge, llem_energy  # noqa: F401 (the fixture, registered by this plugin)
 from pytest_llem.report import LlemReporter
 from pytest_llem.settings import SETTINGS, Settings
 
@@ -111,7 +112,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "llem: an llenergymeasure experiment collected from a llem_*.yaml file")
+    config.addinivalue_line("markers", "llem(expect=None, regression=None, source='auto', devices=None): energy "
+                                       "gates of a test that measures with the llem_energy fixture (every item of "
+                                       "a llem_*.yaml file has this mark too)")
     settings = Settings.from_config(config)
     config.stash[SETTINGS] = settings
     workers.pin_worker_gpus(config, settings.reaches_benchmarks)
@@ -126,9 +129,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile |
     return LlemFile.from_parent(parent, path=file_path)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A test that measured with ``llem_energy`` and whose body passed is judged by its gates."""
+    result = yield
+    judge(item)
+    return result
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     collect = sys.modules.get(COLLECT)  # no llem item can exist before it is imported
     if collect is not None and isinstance(item, collect.LlemItem):
         item.annotate(outcome.get_result())
+    else:
+        annotate(item, outcome.get_result())

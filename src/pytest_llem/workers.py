@@ -11,8 +11,9 @@
   More workers than GPUs is then slower, never wrong.
 
 ``-n auto`` is changed only when every argument is a benchmark file or a folder holding some,
-and pinning only when the run reaches benchmark files, so installing the plugin does not change
-how ``-n`` treats a project's ordinary tests.
+and pinning only when the run reaches benchmark files or test modules that measure with the
+``llem_energy`` fixture (their text names it), so installing the plugin does not change how
+``-n`` treats a project's ordinary tests.
 
 The lock files live in a directory only this user can enter: ``$XDG_RUNTIME_DIR/llem-locks``
 when that is set, else ``<temp dir>/llem-locks-<uid>``. It must be a real directory (not a
@@ -58,7 +59,9 @@ def pin_worker_gpus(config: pytest.Config, reaches_benchmarks: bool) -> None:
     before any import there: no conftest or plugin can start CUDA before it applies.
     """
     specs = config.getoption("tx", None) or []
-    if hasattr(config, "workerinput") or not specs or not reaches_benchmarks:
+    if hasattr(config, "workerinput") or not specs:
+        return
+    if not reaches_benchmarks and not _measures_in_tests(config, config.args):
         return
     from llenergymeasure.energy.sources import nvml_status
 
@@ -79,11 +82,33 @@ def targets_benchmarks(config: pytest.Config, args: list[str], *, every: bool = 
 
 
 def _holds_benchmarks(path: Path, patterns: list[str]) -> bool:
+    return _any_file(path, lambda file: is_benchmark_file(file.name, patterns))
+
+
+def _measures_in_tests(config: pytest.Config, args: list[str]) -> bool:
+    """Whether a test module under ``args`` uses the ``llem_energy`` fixture or the ``llem`` mark,
+    by its text (nothing is imported)."""
+    patterns = config.getini("python_files")
+
+    def measures(file: Path) -> bool:
+        if not is_benchmark_file(file.name, patterns) or file.suffix != ".py":
+            return False
+        try:
+            text = file.read_bytes()
+        except OSError:
+            return False
+        return b"llem_energy" in text or b"mark.llem" in text
+
+    return any(_any_file(Path(config.invocation_params.dir, str(arg).split("::")[0]), measures) for arg in args or ["."])
+
+
+def _any_file(path: Path, accept: Callable[[Path], bool]) -> bool:
+    """Whether ``path``, or a file in the folder ``path`` (hidden and tool folders left out), is accepted."""
     if path.is_file():
-        return is_benchmark_file(path.name, patterns)
-    for _, dirs, files in os.walk(path):
+        return accept(path)
+    for folder, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
-        if any(is_benchmark_file(name, patterns) for name in files):
+        if any(accept(Path(folder, name)) for name in files):
             return True
     return False
 

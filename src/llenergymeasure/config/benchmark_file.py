@@ -24,6 +24,7 @@ import itertools
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,29 @@ def load_benchmark_file(
     if problems:
         raise ConfigError(problems)
     return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
+
+
+def parse_gates(data: dict[str, Any], where: Callable[[tuple[Any, ...]], str]) -> tuple[dict[str, Bound], dict[str, str | float]]:
+    """The ``expect`` and ``regression`` gates of ``data`` (the keys of a file, or of a pytest
+    marker) with the file's rules; one ConfigError lists every problem, each placed by ``where``
+    (a key path -> "where: ")."""
+    doc = _Located(data, where)
+    problems: list[str] = []
+    expect, regression = _parse_expect(doc, problems), _parse_regression(doc, problems)  # type: ignore[arg-type]
+    if problems:
+        raise ConfigError(problems)
+    return expect, regression
+
+
+@dataclass
+class _Located:
+    """Gate keys that come from somewhere other than a YAML file, with how to name their place."""
+
+    data: dict[str, Any]
+    locate: Callable[[tuple[Any, ...]], str]
+
+    def where(self, key_path: tuple[Any, ...] = ()) -> str:
+        return self.locate(key_path)
 
 
 def _build(

@@ -181,31 +181,44 @@ class _Session:
         with _bar(len(self.batches), label, progress) as bar:
             outputs, reading, duration = _window(self.backend, meter, self.batches, bar)
         self.readings.append(reading)
-        self.repeats.append(_repeat_result(index, outputs, reading, duration, len(self.plan.prompts), self.backend,
-                                           baseline_w))
+        self.repeats.append(repeat_result(index, outputs, reading, duration, len(self.plan.prompts),
+                                          self.backend.peak_memory_mb(), baseline_w))
 
     def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None) -> ExperimentResult:
-        config, readings = self.config, self.readings
-        result = ExperimentResult.from_repeats(
-            self.repeats,
+        config = self.config
+        return result_from_windows(
+            self.repeats, self.readings,
             experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
-            name=config.name or config.model,
-            config=config.model_dump(mode="json"),
-            config_hash=config.config_hash(),
-            started_at=started,
-            finished_at=datetime.now(timezone.utc),
-            environment=environment,
-            energy_source=readings[0].source,
-            estimated=readings[0].estimated,
-            energy_suspect=any(reading.suspect for reading in readings),
-            energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
-            measurement_warnings=_warnings(self.plan, readings, self.repeats),
-            carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
-            carbon_intensity_source=intensity[1] if intensity else None,
+            name=config.name or config.model, config=config.model_dump(mode="json"), config_hash=config.config_hash(),
+            started=started, environment=environment, warnings=self.plan.warnings, intensity=intensity,
         )
-        result.co2_g = co2_grams(result.metrics.energy_j, result.carbon_intensity_g_per_kwh)
-        result.full_timeline = [reading.timeline for reading in readings]
-        return result
+
+
+def result_from_windows(repeats: list[RepeatResult], readings: list[EnergyReading], *, experiment_id: str, name: str,
+                        config: dict[str, Any], config_hash: str, started: datetime, environment: Any,
+                        warnings: list[tuple[str, str]], intensity: tuple[float, str] | None) -> ExperimentResult:
+    """The result of measured windows (a repeat and its reading each): the medians and spread,
+    how the energy was obtained, every warning (``warnings``: those known before measuring)."""
+    result = ExperimentResult.from_repeats(
+        repeats,
+        experiment_id=experiment_id,
+        name=name,
+        config=config,
+        config_hash=config_hash,
+        started_at=started,
+        finished_at=datetime.now(timezone.utc),
+        environment=environment,
+        energy_source=readings[0].source,
+        estimated=readings[0].estimated,
+        energy_suspect=any(reading.suspect for reading in readings),
+        energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
+        measurement_warnings=_warnings(warnings, readings, repeats),
+        carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
+        carbon_intensity_source=intensity[1] if intensity else None,
+    )
+    result.co2_g = co2_grams(result.metrics.energy_j, result.carbon_intensity_g_per_kwh)
+    result.full_timeline = [reading.timeline for reading in readings]
+    return result
 
 
 def _window(
@@ -219,15 +232,16 @@ def _window(
     return outputs, window.reading, window.duration_s
 
 
-def _repeat_result(
+def repeat_result(
     index: int,
     outputs: list[BatchOutput],
     reading: EnergyReading,
     duration: float,
     n_prompts: int,
-    backend: Backend,
+    peak_memory_mb: float | None,
     baseline_w: float | None,
 ) -> RepeatResult:
+    """One window's numbers: what ``outputs`` counted, over ``duration``, with ``reading``'s energy."""
     latencies = [o.latency_s for o in outputs]
     ttfts = [o.ttft_s for o in outputs if o.ttft_s is not None]
     itls = [gap for o in outputs for gap in o.itls_s]
@@ -252,14 +266,15 @@ def _repeat_result(
             gpu_energy_j=reading.gpu_energy_j,
             cpu_energy_j=reading.cpu_energy_j,
             baseline_power_w=baseline_w,
-            peak_memory_mb=backend.peak_memory_mb(),
+            peak_memory_mb=peak_memory_mb,
         ),
     )
 
 
-def _warnings(plan: Plan, readings: list[EnergyReading], repeats: list[RepeatResult]) -> list[MeasurementWarning]:
+def _warnings(known: list[tuple[str, str]], readings: list[EnergyReading],
+              repeats: list[RepeatResult]) -> list[MeasurementWarning]:
     seen: dict[tuple[str, str], None] = {}
-    for code, message in plan.warnings:
+    for code, message in known:
         seen[(code, message)] = None
     for reading in readings:
         if reading.unavailable_reason:

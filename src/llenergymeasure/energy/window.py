@@ -17,7 +17,9 @@ Several windows over one meter (repeats, a server under load), opened once:
 ``source`` is that of ``llem run`` (auto, nvml, rapl, cpu_estimate, none). ``devices`` names
 what the work runs on: GPUs by visible index, ``cuda:N`` or UUID, and "cpu"; by default every
 visible GPU (and RAPL beside them), or the CPU on a machine without GPUs. ``sync`` is called just
-before the window opens and just before it closes, so queued GPU work lands inside it.
+before the window opens and just before it closes, so queued GPU work lands inside it; the
+default, "auto", is ``torch.cuda.synchronize`` once this process has started CUDA (and nothing
+otherwise), so a forgotten sync cannot move a kernel's energy out of its window.
 
 The numbers are set when the ``with`` block ends, after the same sanity checks as every other
 reading (sanity.py): an impossible reading raises ExperimentError, a doubtful one is
@@ -29,6 +31,7 @@ The runner, the pytest fixture and the server backend all measure through ``open
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -110,9 +113,25 @@ class EnergyWindow:
         return f"EnergyWindow({energy} over {self.duration_s:.3f} s, {self.source}{flags}, tokens={self.tokens})"
 
 
+Sync = Callable[[], Any] | str | None  # a callable, "auto" or None (no sync)
+
+
+def resolve_sync(sync: Sync) -> Callable[[], Any] | None:
+    """The callable for ``sync``: "auto" is torch.cuda.synchronize when CUDA is initialised here."""
+    if sync != "auto":
+        if isinstance(sync, str):
+            raise ConfigError(f"sync={sync!r}: give a callable (e.g. torch.cuda.synchronize), 'auto' or None")
+        return sync
+    torch = sys.modules.get("torch")  # never imported here: a process without torch has no CUDA work
+    if torch is not None and torch.cuda.is_initialized():
+        return torch.cuda.synchronize
+    return None
+
+
 @contextlib.contextmanager
-def open_window(meter: EnergyMeter, sync: Callable[[], Any] | None = None) -> Iterator[EnergyWindow]:
+def open_window(meter: EnergyMeter, sync: Sync = None) -> Iterator[EnergyWindow]:
     """One window of ``meter`` around the block: sync, start, the block, sync, stop."""
+    sync = resolve_sync(sync)
     window = EnergyWindow()
     if sync is not None:
         sync()
@@ -153,7 +172,7 @@ class EnergyMonitor:
                                   all_gpus=devices is None)
         self.source = self.meter.source
 
-    def window(self, sync: Callable[[], Any] | None = None) -> contextlib.AbstractContextManager[EnergyWindow]:
+    def window(self, sync: Sync = "auto") -> contextlib.AbstractContextManager[EnergyWindow]:
         return open_window(self.meter, sync)
 
     def close(self) -> None:
@@ -168,7 +187,7 @@ class EnergyMonitor:
 
 @contextlib.contextmanager
 def measure_energy(source: str = "auto", devices: Sequence[int | str] | None = None, *,
-                   sync: Callable[[], Any] | None = None, sample_interval_ms: int = 100) -> Iterator[EnergyWindow]:
+                   sync: Sync = "auto", sample_interval_ms: int = 100) -> Iterator[EnergyWindow]:
     """One measurement window around the ``with`` block (see the module text)."""
     with EnergyMonitor(source, devices, sample_interval_ms=sample_interval_ms) as monitor, \
             monitor.window(sync) as window:

@@ -1,0 +1,250 @@
+"""The ``llem_energy`` fixture and the ``llem`` marker: energy gates around any code in a test.
+
+    @pytest.mark.llem(expect={"joules_per_token": {"max": 0.5}}, regression={"joules_per_token": "5%"})
+    def test_generate(llem_energy, model, inputs):
+        out = llem_energy(model.generate, **inputs, max_new_tokens=64,
+                          tokens=lambda out: out[:, inputs["input_ids"].shape[1]:].numel())
+
+    def test_server_load(llem_energy):
+        with llem_energy.window() as window:
+            window.tokens = send_requests()
+
+``llem_energy(fn, *args, tokens=, repeats=, warmup=, sync=, **kwargs)`` calls ``fn(*args, **kwargs)``
+``warmup`` times unmeasured (default 1), then ``repeats`` times, each call in its own measurement
+window, and returns the last call's result. ``tokens`` is the number of tokens one call generates,
+or a function of its result giving it. Every ``window()`` block is one more repeat.
+
+Repeats: ``--llem-repeats`` wins, then ``repeats=``; without either one window, or five when the
+session compares or saves baselines (as for benchmark files). The marker's ``expect`` and
+``regression`` take the keys of a benchmark file, with its rules; ``source`` and ``devices`` choose
+the meter as in ``measure_energy``. Gates are judged when the test body has passed, by the same
+code as a benchmark file's items (gating.py): one-line diffs, baselines keyed by the test's node
+id, the session table, JSON, markdown and JUnit properties. The devices measured are locked for
+the test, as for a benchmark item. Under ``--llem-dry-run`` a test that uses the fixture is
+skipped at setup, saying so (its marker is still checked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from llenergymeasure.exceptions import ConfigError
+from pytest_llem.gating import Judge, LlemFailure, attach, say_now
+from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
+
+MARKER_KEYS = ("expect", "regression", "source", "devices")
+
+# A test that uses the fixture: its state, for the hook that judges it after its body, and its
+# report record (as a benchmark item's, see report.py), for the hook that attaches it to reports.
+STATE = pytest.StashKey["EnergyFixture"]()
+RECORD = pytest.StashKey[dict[str, Any]]()
+
+
+def marker_options(item: pytest.Item) -> dict[str, Any]:
+    """The keywords of ``@pytest.mark.llem(...)`` on ``item`` (the closest mark wins per key);
+    a usage error naming the test for positional arguments or unknown keys."""
+    options: dict[str, Any] = {}
+    for mark in reversed(list(item.iter_markers("llem"))):  # the closest (the function's) last
+        if mark.args:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.llem takes keywords only "
+                                    f"({', '.join(MARKER_KEYS)}), not {mark.args!r}")
+        unknown = sorted(set(mark.kwargs) - set(MARKER_KEYS))
+        if unknown:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.llem got unknown keyword(s) {', '.join(unknown)}; "
+                                    f"it takes {', '.join(MARKER_KEYS)}")
+        options.update(mark.kwargs)
+    return options
+
+
+def gates(item: pytest.Item, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str | float]]:
+    """The marker's ``expect`` and ``regression`` gates, checked with a benchmark file's rules."""
+    from llenergymeasure.config.benchmark_file import parse_gates
+
+    def where(key_path: tuple[Any, ...]) -> str:
+        return f"{item.nodeid}: @pytest.mark.llem({'.'.join(map(str, key_path))})"
+
+    data = {key: options[key] for key in ("expect", "regression") if key in options}
+    return parse_gates(data, where)
+
+
+class EnergyFixture:
+    """What ``llem_energy`` is: a callable measuring ``fn``, and ``window()`` for a block."""
+
+    def __init__(self, item: pytest.Item, settings: Settings, options: dict[str, Any]) -> None:
+        self.item, self.settings = item, settings
+        self.source = options.get("source", "auto")
+        self.devices = options.get("devices")
+        self.expect, self.regression = gates(item, options)
+        self.started = datetime.now(timezone.utc)
+        self.repeats: list[Any] = []
+        self.readings: list[Any] = []
+        self._monitor: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, tokens: int | Callable[[Any], int],
+                 repeats: int | None = None, warmup: int = 1, sync: Any = "auto", **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``: ``warmup`` calls unmeasured, then a window around each of the
+        repeats; the last call's result."""
+        count = self._repeats(repeats)
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise TypeError(f"llem_energy(warmup={warmup!r}): a whole number of calls, 0 or more")
+        for _ in range(warmup):
+            fn(*args, **kwargs)
+        result = None
+        for _ in range(count):
+            with self.window(sync=sync) as window:
+                result = fn(*args, **kwargs)
+                window.tokens = _token_count(tokens(result) if callable(tokens) else tokens)
+        return result
+
+    @contextlib.contextmanager
+    def window(self, sync: Any = "auto") -> Iterator[Any]:
+        """One measured repeat around the block; set ``window.tokens`` inside it."""
+        from llenergymeasure.backends.base import BatchOutput
+        from llenergymeasure.core.runner import repeat_result
+
+        monitor = self._open()
+        with monitor.window(sync=sync) as window:
+            yield window
+        if window.tokens is None:
+            pytest.fail(f"{self.item.nodeid}: llem_energy.window(): set window.tokens to the number of tokens "
+                        "generated inside the with block", pytrace=False)
+        window.tokens = _token_count(window.tokens)
+        output = BatchOutput(input_tokens=0, output_tokens=window.tokens, latency_s=window.duration_s, ttft_s=None)
+        self.readings.append(window.reading)
+        self.repeats.append(repeat_result(len(self.repeats), [output], window.reading, window.duration_s,
+                                          1, None, None))
+
+    def _repeats(self, repeats: int | None) -> int:
+        if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1):
+            raise TypeError(f"llem_energy(repeats={repeats!r}): a whole number of windows, 1 or more")
+        return self.settings.repeats or repeats or (GATING_REPEATS if self.settings.gating else 1)
+
+    def _open(self) -> Any:
+        """The meter, opened on first use with the devices it measures locked for the test."""
+        if self._monitor is None:
+            from llenergymeasure.energy.window import EnergyMonitor
+            from pytest_llem.workers import measurement_lock
+
+            machine = self.settings.machine
+            devices = [g.uuid for g in machine.gpus] or ["cpu"]
+            self._stack.enter_context(measurement_lock(devices, holder=self.item.nodeid,
+                                                       timeout=self.settings.lock_timeout,
+                                                       notify=lambda text: say_now(self.item, text)))
+            self._monitor = self._stack.enter_context(EnergyMonitor(self.source, self.devices))
+        return self._monitor
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def finish(self, record: dict[str, Any]) -> None:
+        """Judge what the test measured (its body passed): pytest.fail with the gates' lines."""
+        from llenergymeasure.results.io import NotSaved
+
+        if not self.repeats:
+            record["error"] = "the test used llem_energy but measured nothing"
+            pytest.fail(f"{record['error']}: call llem_energy(fn, ..., tokens=N) or use llem_energy.window()",
+                        pytrace=False)
+        result, failures, saved = self.result(), [], None
+        if self.settings.output:
+            try:
+                saved = str(result.save(self.settings.output))
+            except NotSaved as exc:
+                saved = str(exc.kept_at) if exc.kept_at else None
+                failures.append(str(exc))
+        failures += Judge(self.item, record, self.settings, self.regression).failures(result, self.expect, saved=saved)
+        if failures:
+            record["error"] = "\n".join(failures)
+            pytest.fail(str(LlemFailure(failures)), pytrace=False)
+
+    def result(self) -> Any:
+        """The test's windows as an ExperimentResult, named by its node id."""
+        from llenergymeasure.config.models import EnergyConfig
+        from llenergymeasure.core.environment import snapshot
+        from llenergymeasure.core.runner import result_from_windows
+        from llenergymeasure.energy.carbon import carbon_intensity
+        from llenergymeasure.results.model import make_experiment_id
+
+        name = self.item.nodeid.split("::", 1)[-1]
+        config = {"test": name, "n": 1, "source": self.source, "devices": self.devices, "repeats": len(self.repeats)}
+        config_hash = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        gpus = [d.name for d in self.readings[0].devices if d.device.startswith("gpu")]
+        environment = snapshot({"device": "cuda" if gpus else "cpu", "gpus": gpus, **_libraries()})
+        return result_from_windows(
+            self.repeats, self.readings, experiment_id=make_experiment_id(name, config_hash, self.started), name=name,
+            config=config, config_hash=config_hash, started=self.started, environment=environment, warnings=[],
+            intensity=carbon_intensity(EnergyConfig()),
+        )
+
+
+def _token_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        try:
+            import operator
+
+            value = operator.index(value)  # a numpy or torch integer scalar
+        except TypeError:
+            raise TypeError(f"llem_energy: tokens must be a whole number of generated tokens, 0 or more "
+                            f"(got {value!r})") from None
+        if value < 0:
+            raise TypeError(f"llem_energy: tokens must be 0 or more (got {value})")
+    return int(value)
+
+
+def _libraries() -> dict[str, str]:
+    """Versions of the inference libraries this test process has imported (imports none)."""
+    return {name: sys.modules[name].__version__ for name in ("torch", "transformers")
+            if name in sys.modules and hasattr(sys.modules[name], "__version__")}
+
+
+@pytest.fixture
+def llem_energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
+    """Measure the energy of code in this test (see ``pytest_llem.fixture``)."""
+    item = request.node
+    settings = request.config.stash[SETTINGS]
+    record = item.stash[RECORD] = record_for(item)
+    try:
+        fixture = EnergyFixture(item, settings, marker_options(item))
+    except (pytest.UsageError, ConfigError) as exc:
+        record["error"] = str(exc)
+        pytest.fail(str(exc), pytrace=False)
+    if settings.dry_run:
+        record.update(dry_run=True, notes=["measured only without --llem-dry-run"])
+        pytest.skip("llem dry run: the energy of this test is measured only without --llem-dry-run")
+    item.stash[STATE] = fixture
+    try:
+        yield fixture
+    finally:
+        fixture.close()
+
+
+def record_for(item: pytest.Item) -> dict[str, Any]:
+    """The report record of a test that uses the fixture, ordered in the table by its line."""
+    from pytest_llem.baselines import locate
+
+    root, key = locate(item.path, item.config.rootpath)
+    name, line = item.nodeid.split("::", 1)[-1], (item.reportinfo()[1] or 0) + 1
+    return {"nodeid": item.nodeid, "experiment": name, "file": item.nodeid.split("::", 1)[0], "index": line,
+            "line": line, "root": str(root), "baseline_key": f"{key}::{name}"}
+
+
+def judge(item: pytest.Item) -> None:
+    """After a test body that passed: judge what its fixture measured."""
+    fixture = item.stash.get(STATE, None)
+    if fixture is not None:
+        fixture.finish(item.stash[RECORD])
+
+
+def annotate(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Attach the record of a test that used the fixture to the report that decides its outcome."""
+    record = item.stash.get(RECORD, None)
+    if record is not None:
+        attach(record, report)
