@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import workers
-from pytest_llem.fixture import annotate, judge, llem_energy  # noqa: F401 (the fixture, registered by this plugin)
+from pytest_llem.fixture import annotate, check_marker_use, judge, llem_energy  # noqa: F401 (the fixture)
 from pytest_llem.report import LlemReporter
 from pytest_llem.settings import SETTINGS, Settings
 
@@ -127,6 +127,10 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile |
     from pytest_llem.collect import LlemFile
 
     return LlemFile.from_parent(parent, path=file_path)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_marker_use(item)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -141,6 +141,8 @@ def test_a_dry_run_skips_the_measurement_and_says_so_but_checks_the_marker(pytes
 
 def test_a_test_that_measures_nothing_or_counts_no_tokens_fails_saying_what_to_do(pytester):
     pytester.makepyfile(test_misuse="""
+        import pytest
+
         def test_nothing(llem_energy):
             pass
 
@@ -150,15 +152,21 @@ def test_a_test_that_measures_nothing_or_counts_no_tokens_fails_saying_what_to_d
 
         def test_bad_tokens(llem_energy):
             llem_energy(sum, range(10), tokens="many")
+
+        @pytest.mark.llem(expect={"joules_per_token": {"max": 0.5}})
+        def test_gate_without_fixture():
+            pass
     """)
     result = pytester.runpytest_subprocess("-p", "no:randomly")
-    result.assert_outcomes(failed=3)
+    result.assert_outcomes(failed=3, errors=1)
     result.stdout.fnmatch_lines_random([
         "*the test used llem_energy but measured nothing: call llem_energy(fn, ..., tokens=N) or use "
         "llem_energy.window()*",
         "*test_no_tokens: llem_energy.window(): set window.tokens to the number of tokens generated inside "
         "the with block*",
         "*llem_energy: tokens must be a whole number of generated tokens, 0 or more (got 'many')*",
+        "*test_gate_without_fixture: @pytest.mark.llem sets energy gates, but the test does not measure: add the "
+        "llem_energy fixture to its arguments*",
     ])
 
 
