@@ -17,19 +17,28 @@ from pytest_llem.settings import Machine
 
 
 def runs_on_gpu(config: ExperimentConfig, machine: Machine) -> bool:
-    """Where ``pytorch.device`` will put the model; "auto" picks a GPU when one is visible."""
+    """Where ``pytorch.device`` will put the model; "auto" picks a GPU when one is visible. A
+    server (``backend: openai``) runs on ``openai.gpus``, else on every visible GPU."""
+    if config.backend == "openai":
+        return bool(config.openai.gpus) or bool(machine.gpus)
     device = config.pytorch.device
     return device.startswith("cuda") or (device == "auto" and bool(machine.gpus))
 
 
 def missing(config: ExperimentConfig, machine: Machine) -> str | None:
     """Why this machine cannot run ``config`` at all, or None."""
+    if config.backend == "openai":
+        return _server_missing(config, machine) or _source_missing(config, machine)
     device, index = config.pytorch.device, cuda_index(config.pytorch.device)
     if index is not None and not machine.gpus:
         return f"needs a GPU (pytorch.device: {device}) but none is visible: {machine.nvml.detail}"
     if index is not None and index >= len(machine.gpus):
         return (f"pytorch.device is {device} but this process sees {len(machine.gpus)} GPU(s) (under xdist each "
                 "worker sees one); use pytorch.device: cuda")
+    return _source_missing(config, machine)
+
+
+def _source_missing(config: ExperimentConfig, machine: Machine) -> str | None:
     source = config.energy.source
     if source == "nvml" and not machine.nvml.available:
         return f"energy.source is nvml but NVML is unavailable: {machine.nvml.detail}"
@@ -38,11 +47,38 @@ def missing(config: ExperimentConfig, machine: Machine) -> str | None:
     return None
 
 
+def _server_missing(config: ExperimentConfig, machine: Machine) -> str | None:
+    """A server said to run on GPUs (``openai.gpus``) that this machine does not see."""
+    gpus = config.openai.gpus
+    if not gpus:
+        return None
+    if not machine.gpus:
+        return f"the server runs on GPUs (openai.gpus: {gpus}) but none is visible here: {machine.nvml.detail}"
+    from llenergymeasure.energy.meters import select_gpus
+    from llenergymeasure.exceptions import PreFlightError
+
+    try:
+        select_gpus(machine.gpus, gpus)  # type: ignore[arg-type]  # Gpu has the uuid select_gpus matches
+    except PreFlightError as exc:
+        return exc.problems[0].replace("devices: GPU", "openai.gpus: GPU", 1)
+    return None
+
+
 def unmeasured(config: ExperimentConfig, machine: Machine) -> str | None:
     """Why the energy of ``config`` would not be measured by a hardware counter here, or None."""
     source = config.energy.source
     if source in ("none", "cpu_estimate"):
         return f"energy.source is {source}: energy would not be measured"
+    if config.backend == "openai" and source == "auto" and not config.openai.gpus \
+            and not _server_here(config):
+        return f"energy would not be measured: the server at {config.openai.base_url} is not on this machine"
     if source == "auto" and not runs_on_gpu(config, machine) and not machine.rapl.available:
-        return f"energy would only be estimated from CPU time (no visible GPU; {machine.rapl.detail})"
+        what = "the server's CPU time" if config.backend == "openai" else "CPU time"
+        return f"energy would only be estimated from {what} (no visible GPU; {machine.rapl.detail})"
     return None
+
+
+def _server_here(config: ExperimentConfig) -> bool:
+    from llenergymeasure.core.server import on_this_machine
+
+    return on_this_machine(config)

@@ -1,4 +1,5 @@
-"""Inference backends behind one protocol (see base.py). Only ``pytorch`` (transformers) for now."""
+"""Inference backends behind one protocol (see base.py): ``pytorch`` (transformers, in this process) and
+``openai`` (an OpenAI-compatible server, measured from outside)."""
 
 from llenergymeasure.backends.base import Backend, BatchOutput, get_backend
 

@@ -26,7 +26,7 @@ class BatchOutput:
 
 class Backend(Protocol):
     name: str
-    device: str  # "cpu", "cuda:0", ...
+    device: str  # "cpu", "cuda:0", ..., or "server:<base_url>" for a server
 
     def load(self, config: ExperimentConfig, device: str) -> None:
         """Load model and tokenizer onto ``device`` (chosen by pre-flight: "cpu", "cuda:0", ...)."""
@@ -62,4 +62,8 @@ def get_backend(name: str) -> Backend:
         from llenergymeasure.backends.pytorch import PyTorchBackend
 
         return PyTorchBackend()
+    if name == "openai":
+        from llenergymeasure.backends.openai import OpenAIBackend
+
+        return OpenAIBackend()
     raise ValueError(f"unknown backend {name!r}")  # unreachable: the config allows only known names

@@ -34,17 +34,21 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
     """The detailed summary of one experiment."""
     config = result.config
     m = result.metrics
-    batch = (config.get("pytorch") or {}).get("batch_size")
-    batch = batch if isinstance(batch, int) and batch > 0 else 1
-    batches = -(-result.n_prompts // batch)
+    server = config.get("backend") == "openai"
+    unit = "request" if server else "batch"
     spread = result.stats.get("joules_per_token") or result.stats.get("tokens_per_second")
     rows: list[tuple[str, str]] = [
         ("tokens", f"{result.output_tokens} generated from {result.input_tokens} input tokens"),
         ("duration", f"{fmt(m.duration_s)} s" + (f" (median of {len(result.repeats)} repeats)" if len(result.repeats) > 1 else "")),
         ("throughput", f"{fmt(m.tokens_per_second)} tokens/s"),
-        ("latency p50/p95", f"{fmt(m.latency_s_p50)} s / {fmt(m.latency_s_p95)} s per batch"),
-        ("ttft p50", f"{fmt(m.ttft_s_p50)} s"),
+        ("latency p50/p95", f"{fmt(m.latency_s_p50)} s / {fmt(m.latency_s_p95)} s per {unit}"),
     ]
+    if m.ttft_s_p95 is not None:
+        rows.append(("ttft p50/p95", f"{fmt(m.ttft_s_p50)} s / {fmt(m.ttft_s_p95)} s per {unit}"))
+    else:
+        rows.append(("ttft p50", f"{fmt(m.ttft_s_p50)} s"))
+    if m.itl_s_p50 is not None:
+        rows.append(("itl p50", f"{fmt(m.itl_s_p50)} s between streamed chunks"))
     if not is_number(m.energy_j):
         rows.append(("energy", f"unavailable: {result.energy_unavailable_reason or 'not measured'}"))
     else:
@@ -58,19 +62,34 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         rows.append(("CO2", f"{fmt(result.co2_g)} g (estimated from {result.carbon_intensity_source})"))
     if spread is not None and is_number(spread.cv):
         rows.append(("spread", f"CV {spread.cv:.1%} over {spread.n} repeats"))
-    rows.append(("peak memory", f"{fmt(m.peak_memory_mb, 5)} MB" if m.peak_memory_mb is not None else "n/a on CPU"))
+    no_memory = "n/a (the server's own)" if server else "n/a on CPU"
+    rows.append(("peak memory", f"{fmt(m.peak_memory_mb, 5)} MB" if m.peak_memory_mb is not None else no_memory))
     for verdict in verdicts:
         rows.append(("expect", ("PASS  " if verdict.passed else "FAIL  ") + verdict.text))
     if saved_to:
         rows.append(("result", saved_to))
 
-    device = result.environment.device
-    print(f"{result.name}  ({config.get('backend', '?')} on {device}, {config.get('precision', '?')}, "
-          f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch})")
+    print(f"{result.name}  ({_workload(result)})")
     for label, text in rows:
         print(f"  {label:<20}{text}")
     for warning in result.measurement_warnings:
         print(f"  warning: [{warning.code}] {warning.message}")
+
+
+def _workload(result: ExperimentResult) -> str:
+    """What ran where, for the summary's first line."""
+    config, device = result.config, result.environment.device
+    if config.get("backend") == "openai":
+        server = config.get("openai") or {}
+        rate = server.get("request_rate")
+        pace = f"{rate:g} requests/s" if is_number(rate) else "as fast as allowed"
+        return (f"openai server {server.get('base_url', '?')}, {result.n_prompts} requests, concurrency "
+                f"{server.get('concurrency', '?')}, {pace}")
+    batch = (config.get("pytorch") or {}).get("batch_size")
+    batch = batch if isinstance(batch, int) and batch > 0 else 1
+    batches = -(-result.n_prompts // batch)
+    return (f"{config.get('backend', '?')} on {device}, {config.get('precision', '?')}, "
+            f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch}")
 
 
 def print_table(rows: list[dict[str, str]]) -> None:

@@ -23,7 +23,7 @@ from llenergymeasure.cli.errors import exit_codes
 def run(
     config: Annotated[Path | None, typer.Argument(help="Experiment file (YAML): one experiment or a study.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model: hub id or local directory.")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", "-b", help="Inference backend (pytorch).")] = None,
+    backend: Annotated[str | None, typer.Option("--backend", "-b", help="Inference backend: pytorch, or openai (a server).")] = None,
     dataset: Annotated[
         str | None, typer.Option("--dataset", "-d", help="aienergyscore, builtin, synthetic, or a .jsonl file.")
     ] = None,
@@ -96,7 +96,7 @@ def _dry_run(experiments: list[Any], verbose: bool) -> None:
             "experiment": exp_id,
             "model": config.model,
             "precision": config.precision,
-            "batch": str(config.pytorch.batch_size),
+            "batch": str(config.pytorch.batch_size) if config.backend == "pytorch" else "-",
             "VRAM estimate": f"{report.vram.total_gb:.2f} GB" if report.vram else "unavailable",
         } for exp_id, config, report in reports])
         print(f"GPU memory: {f'{gpu_gb:.1f} GB' if gpu_gb else 'no GPU visible'}")

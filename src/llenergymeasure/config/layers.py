@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.config.models import DECODER_PRESETS, ExperimentConfig, leaf_paths
+from llenergymeasure.config.models import DECODER_PRESETS, REFUSED_KEY_HINTS, ExperimentConfig, leaf_paths
 from llenergymeasure.config.yaml_source import KeyPath, YamlDocument
 from llenergymeasure.exceptions import ConfigError
 
@@ -236,6 +236,8 @@ def _describe(
     kind = err["type"]
     where = _origin_of(key, labels if kind == "extra_forbidden" else origins, config)
 
+    if kind == "extra_forbidden" and key in REFUSED_KEY_HINTS:
+        return f"{where}: '{key}' is not allowed: {REFUSED_KEY_HINTS[key]}"
     if kind == "extra_forbidden":
         valid = _field_names(loc[:-1]) + (list(extra_keys) if len(loc) == 1 else [])
         prefix = ".".join(loc[:-1])
@@ -252,7 +254,7 @@ def _describe(
 
 def _short(value: Any) -> str:
     """``repr(value)``, cut to a length a message line can carry."""
-    text = repr(value)
+    text = re.sub(r"(://)[^/@\s]*@", r"\1***@", repr(value))  # never echo a password written into a URL
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
 
 

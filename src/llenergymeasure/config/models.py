@@ -3,6 +3,8 @@
 Field names follow the llenergymeasure lineage (model, backend, n, dataset, precision,
 decoder.*, warmup.*, baseline.*, energy.*, pytorch.*) so existing configs keep working.
 Defaults here are the bottom layer of the precedence CLI > YAML > user config > defaults.
+Only the section of the backend in use (``pytorch`` or ``openai``) is part of a config's dump
+and hash: a knob of the other backend changes nothing that is measured.
 
 Every number is finite (no NaN or infinity) and within a range that can mean something on
 real hardware, and no text holds control characters: such a value is a typo or an attack,
@@ -15,8 +17,19 @@ import hashlib
 import json
 import re
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from llenergymeasure.config.yaml_source import CONTROL_CHARACTERS
 
@@ -24,6 +37,8 @@ MAX_SAMPLE_INTERVAL_MS = 10_000  # a power sample less often than every 10 s see
 MAX_BASELINE_SECONDS = 600.0  # ten minutes of idle power is plenty for a stable mean
 MAX_CACHE_TTL_SECONDS = 7 * 24 * 3600.0  # idle power drifts with firmware, drivers and seasons
 MAX_NAME_LENGTH = 255  # of one file or directory name, on every common filesystem
+MAX_REQUEST_TIMEOUT_S = 3600.0  # one request to a server; past an hour it is hung, not slow
+MAX_CONCURRENCY = 4096  # requests in flight at once; far above what one server batches
 
 def _plain(text: str) -> str:
     found = CONTROL_CHARACTERS.search(text)
@@ -117,12 +132,71 @@ class PyTorchConfig(_Section):
     revision: Text | None = None
 
 
+def _server_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:8000/v1")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not hold credentials; put the API key in an environment variable named by "
+                         "openai.api_key_env")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query (?...) or fragment (#...); give the API root, e.g. http://host:8000/v1")
+    return text.rstrip("/")
+
+
+def _gpu_selector(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        ok = False
+    elif isinstance(value, int):
+        ok = 0 <= value <= 1023
+    else:
+        ok = re.fullmatch(r"\d{1,4}|cuda(:\d{1,4})?|(GPU|MIG)-[0-9A-Za-z-]{4,80}", value) is not None
+    if not ok:
+        raise ValueError("a GPU is a visible index (0), 'cuda:N', or a UUID ('GPU-...', at least its first 8 characters)")
+    return value
+
+
+# A GPU the server runs on, as this machine sees it (energy/meters.py select_gpus reads it).
+ServerGpu = Annotated[int | str, BeforeValidator(_gpu_selector)]
+
+
+class OpenAIConfig(_Section):
+    """An OpenAI-compatible server (vLLM, TGI, ``transformers serve``, ...) that ``backend: openai``
+    measures: the dataset's prompts go to ``{base_url}/completions``, streamed. ``model`` is the
+    id the server lists at ``{base_url}/models``. The API key is never read from a file: it comes
+    from the environment variable ``api_key_env`` names, when that is set."""
+
+    base_url: Annotated[Text, AfterValidator(_server_url), Field(max_length=2048)] = "http://127.0.0.1:8000/v1"
+    concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY, description="requests in flight at once")
+    request_rate: float | None = Field(None, gt=0, le=1e6, description="requests per second (Poisson arrivals); "
+                                                                        "null: as fast as concurrency allows")
+    timeout_s: float = Field(60.0, gt=0, le=MAX_REQUEST_TIMEOUT_S, description="limit on one whole request")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
+                             description="name of the environment variable holding the API key")
+    gpus: list[ServerGpu] | None = Field(None, min_length=1, max_length=1024,
+                                         description="GPUs the server runs on; null: every visible GPU")
+    server_pid: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="the server's process, for the CPU estimate; null: found by its port")
+
+
+# Keys that are refused with more than a did-you-mean (layers.py adds the text).
+_NO_KEY_IN_FILES = ("an API key is never read from a config file: put it in an environment variable and name that "
+                      "variable in openai.api_key_env (default OPENAI_API_KEY)")
+REFUSED_KEY_HINTS = {"openai.api_key": _NO_KEY_IN_FILES, "api_key": _NO_KEY_IN_FILES}
+
+BACKEND_SECTIONS = ("pytorch", "openai")
+
+
 class ExperimentConfig(_Section):
     """One experiment: a model, a workload, and how to measure it."""
 
     name: Text | None = None
     model: PathText = Field(min_length=1)
-    backend: Literal["pytorch"] = "pytorch"
+    backend: Literal["pytorch", "openai"] = "pytorch"
     n: int = Field(100, ge=1, le=1_000_000, description="number of prompts")
     dataset: PathText = Field("aienergyscore", min_length=1)
     precision: Precision = "bf16"
@@ -136,10 +210,21 @@ class ExperimentConfig(_Section):
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     pytorch: PyTorchConfig = Field(default_factory=PyTorchConfig)
+    openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
 
     # Where each resolved value came from ("default", "CLI --batch-size", "llem_x.yaml:12", ...),
     # keyed by dotted path. Filled by the loader; not part of the config's identity.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _dump_used_backend(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump without the other backend's section (so a pytorch config's hash is what it was
+        before the openai backend existed)."""
+        data = handler(self)
+        for section in BACKEND_SECTIONS:
+            if section != self.backend:
+                data.pop(section, None)
+        return data
 
     def sources(self) -> dict[str, str]:
         """Every leaf field as a dotted path, mapped to where its value came from."""

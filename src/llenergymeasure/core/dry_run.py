@@ -7,6 +7,11 @@ and never torch, so it runs on a push-CI machine without a GPU in about a second
 Problems are things that would certainly stop the real run (a local model path that does not
 exist, a VRAM estimate above the GPU's memory, an output_dir that cannot take the result files);
 notes are what could not be checked here. ``output_dir_problem`` is also part of pre-flight.
+
+``backend: openai`` is the one exception to "never the network": its dry run asks the server
+(GET {base_url}/models, a few seconds at most, once per URL and process) whether it serves the
+model. A server that answers without the model is a problem; no server answering is a note, as
+a GPU that is not visible here is: the server may run only where the experiment will.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import local_model_dir, looks_like_path, model_problem
+from llenergymeasure.core.server import ServerCheck, check_server
 from llenergymeasure.core.vram import VramEstimate, estimate_vram_explained, vram_problem
 from llenergymeasure.datasets import NAMED
 from llenergymeasure.results import io
@@ -33,6 +39,8 @@ class DryRunReport:
 
 def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunReport:
     """Check ``config`` against local files and a GPU of ``gpu_memory_gb`` (None: no GPU here)."""
+    if config.backend == "openai":
+        return _dry_run_server(config)
     vram, why_not = estimate_vram_explained(config)
     report = DryRunReport(vram)
     if why_not:
@@ -42,8 +50,7 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
         problem = model_problem(config.model, config.pytorch.revision)
         if problem:
             report.problems.append(problem)
-    if config.dataset not in NAMED and not _is_file(config.dataset):
-        report.problems.append(f"dataset: file {config.dataset!r} does not exist")
+    _check_dataset(config, report)
 
     problem = output_dir_problem(config)
     if problem:
@@ -59,6 +66,40 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if missing:
         report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
     return report
+
+
+def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
+    """The dry run of an experiment that measures a server: the server holds the model, so no VRAM estimate."""
+    report = DryRunReport(None, notes=["no VRAM estimate: the server holds the model"])
+    _check_dataset(config, report)
+    problem = output_dir_problem(config)
+    if problem:
+        report.problems.append(problem)
+    if find_spec("httpx") is None:
+        report.notes.append("httpx not installed here: pip install 'llenergymeasure[openai]' to run it")
+        return report
+    check = _server_check(config)
+    if check.problem and check.reachable:
+        report.problems.append(check.problem)
+    elif check.problem:
+        report.notes.append(f"{check.problem.removeprefix('openai.base_url: ')} (not checked further here)")
+    return report
+
+
+def _server_check(config: ExperimentConfig) -> ServerCheck:
+    """``check_server``, asked once per server, model and key in this process (a study repeats them)."""
+    key = (config.openai.base_url, config.model, config.openai.api_key_env, config.openai.timeout_s)
+    if key not in _SERVER_CHECKS:
+        _SERVER_CHECKS[key] = check_server(config)
+    return _SERVER_CHECKS[key]
+
+
+_SERVER_CHECKS: dict[tuple[object, ...], ServerCheck] = {}
+
+
+def _check_dataset(config: ExperimentConfig, report: DryRunReport) -> None:
+    if config.dataset not in NAMED and not _is_file(config.dataset):
+        report.problems.append(f"dataset: file {config.dataset!r} does not exist")
 
 
 def _is_file(path: str) -> bool:

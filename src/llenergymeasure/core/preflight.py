@@ -2,6 +2,9 @@
 
 Runs before anything is loaded or measured, so a typo in a model path costs a second, not a
 model download and a baseline measurement. All problems come back in one PreFlightError.
+
+For ``backend: openai`` the model is the server's: instead of torch, the model's files and VRAM,
+it checks that the server answers and serves the model, and finds the meter of its devices.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from importlib.util import find_spec
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.dry_run import output_dir_problem
 from llenergymeasure.core.model_files import model_problem
+from llenergymeasure.core.server import INSTALL_HINT, check_server, decoder_warnings, server_meter
 from llenergymeasure.core.vram import estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
 from llenergymeasure.energy import EnergyMeter, NoEnergyMeter
@@ -31,6 +35,8 @@ class Plan:
 
 
 def preflight(config: ExperimentConfig) -> Plan:
+    if config.backend == "openai":
+        return _preflight_server(config)
     problems: list[str] = []
     warnings: list[tuple[str, str]] = []
 
@@ -68,6 +74,36 @@ def preflight(config: ExperimentConfig) -> Plan:
         meter.close()
         raise PreFlightError(problems)
     return Plan(prompts=prompts, device=device, meter=meter, warnings=warnings)
+
+
+def _preflight_server(config: ExperimentConfig) -> Plan:
+    """Pre-flight of an experiment that measures a server: the device is ``server:<base_url>``."""
+    problems: list[str] = []
+    missing = [package for package in ("httpx", "psutil") if find_spec(package) is None]
+    if missing:
+        problems.append(f"backend: 'openai' needs {' and '.join(missing)}; {INSTALL_HINT}")
+
+    problem = output_dir_problem(config)
+    if problem:
+        problems.append(problem)
+    prompts: list[str] = []
+    try:
+        prompts = load_prompts(config.dataset, config.n, seed=config.random_seed, input_tokens=config.max_input_tokens)
+    except PreFlightError as exc:
+        problems.extend(exc.problems)
+
+    meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
+    if not missing:
+        check = check_server(config)
+        if check.problem:
+            problems.append(check.problem)
+        if check.reachable:  # else finding its process fails too, for the same reason
+            meter = server_meter(config, problems)
+    if problems:
+        meter.close()
+        raise PreFlightError(problems)
+    return Plan(prompts=prompts, device=f"server:{config.openai.base_url}", meter=meter,
+                warnings=decoder_warnings(config))
 
 
 def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[tuple[str, str]]) -> str:

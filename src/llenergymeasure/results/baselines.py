@@ -51,7 +51,8 @@ class MachineInfo(BaseModel):
     @classmethod
     def from_result(cls, result: ExperimentResult) -> MachineInfo:
         env = result.environment
-        return cls(gpus=env.gpus if env.device.startswith("cuda") else [], gpu_driver=env.gpu_driver,
+        measured_gpus = env.device.startswith(("cuda", "server:"))  # a server's: the GPUs it runs on
+        return cls(gpus=env.gpus if measured_gpus else [], gpu_driver=env.gpu_driver,
                    gpu_power_limits_w=env.gpu_power_limits_w, cpu=env.cpu, cuda=env.cuda,
                    torch=env.torch, transformers=env.transformers, energy_source=result.energy_source)
 

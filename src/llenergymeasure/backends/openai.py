@@ -1,0 +1,303 @@
+"""The openai backend: an OpenAI-compatible server (vLLM, TGI, ``transformers serve``, ...) is what is measured.
+
+Each prompt is one streamed request to ``{openai.base_url}/completions``. ``openai.concurrency``
+requests are in flight at once, sent as fast as that allows or, with ``openai.request_rate``, at
+Poisson arrival times (exponential gaps drawn from ``random_seed``: the same schedule every run).
+
+What is counted, and from where:
+- tokens: only the server's ``usage`` (prompt_tokens, completion_tokens), never a tokenizer of
+  ours; a response without it is an error (vLLM reports it in a stream only when asked through
+  ``stream_options.include_usage``, which is always sent);
+- latency: from sending the request to the end of its stream; time to first token: to the first
+  chunk with text; inter-token latency: the gaps between chunks with text (a server may put
+  several tokens in one chunk, so these are gaps between deliveries).
+
+Any failure (a refused or reset connection, an HTTP error status, a malformed stream, a request
+longer than ``openai.timeout_s``) is an ExperimentError naming the request, and the requests in
+flight are cancelled: a run ends, it never hangs. The energy is not measured here: pre-flight
+chose the meter of the devices the server runs on (core/preflight.py, core/server.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from llenergymeasure.backends.base import BatchOutput
+from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.exceptions import BackendError, ExperimentError
+
+MAX_CONNECT_TIMEOUT_S = 10.0
+ERROR_TEXT_CHARS = 500  # of a server's error body, in a message
+
+
+@dataclass(frozen=True)
+class Request:
+    """One prompt to send; ``index`` is its place in the dataset (from 0)."""
+
+    index: int
+    prompt: str
+
+
+class _BadResponse(Exception):
+    """The server answered, but not with a usable stream."""
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self) -> None:
+        self.device = "server"
+        self._config: ExperimentConfig | None = None
+        self._url = ""
+        self._headers: dict[str, str] = {}
+        self._server_software: str | None = None
+
+    def load(self, config: ExperimentConfig, device: str) -> None:
+        """Nothing is loaded: the server holds the model (pre-flight checked that it serves it)."""
+        try:
+            import httpx  # noqa: F401
+        except ImportError:
+            raise BackendError("backend: 'openai' needs httpx; install it with: pip install 'llenergymeasure[openai]'") \
+                from None
+        self._config, self.device = config, device
+        self._url = f"{config.openai.base_url}/completions"
+        self._headers = request_headers(config)
+
+    def prepare(self, prompts: list[str]) -> list[Request]:
+        return [Request(index, prompt) for index, prompt in enumerate(prompts)]
+
+    def run(self, batches: list[Request], bar: Any) -> list[BatchOutput]:
+        work = self._run_all(batches, bar)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(work)
+        # Called from inside an event loop (a notebook): the requests get a loop of their own.
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llem-openai") as pool:
+            return pool.submit(asyncio.run, work).result()
+
+    async def _run_all(self, requests: list[Request], bar: Any) -> list[BatchOutput]:
+        """Every request, at most ``concurrency`` in flight; the first failure cancels the rest."""
+        import httpx
+
+        assert self._config is not None, "load() first"
+        server = self._config.openai
+        outputs: list[BatchOutput | None] = [None] * len(requests)
+        slots = asyncio.Semaphore(server.concurrency)
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        in_flight: set[asyncio.Task[None]] = set()
+        gaps = random.Random(self._config.random_seed)
+        timeout = httpx.Timeout(server.timeout_s, connect=min(server.timeout_s, MAX_CONNECT_TIMEOUT_S))
+        limits = httpx.Limits(max_connections=server.concurrency, max_keepalive_connections=server.concurrency)
+
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers) as client:
+
+            async def one(position: int, request: Request) -> None:
+                try:
+                    outputs[position] = await self._request(client, request, position, len(requests))
+                    bar.update(1)
+                except Exception as exc:  # an ExperimentError naming the request (or a bug of ours)
+                    if not failed.done():
+                        failed.set_exception(exc)
+                finally:
+                    slots.release()
+
+            async def dispatch() -> None:
+                due = time.perf_counter()
+                for position, request in enumerate(requests):
+                    if server.request_rate is not None and position:  # the first one goes at once
+                        due += gaps.expovariate(server.request_rate)
+                        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    await slots.acquire()
+                    task = asyncio.create_task(one(position, request))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                while in_flight:
+                    await asyncio.wait(set(in_flight))
+
+            dispatcher = asyncio.create_task(dispatch())
+            try:
+                await asyncio.wait({dispatcher, failed}, return_when=asyncio.FIRST_COMPLETED)
+                if failed.done():
+                    failed.result()  # raises the first failure
+                dispatcher.result()
+            finally:
+                for task in (dispatcher, *in_flight):
+                    task.cancel()
+                await asyncio.gather(dispatcher, *in_flight, return_exceptions=True)
+        assert all(output is not None for output in outputs)
+        return outputs  # type: ignore[return-value]
+
+    async def _request(self, client: Any, request: Request, position: int, total: int) -> BatchOutput:
+        """One request, its failures as an ExperimentError that names it."""
+        import httpx
+
+        assert self._config is not None
+        limit = self._config.openai.timeout_s
+        what = f"request {position + 1} of {total} (prompt {request.index + 1}): POST {self._url}"
+        try:
+            return await asyncio.wait_for(self._stream(client, request), limit)
+        except asyncio.TimeoutError:
+            raise ExperimentError(f"{what}: no complete response within openai.timeout_s = {limit:g} s") from None
+        except httpx.TimeoutException as exc:
+            raise ExperimentError(f"{what}: timed out ({describe_error(exc)}); openai.timeout_s is {limit:g} s") from None
+        except httpx.ConnectError as exc:
+            raise ExperimentError(f"{what}: cannot connect ({describe_error(exc)}); is the server still running?") from None
+        except httpx.RemoteProtocolError as exc:
+            raise ExperimentError(f"{what}: the server broke off the response ({describe_error(exc)})") from None
+        except httpx.HTTPError as exc:
+            raise ExperimentError(f"{what}: {describe_error(exc)}") from None
+        except _BadResponse as exc:
+            raise ExperimentError(f"{what}: {exc}") from None
+
+    async def _stream(self, client: Any, request: Request) -> BatchOutput:
+        body = request_body(self._config, request.prompt)  # type: ignore[arg-type]
+        start = time.perf_counter()
+        first: float | None = None
+        last = start
+        gaps: list[float] = []
+        usage: Any = None
+        async with client.stream("POST", self._url, json=body) as response:
+            self._server_software = self._server_software or response.headers.get("server")
+            if response.status_code >= 400:
+                raise _BadResponse(f"HTTP {response.status_code} {response.reason_phrase}: "
+                                   f"{error_text(await response.aread())}")
+            kind = response.headers.get("content-type", "")
+            if "text/event-stream" not in kind:
+                raise _BadResponse(f"expected a stream (text/event-stream), got {kind or 'no content type'}: "
+                                   f"{error_text(await response.aread())}")
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):  # blank separators, ": comments", "event:" fields
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = _chunk(data)
+                if chunk.get("usage"):
+                    usage = chunk["usage"]
+                if any(isinstance(choice, dict) and choice.get("text") for choice in chunk.get("choices") or ()):
+                    now = time.perf_counter()
+                    if first is None:
+                        first = now
+                    else:
+                        gaps.append(now - last)
+                    last = now
+        latency = time.perf_counter() - start
+        if not isinstance(usage, dict):
+            raise _BadResponse("the response reported no token usage; llem counts tokens only from the server's "
+                               "usage (vLLM sends it when asked with stream_options.include_usage, which llem does); "
+                               "this server does not report it")
+        return BatchOutput(input_tokens=_count(usage, "prompt_tokens"), output_tokens=_count(usage, "completion_tokens"),
+                           latency_s=latency, ttft_s=None if first is None else first - start, itls_s=gaps)
+
+    def synchronize(self) -> None:
+        """Nothing to wait for: every response has ended when ``run`` returns."""
+
+    def reset_peak_memory(self) -> None:
+        pass
+
+    def peak_memory_mb(self) -> float | None:
+        return None  # the server's memory is not ours to read
+
+    def environment(self) -> dict[str, Any]:
+        import httpx
+
+        from llenergymeasure.core.server import server_gpus
+        from llenergymeasure.energy.sources import nvml_status
+
+        assert self._config is not None, "load() first"
+        server = self._config.openai
+        gpus = server_gpus(self._config)
+        driver = nvml_status()[2] if gpus else None
+        return {
+            "backend": "openai",
+            "device": self.device,
+            "server": server.base_url,
+            "served_model": self._config.model,
+            "server_software": self._server_software,
+            "concurrency": server.concurrency,
+            "request_rate": server.request_rate,
+            "httpx": httpx.__version__,
+            "gpus": [gpu.name for gpu in gpus],
+            "gpu_driver": driver,
+            "gpu_power_limits_w": [gpu.power_limit_w for gpu in gpus if gpu.power_limit_w],
+        }
+
+    def unload(self) -> None:
+        pass
+
+
+def request_headers(config: ExperimentConfig) -> dict[str, str]:
+    """The API key from the environment variable ``openai.api_key_env`` names, when it is set."""
+    key = os.environ.get(config.openai.api_key_env)
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def request_body(config: ExperimentConfig, prompt: str) -> dict[str, Any]:
+    """The /completions request for ``prompt``. Only what the OpenAI API defines is sent, so any
+    compatible server takes it, except ``ignore_eos`` (a vLLM extension) when the config asks for it."""
+    decoder = config.decoder
+    body: dict[str, Any] = {
+        "model": config.model,
+        "prompt": prompt,
+        "max_tokens": config.max_output_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if decoder.do_sample:
+        body.update(temperature=decoder.temperature, top_p=decoder.top_p, seed=config.random_seed)
+    else:
+        body["temperature"] = 0.0
+    if decoder.ignore_eos:
+        body["ignore_eos"] = True
+    return body
+
+
+def error_text(body: bytes) -> str:
+    """What a server's error body says: the message of an OpenAI-style or FastAPI error, else the text."""
+    text = body[:64_000].decode("utf-8", errors="replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        found = data.get("error", data.get("detail", data.get("message")))
+        if isinstance(found, dict):
+            found = found.get("message", found)
+        if found:
+            text = found if isinstance(found, str) else json.dumps(found)
+    text = " ".join(text.split())
+    if not text:
+        return "(no error text)"
+    return text if len(text) <= ERROR_TEXT_CHARS else text[:ERROR_TEXT_CHARS] + "..."
+
+
+def _chunk(data: str) -> dict[str, Any]:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise _BadResponse(f"malformed stream: {data[:200]!r} is not JSON") from None
+    if not isinstance(chunk, dict):
+        raise _BadResponse(f"malformed stream: {data[:200]!r} is not a JSON object")
+    if chunk.get("error"):
+        raise _BadResponse(f"the server reported an error mid-stream: {error_text(json.dumps(chunk).encode())}")
+    return chunk
+
+
+def _count(usage: dict[str, Any], key: str) -> int:
+    value = usage.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _BadResponse(f"usage.{key} is {value!r}, not a token count")
+    return value
+
+
+def describe_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__
