@@ -197,10 +197,30 @@ def test_save_writes_the_timeline_sidecar_only_when_there_is_one(tmp_path):
     path = with_timeline.save(tmp_path)
     assert path.name == f"{EXPERIMENT_ID}-2.json"  # the first name is taken; the sidecar follows its result
     sidecar = json.loads((tmp_path / f"{EXPERIMENT_ID}-2.timeline.json").read_text())
-    assert sidecar == {"experiment_id": EXPERIMENT_ID, "repeats": timeline}
+    assert sidecar == {"experiment_id": EXPERIMENT_ID, "repeats": timeline, "session": {}}
     assert "full_timeline" not in json.loads(path.read_text())
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         f"{EXPERIMENT_ID}-2.json", f"{EXPERIMENT_ID}-2.timeline.json", f"{EXPERIMENT_ID}.json"]
+
+
+def test_the_session_timeline_is_downsampled_in_the_result_and_whole_in_the_sidecar(tmp_path):
+    full = {"devices": {"cpu": [{"t": i / 10, "power_w": 2.0, "estimated": True} for i in range(50)]},
+            "phases": [{"name": "window", "start": 0.5, "end": 4.0, "repeat": 0}]}
+    short = {"devices": {"cpu": full["devices"]["cpu"][::10]}, "phases": full["phases"]}
+    result = make_result([make_repeat(0, energy_j=40.0)], timeline=short, full_session_timeline=full)
+    path = result.save(tmp_path)
+    saved = json.loads(path.read_text())
+    assert saved["timeline"] == short and "full_session_timeline" not in saved
+    sidecar = json.loads(path.with_name(f"{EXPERIMENT_ID}.timeline.json").read_text())
+    assert sidecar == {"experiment_id": EXPERIMENT_ID, "repeats": [], "session": full}
+    assert ExperimentResult.load(path).timeline == short
+
+
+def test_a_result_written_before_timelines_existed_still_loads(tmp_path):
+    document = json.loads(make_result([make_repeat(0, energy_j=40.0)]).model_dump_json())
+    del document["timeline"]
+    (tmp_path / "old.json").write_text(json.dumps(document))
+    assert ExperimentResult.load(tmp_path / "old.json").timeline == {}
 
 
 def test_a_name_whose_sidecar_is_taken_is_skipped_whole(tmp_path):

@@ -23,6 +23,10 @@ METRICS: dict[str, tuple[str, Better, str]] = {
     "net_joules_per_token": ("J/token", "lower", "net_energy_j / output_tokens"),
     "tokens_per_second": ("tokens/s", "higher", "output_tokens / duration_s"),
     "wh_per_1000_queries": ("Wh", "lower", "energy_j / n_prompts * 1000 / 3600"),
+    "prefill_energy_j": ("J", "lower", "energy of the prompts' prefill alone (a prefill-only window, per pass)"),
+    "decode_energy_j": ("J", "lower", "energy_j - prefill_energy_j: the window's energy after each prompt's first token"),
+    "prefill_joules_per_input_token": ("J/token", "lower", "prefill_energy_j / input_tokens"),
+    "decode_joules_per_token": ("J/token", "lower", "decode_energy_j / (output_tokens - n_prompts): per decoded token"),
     "latency_s_p50": ("s", "lower", "median latency per request (per batch when batching)"),
     "latency_s_p95": ("s", "lower", "95th percentile latency per request (per batch when batching)"),
     "ttft_s_p50": ("s", "lower", "median time to first token per batch (per request on a server)"),
@@ -39,6 +43,7 @@ METRIC_NAMES: tuple[str, ...] = tuple(METRICS)
 ENERGY_METRICS: frozenset[str] = frozenset({
     "energy_j", "gpu_energy_j", "cpu_energy_j", "baseline_power_w", "net_energy_j",
     "joules_per_token", "net_joules_per_token", "wh_per_1000_queries",
+    "prefill_energy_j", "decode_energy_j", "prefill_joules_per_input_token", "decode_joules_per_token",
 })
 
 
@@ -56,6 +61,10 @@ class Metrics(BaseModel):
     net_joules_per_token: float | None = None
     tokens_per_second: float | None = None
     wh_per_1000_queries: float | None = None
+    prefill_energy_j: float | None = None
+    decode_energy_j: float | None = None
+    prefill_joules_per_input_token: float | None = None
+    decode_joules_per_token: float | None = None
     latency_s_p50: float | None = None
     latency_s_p95: float | None = None
     ttft_s_p50: float | None = None
@@ -79,12 +88,24 @@ def compute_metrics(
     baseline_power_w: float | None = None,
     peak_memory_mb: float | None = None,
     itls_s: list[float] | None = None,
+    input_tokens: int = 0,
+    prefill_energy_j: float | None = None,
 ) -> Metrics:
-    """Derive every metric of one measurement window from what was counted in it."""
+    """Derive every metric of one measurement window from what was counted in it.
+
+    ``prefill_energy_j`` is one prefill pass over the window's prompts (a prefill-only window,
+    core/runner.py); decode is the rest of the window. The first token of each prompt comes from
+    the prefill, so decode made ``output_tokens - n_prompts`` tokens. A prefill that measured
+    more than the whole window leaves both unmeasured: the difference is below what the meter
+    resolves, and a negative energy is never reported."""
     per_token = (lambda joules: joules / output_tokens) if output_tokens else (lambda joules: None)
     net = None
     if energy_j is not None and baseline_power_w is not None:
         net = max(0.0, energy_j - baseline_power_w * duration_s)
+    prefill = decode = None
+    if energy_j is not None and prefill_energy_j is not None and 0 <= prefill_energy_j <= energy_j:
+        prefill, decode = prefill_energy_j, energy_j - prefill_energy_j
+    decoded_tokens = output_tokens - n_prompts
     return Metrics(
         energy_j=energy_j,
         gpu_energy_j=gpu_energy_j,
@@ -95,6 +116,10 @@ def compute_metrics(
         net_joules_per_token=per_token(net) if net is not None else None,
         tokens_per_second=output_tokens / duration_s if duration_s > 0 else None,
         wh_per_1000_queries=energy_j / n_prompts * 1000 / 3600 if energy_j is not None and n_prompts else None,
+        prefill_energy_j=prefill,
+        decode_energy_j=decode,
+        prefill_joules_per_input_token=prefill / input_tokens if prefill is not None and input_tokens > 0 else None,
+        decode_joules_per_token=decode / decoded_tokens if decode is not None and decoded_tokens > 0 else None,
         latency_s_p50=percentile(latencies_s, 50),
         latency_s_p95=percentile(latencies_s, 95),
         ttft_s_p50=percentile(ttfts_s, 50),

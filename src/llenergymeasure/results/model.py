@@ -4,6 +4,11 @@ never over another file.
 Headline metrics are the median over repeats; each repeat keeps its own numbers so that a
 later comparison can account for the spread. Every energy figure says how it was obtained
 (``energy_source``) and whether it is a model rather than a measurement (``estimated``).
+
+``timeline`` is the session's telemetry (``SessionTimeline``): every device's samples from before
+the idle baseline to the end of the last window, with the phases (baseline, load, warmup, each
+window and prefill window) marked, in seconds since the timeline started. The result JSON holds
+it downsampled; the ``.timeline.json`` sidecar holds every sample.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import re
 import statistics
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from llenergymeasure.results.io import (MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs,
                                         write_failure)
@@ -51,6 +57,28 @@ class EnvironmentSnapshot(BaseModel):
     gpus: list[str] = Field(default_factory=list)
     gpu_driver: str | None = None
     gpu_power_limits_w: list[float] = Field(default_factory=list)
+
+
+PhaseName = Literal["baseline", "load", "warmup", "window", "prefill", "decode"]
+
+
+class TimelinePhase(TypedDict):
+    """A span of the session: ``start``/``end`` in seconds since the timeline started; ``repeat``
+    is the repeat's index for a window or prefill window, None for the others."""
+
+    name: PhaseName
+    start: float
+    end: float
+    repeat: int | None
+
+
+class SessionTimeline(TypedDict, total=False):
+    """``devices``: per device ("gpu0", "package-0", "dram-0", "cpu"), samples ``{"t": seconds,
+    "power_w": ..., ...}`` in time order (a CPU estimate's carry ``"estimated": true``);
+    ``phases``: what ran when. Empty (``{}``) for results written before timelines existed."""
+
+    devices: dict[str, list[dict[str, Any]]]
+    phases: list[TimelinePhase]
 
 
 class RepeatResult(BaseModel):
@@ -95,8 +123,13 @@ class ExperimentResult(BaseModel):
     carbon_intensity_g_per_kwh: float | None = None
     carbon_intensity_source: str | None = None
 
-    # Every sample of every repeat, for the ``.timeline.json`` sidecar; not in the result JSON.
+    # The session's telemetry and phases, downsampled (the module text); every sample is in the sidecar.
+    timeline: SessionTimeline = Field(default_factory=dict)  # type: ignore[arg-type]
+
+    # Every sample of every repeat, and of the session, for the ``.timeline.json`` sidecar; not in
+    # the result JSON.
     full_timeline: list[dict[str, list[dict[str, Any]]]] = Field(default_factory=list, exclude=True)
+    full_session_timeline: SessionTimeline = Field(default_factory=dict, exclude=True)  # type: ignore[arg-type]
 
     @classmethod
     def from_repeats(cls, repeats: list[RepeatResult], **fields: Any) -> ExperimentResult:
@@ -125,9 +158,10 @@ class ExperimentResult(BaseModel):
     def save(self, directory: str | Path) -> Path:
         """Write ``<directory>/<experiment_id>.json`` and return its path. Never over a file: a taken
         name (another run into the same folder, a save in the same second) becomes
-        ``<experiment_id>-2.json``, ``-3``... The full sampler timeline, when there is one, is
-        written first beside it as ``<same stem>.timeline.json``, so no result lacks its sidecar and
-        a save that fails or is interrupted leaves neither file (and no temp file).
+        ``<experiment_id>-2.json``, ``-3``... The full sampler timelines, when there are any, are
+        written first beside it as ``<same stem>.timeline.json`` (``{"experiment_id", "repeats": [per
+        window, per device, samples], "session": SessionTimeline}``), so no result lacks its sidecar
+        and a save that fails or is interrupted leaves neither file (and no temp file).
 
         Where ``directory`` cannot take the file (a full disk, a permission, a file in the way),
         the result goes to the first of ``unsaved_dirs()`` that takes it, and NotSaved (an
@@ -151,9 +185,10 @@ class ExperimentResult(BaseModel):
         """The sidecar (if any), then the result, under the first free stem; the result's path."""
         directory.mkdir(parents=True, exist_ok=True)
         suffixes, texts = [".json"], [self.model_dump_json(indent=2) + "\n"]
-        if any(self.full_timeline):
+        if any(self.full_timeline) or self.full_session_timeline.get("devices"):
             suffixes.insert(0, TIMELINE_SUFFIX)
-            texts.insert(0, json.dumps({"experiment_id": self.experiment_id, "repeats": self.full_timeline}) + "\n")
+            texts.insert(0, json.dumps({"experiment_id": self.experiment_id, "repeats": self.full_timeline,
+                                        "session": self.full_session_timeline}) + "\n")
 
         def names(number: int) -> list[Path]:
             stem = self.experiment_id if number == 1 else f"{self.experiment_id}-{number}"
