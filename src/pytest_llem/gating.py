@@ -76,7 +76,11 @@ class Judge:
             baseline_entry=entry.model_dump(mode="json"),
             machine=measured_on.model_dump(mode="json"),
         )
-        if self.settings.json_path:
+        ci95 = {name: [result.stats[name].ci95_low, result.stats[name].ci95_high]
+                for name in ("joules_per_token", "wh_per_1000_queries") if name in result.stats}
+        if ci95:
+            self.record["ci95"] = ci95
+        if self.settings.keeps_results:
             self.record["result"] = result.model_dump(mode="json")
         self.item.user_properties.extend(
             (name, getattr(metrics, name)) for name in MEASURED_PROPERTIES if getattr(metrics, name) is not None

@@ -25,6 +25,8 @@ Options (command line, or the ini key in brackets):
     --llem-fail-on METRIC:THRESHOLD   a regression gate for every item (repeatable)
     --llem-require-baseline       fail, instead of warn, when an item could not be compared
     --llem-markdown PATH          the results table as markdown (and $GITHUB_STEP_SUMMARY)
+    --llem-benchmark-json PATH    J/token and Wh/1000 queries in github-action-benchmark's format
+    --llem-html PATH              the session as a self-contained HTML report (llem report)
     --llem-lock-timeout SECONDS   fail an item that waited this long for a busy device
                                   (default: wait as long as it takes)           [llem_lock_timeout]
     ini llem_files          file patterns to collect (default: llem_*.yaml llem_*.yml)
@@ -92,6 +94,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--llem-markdown", metavar="PATH", default=None,
                     help="Write the results table as markdown to PATH (also appended to $GITHUB_STEP_SUMMARY "
                          "when that is set).")
+    group.addoption("--llem-benchmark-json", metavar="PATH", default=None,
+                    help="Write J/token and Wh per 1000 queries of every measured item to PATH in "
+                         "github-action-benchmark's customSmallerIsBetter format.")
+    group.addoption("--llem-html", metavar="PATH", default=None,
+                    help="Write the session as a self-contained HTML report to PATH (power timelines, J/token "
+                         "with its CI, sweeps, verdicts, warnings; as llem report).")
     group.addoption("--llem-lock-timeout", metavar="SECONDS", default=None,
                     help="Fail an item that waited SECONDS for a device another measurement holds; the "
                          "default waits as long as it takes (ini: llem_lock_timeout).")

@@ -83,11 +83,12 @@ class LlemReporter:
         for line in self.written:
             terminalreporter.write_line(f"llem: {line}")
 
-    def rows(self) -> list[dict[str, str]]:
+    def rows(self, records: list[dict[str, Any]] | None = None) -> list[dict[str, str]]:
+        records = self.ordered() if records is None else records
         if self.settings.dry_run:
-            return [dry_run_row(r) for r in self.ordered()]
+            return [dry_run_row(r) for r in records]
         compared = any("regression" in record for record in self.records.values())  # a baseline or an A/B
-        return [result_row(r, compared=compared) for r in self.ordered()]
+        return [result_row(r, compared=compared) for r in records]
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write what was asked for. One failed write (a full disk, a typo in a path) does not stop
@@ -100,6 +101,10 @@ class LlemReporter:
         writes = []
         if self.settings.json_path:
             writes.append((f"--llem-json {self.settings.json_path}", self._write_json))
+        if self.settings.benchmark_json:
+            writes.append((f"--llem-benchmark-json {self.settings.benchmark_json}", self._write_benchmark_json))
+        if self.settings.html:
+            writes.append((f"--llem-html {self.settings.html}", self._write_html))
         if self.settings.save_baseline:
             writes.append(("--llem-save-baseline", self._save_baselines))
         if self.records and self.settings.markdown:
@@ -117,14 +122,12 @@ class LlemReporter:
             self.written.append(f"the session fails (exit {int(pytest.ExitCode.TESTS_FAILED)}): "
                                 f"{', '.join(self.failed_outputs)} asked for and not written")
 
-    def _write_json(self) -> None:
-        import json
-
+    def session_document(self) -> dict[str, Any]:
+        """The session as --llem-json writes it (and the HTML report reads it)."""
         from llenergymeasure import __version__
-        from llenergymeasure.results.io import atomic_write_text
 
         machine = self.settings.machine
-        document = {
+        return {
             "llem_version": __version__,
             "written_at": datetime.now(timezone.utc).isoformat(),
             "dry_run": self.settings.dry_run,
@@ -132,8 +135,31 @@ class LlemReporter:
                         "nvml": vars(machine.nvml), "rapl": vars(machine.rapl)},
             "items": self.ordered(),
         }
-        atomic_write_text(self.settings.json_path, json.dumps(document, indent=2) + "\n")
+
+    def _write_json(self) -> None:
+        import json
+
+        from llenergymeasure.results.io import atomic_write_text
+
+        atomic_write_text(self.settings.json_path, json.dumps(self.session_document(), indent=2) + "\n")
         self.written.append(f"results written to {self.settings.json_path}")
+
+    def _write_benchmark_json(self) -> None:
+        import json
+
+        from llenergymeasure.results.io import atomic_write_text
+        from pytest_llem.ci_formats import benchmark_entries
+
+        entries = benchmark_entries(self.ordered())
+        atomic_write_text(self.settings.benchmark_json, json.dumps(entries, indent=2) + "\n")
+        self.written.append(f"{len(entries)} benchmark value(s) written to {self.settings.benchmark_json} "
+                            "(github-action-benchmark, customSmallerIsBetter)")
+
+    def _write_html(self) -> None:
+        from llenergymeasure.report import write_report_from_session
+
+        path = write_report_from_session(self.session_document(), Path(self.settings.html))
+        self.written.append(f"HTML report written to {path}")
 
     def _save_baselines(self) -> None:
         from pytest_llem.baselines import save_session
@@ -141,17 +167,24 @@ class LlemReporter:
         save_session(self.settings, self.ordered(), self.written)
 
     def markdown(self) -> str:
-        """The report for CI pages: the table, the estimate note, and each item's comparison."""
+        """The report for CI pages: the table (what needs attention first), the estimate note, and
+        the comparison in full of each item that regressed, failed or could not be judged (the
+        table's last column has every other item's); under GitHub's size limit (ci_formats)."""
         from llenergymeasure.results.tables import markdown_table
+        from pytest_llem.ci_formats import attention, attention_first, fit_markdown
 
-        lines = ["## llem " + ("dry run" if self.settings.dry_run else "results"), "", *markdown_table(self.rows())]
+        records = attention_first(self.ordered())
+        table = markdown_table(self.rows(records))
+        head = ["## llem " + ("dry run" if self.settings.dry_run else "results"), "", *table[:2]]
+        tail = []
         if any(r.get("estimated") for r in self.records.values()):
-            lines += ["", ESTIMATED_NOTE]
-        details = [(r["nodeid"], r["regression"]["lines"]) for r in self.ordered() if r.get("regression")]
+            tail += ["", ESTIMATED_NOTE]
+        details = [(r["nodeid"], r["regression"]["lines"]) for r in records
+                   if r.get("regression") and attention(r) < 2]
         if details:
-            lines += ["", "### Against the baseline", ""]
-            lines += [f"- `{nodeid}`: " + "; ".join(text) for nodeid, text in details]
-        return "\n".join(lines) + "\n"
+            tail += ["", "### Against the baseline", ""]
+            tail += [f"- `{nodeid}`: " + "; ".join(text) for nodeid, text in details]
+        return fit_markdown(head, table[2:], tail, keep=sum(attention(r) < 2 for r in records))
 
     def _write_markdown(self) -> None:
         from llenergymeasure.results.io import atomic_write_text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import tempfile
+from importlib.util import find_spec
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -60,6 +61,8 @@ class Settings:
     output: str | None = None
     repeats: int | None = None
     json_path: str | None = None
+    benchmark_json: str | None = None  # github-action-benchmark's customSmallerIsBetter
+    html: str | None = None  # the llem report of the session
     require_energy: bool = False
     patterns: list[str] = field(default_factory=lambda: ["llem_*.yaml", "llem_*.yml"])
     save_baseline: str | None = None  # a path, or "auto": .llem/baselines/<machine>/<time>.json
@@ -91,6 +94,8 @@ class Settings:
             output=config.getoption("llem_output") or config.getini("llem_output") or None,
             repeats=_repeats(config),
             json_path=config.getoption("llem_json"),
+            benchmark_json=config.getoption("llem_benchmark_json"),
+            html=config.getoption("llem_html"),
             require_energy=bool(config.getini("llem_require_energy") if require is None else require),
             patterns=list(config.getini("llem_files")),
             save_baseline=config.getoption("llem_save_baseline"),
@@ -118,17 +123,26 @@ class Settings:
             raise pytest.UsageError("--llem-save-baseline with --llem-dry-run: a dry run measures nothing, "
                                     "so there is no baseline to save; drop one of the two")
         files = {"--llem-save-baseline": self.save_baseline if self.save_baseline != "auto" else None,
-                 "--llem-json": self.json_path, "--llem-markdown": self.markdown}
+                 "--llem-json": self.json_path, "--llem-markdown": self.markdown,
+                 "--llem-benchmark-json": self.benchmark_json, "--llem-html": self.html}
         for option, value in files.items():
             problem = value and _file_problem(Path(value))
             if problem:
                 raise pytest.UsageError(f"{option} {value}: {problem}")
+        if self.html and find_spec("matplotlib") is None:
+            raise pytest.UsageError(f"--llem-html {self.html}: the HTML report needs matplotlib; "
+                                    "pip install 'llenergymeasure[report]'")
         problem = self.output and _directory_problem(Path(self.output))
         if problem:
             raise pytest.UsageError(f"--llem-output (ini llem_output) {self.output}: {problem}")
         problem = self.save_baseline == "auto" and _directory_problem(self.root / ".llem" / "baselines")
         if problem:
             raise pytest.UsageError(f"--llem-save-baseline (to .llem/baselines under the rootdir): {problem}")
+
+    @property
+    def keeps_results(self) -> bool:
+        """Whether item records must carry their whole result (for the session JSON or HTML report)."""
+        return bool(self.json_path or self.html)
 
     @property
     def overrides(self) -> dict[str, Any]:
