@@ -6,6 +6,13 @@
 
 A meter reports how it got its number (``source``) and whether the number is a model rather
 than a measurement (``estimated``); when it has no number it says why (``unavailable_reason``).
+
+Two optional parts, read through ``probes_of`` and ``update_period_s`` (a meter without them
+has no timeline and resolves any window):
+
+    meter.probes()           fresh sampler probes of its devices' telemetry ({"gpu0": probe, ...}),
+                             for a timeline beside the windows (energy/timeline.py)
+    meter.update_period_s    how often its counters update: a window must span several
 """
 
 from __future__ import annotations
@@ -70,3 +77,14 @@ class NoEnergyMeter:
 
     def close(self) -> None:
         pass
+
+
+def probes_of(meter: Any) -> dict[str, Any]:
+    """``meter.probes()``, or none for a meter without telemetry."""
+    probes = getattr(meter, "probes", None)
+    return probes() if probes is not None else {}
+
+
+def update_period_s(meter: Any) -> float:
+    """How often ``meter``'s counters update, in seconds (0: continuously, as a CPU clock)."""
+    return float(getattr(meter, "update_period_s", 0.0))

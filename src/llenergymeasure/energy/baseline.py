@@ -17,10 +17,10 @@ _CACHE: dict[str, tuple[float, float]] = {}  # key -> (measured at, watts)
 def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) -> float | None:
     """Mean power over ``duration_s`` of idling; None when the meter measures nothing or the
     sanity checks doubt what it measured (then no net_* metric is derived from it)."""
-    cached = _CACHE.get(key)
+    cached = cached_idle_power_w(key, ttl_s)
+    if cached is not None:
+        return cached
     now = time.monotonic()
-    if cached is not None and now - cached[0] <= ttl_s:
-        return cached[1]
     meter.start()
     start = time.perf_counter()
     time.sleep(duration_s)
@@ -31,6 +31,14 @@ def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) 
     watts = reading.energy_j / elapsed
     _CACHE[key] = (now, watts)
     return watts
+
+
+def cached_idle_power_w(key: str, ttl_s: float) -> float | None:
+    """The idle power measured for ``key`` less than ``ttl_s`` ago, or None."""
+    cached = _CACHE.get(key)
+    if cached is not None and time.monotonic() - cached[0] <= ttl_s:
+        return cached[1]
+    return None
 
 
 def clear_cache() -> None:

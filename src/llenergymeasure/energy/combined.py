@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from llenergymeasure.energy.base import EnergyMeter, EnergyReading
+from llenergymeasure.energy.base import EnergyMeter, EnergyReading, probes_of, update_period_s
+from llenergymeasure.energy.sampler import Probe
 
 
 class CombinedMeter:
     def __init__(self, gpu: EnergyMeter, cpu: EnergyMeter) -> None:
         self.gpu, self.cpu = gpu, cpu
         self.source = f"{gpu.source}+{cpu.source}"
+        self.update_period_s = max(update_period_s(gpu), update_period_s(cpu))
+
+    def probes(self) -> dict[str, Probe]:
+        return {**probes_of(self.gpu), **probes_of(self.cpu)}
 
     def start(self) -> None:
         self.gpu.start()

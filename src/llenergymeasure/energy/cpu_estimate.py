@@ -7,6 +7,10 @@
 The TDP comes from codecarbon's table of CPU models (read as a file; codecarbon is not
 imported). An unknown CPU gets codecarbon's own fallback of 4 W per thread. Every reading is
 flagged ``estimated`` and every summary prints "(estimated)".
+
+Its timeline is the same model over time: a sampler probe reads the CPU seconds at the sampling
+interval and turns each interval's CPU seconds per second (1.5 = one and a half CPUs busy) into
+watts; every sample says ``"estimated": true``.
 """
 
 from __future__ import annotations
@@ -19,9 +23,13 @@ from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
+from typing import Any
+
 from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
+from llenergymeasure.energy.sampler import Probe, Sampler, rate_probe
 
 WATTS_PER_THREAD_FALLBACK = 4.0
+KERNEL_TICK_S = 0.01  # the CPU time of other processes is counted in the kernel's ticks (USER_HZ = 100)
 
 
 def codecarbon_data_dir() -> Path | None:
@@ -54,8 +62,12 @@ def cpu_tdp(cpu_name: str | None) -> tuple[float, str | None]:
 class CpuEstimateMeter:
     source = "cpu_estimate"
 
-    def __init__(self, cpu_name: str | None, cpu_seconds: Callable[[], float] = time.process_time) -> None:
+    def __init__(self, cpu_name: str | None, cpu_seconds: Callable[[], float] = time.process_time,
+                 interval_s: float = 0.1) -> None:
         self.cpu_seconds = cpu_seconds
+        self.interval_s = interval_s
+        # This process's CPU time is exact to the nanosecond; a process tree's (psutil) to the tick.
+        self.update_period_s = 0.0 if cpu_seconds is time.process_time else KERNEL_TICK_S
         self.tdp_w, self.matched = cpu_tdp(cpu_name)
         self.watts_per_cpu_second = self.tdp_w / (os.cpu_count() or 1)
         basis = (f"TDP {self.tdp_w:g} W of {self.matched}" if self.matched else
@@ -65,15 +77,40 @@ class CpuEstimateMeter:
                      f"({basis}); not a measurement")
         self.cpu_name = cpu_name or "CPU"
         self._cpu_start = 0.0
+        self._sampler: Sampler | None = None
+
+    def probes(self, clock: Callable[[], float] = time.perf_counter) -> dict[str, Probe]:
+        """A fresh probe, "cpu": ``{"power_w", "cpu_seconds_per_s", "estimated": True}`` over the
+        interval since its previous sample (None at the first call)."""
+
+        def sample(before: float, after: float, seconds: float) -> dict[str, Any] | None:
+            if after < before:  # CPU time never goes down; a clock that did has no rate to give
+                return None
+            busy = (after - before) / seconds
+            return {"power_w": busy * self.watts_per_cpu_second, "cpu_seconds_per_s": busy, "estimated": True}
+
+        return {"cpu": rate_probe(self.cpu_seconds, sample, clock)}
 
     def start(self) -> None:
+        self._sampler = Sampler(self.probes(), self.interval_s)
+        self._sampler.start()
         self._cpu_start = self.cpu_seconds()
 
     def stop(self) -> EnergyReading:
         joules = (self.cpu_seconds() - self._cpu_start) * self.watts_per_cpu_second
+        sampler = self._sampler
+        samples = self._stop_sampler()
+        warnings = [("energy_estimated", self.note)]
+        if sampler is not None and sampler.error is not None:
+            warnings.append(("sampler_failed", f"the CPU time sampler stopped early: {sampler.error}"))
         return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, estimated=True,
-                             devices=[DeviceEnergy("cpu", self.cpu_name, joules, self.source)],
-                             warnings=[("energy_estimated", self.note)])
+                             devices=[DeviceEnergy("cpu", self.cpu_name, joules, self.source,
+                                                   samples=len(samples.get("cpu", [])))],
+                             warnings=warnings, timeline=samples)
+
+    def _stop_sampler(self) -> dict[str, list[dict[str, Any]]]:
+        sampler, self._sampler = self._sampler, None
+        return sampler.stop() if sampler is not None else {}
 
     def close(self) -> None:
-        pass
+        self._stop_sampler()

@@ -64,16 +64,16 @@ def _create(config: EnergyConfig, gpus: list[GpuSelector] | None, cpu: bool,
     if config.source == "nvml":
         return _nvml_meter(gpus, interval_s)
     if config.source == "rapl":
-        return _rapl(required=True)
+        return _rapl(interval_s, required=True)
     if config.source == "cpu_estimate":
-        return CpuEstimateMeter(cpu_model(), cpu_seconds)
+        return CpuEstimateMeter(cpu_model(), cpu_seconds, interval_s)
 
-    rapl = _rapl(required=False)
+    rapl = _rapl(interval_s, required=False)
     if all_gpus:
         try:
             gpu = _nvml_meter(None, interval_s)
         except PreFlightError:  # no GPU here (or none NVML can read): the work is the CPU's
-            return rapl or CpuEstimateMeter(cpu_model(), cpu_seconds)
+            return rapl or CpuEstimateMeter(cpu_model(), cpu_seconds, interval_s)
         return CombinedMeter(gpu, rapl) if rapl else gpu
     if gpus:
         try:
@@ -81,9 +81,9 @@ def _create(config: EnergyConfig, gpus: list[GpuSelector] | None, cpu: bool,
         except PreFlightError as exc:
             where = ", ".join(f"cuda:{g}" if isinstance(g, int) else str(g) for g in gpus)
             return NoEnergyMeter(f"the work runs on {where} but GPU energy cannot be read: {exc.problems[0]}")
-        cpu_meter = rapl or (CpuEstimateMeter(cpu_model(), cpu_seconds) if cpu else None)
+        cpu_meter = rapl or (CpuEstimateMeter(cpu_model(), cpu_seconds, interval_s) if cpu else None)
         return CombinedMeter(gpu, cpu_meter) if cpu_meter else gpu
-    return rapl or CpuEstimateMeter(cpu_model(), cpu_seconds)
+    return rapl or CpuEstimateMeter(cpu_model(), cpu_seconds, interval_s)
 
 
 def _nvml_meter(gpus: list[GpuSelector] | None, interval_s: float) -> NvmlMeter:
@@ -120,10 +120,10 @@ def select_gpus(visible: list[NvmlDevice], selectors: Sequence[GpuSelector]) -> 
     return chosen
 
 
-def _rapl(*, required: bool) -> RaplMeter | None:
+def _rapl(interval_s: float, *, required: bool) -> RaplMeter | None:
     status = rapl_status()
     if status.available:
-        return RaplMeter(rapl_zones())
+        return RaplMeter(rapl_zones(), interval_s)
     if required:
         raise PreFlightError(f"energy.source: rapl is unavailable: {status.detail}")
     return None

@@ -148,6 +148,8 @@ def open_nvml() -> tuple[ModuleType, list[NvmlDevice]]:
 class NvmlMeter:
     """Energy of every visible GPU over a window, summed, with per-device figures and a timeline."""
 
+    update_period_s = SENSOR_PERIOD_S
+
     def __init__(self, nvml: ModuleType, devices: list[NvmlDevice], interval_s: float) -> None:
         self.nvml = nvml
         self.devices = devices
@@ -161,9 +163,13 @@ class NvmlMeter:
         self._start_mj: list[int | None] = []
         self._t0 = 0.0
 
+    def probes(self) -> dict[str, Any]:
+        """A telemetry probe per GPU ("gpu0": power, temperature, clocks, memory, utilisation,
+        throttle reasons); called on a sampler's thread."""
+        return {f"gpu{d.index}": self._probe(d) for d in self.devices}
+
     def start(self) -> None:
-        probes = {f"gpu{d.index}": self._probe(d) for d in self.devices}
-        self._sampler = Sampler(probes, self.interval_s)
+        self._sampler = Sampler(self.probes(), self.interval_s)
         self._sampler.start()
         self._start_mj = self._counters()
         self._t0 = time.perf_counter()

@@ -37,8 +37,13 @@ class ProcessTree:
         self.roots = roots
         self.pids = [root.pid for root in roots]
         self._seen: dict[tuple[int, float], float] = {}  # (pid, create time) -> CPU seconds last seen
+        self._lock = threading.Lock()  # read by the window's edges and by samplers' threads
 
     def cpu_seconds(self) -> float:
+        with self._lock:
+            return self._cpu_seconds()
+
+    def _cpu_seconds(self) -> float:
         import psutil
 
         gone = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess)

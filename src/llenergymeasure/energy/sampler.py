@@ -2,8 +2,9 @@
 
 It feeds the timeline stored with results, the power integration for GPUs without an energy
 counter, and the warnings (throttling, temperature drift, too few samples). A probe is a
-callable returning one sample as a dict; a probe that raises ends sampling for the window and
-is reported by ``stop()`` rather than killing the measurement.
+callable returning one sample as a dict, or None when it has nothing to say yet (a probe that
+derives power from counter differences needs two reads); a probe that raises ends sampling for
+the window and is reported by ``stop()`` rather than killing the measurement.
 
 Every probe runs on the sampler's own thread, never the caller's, and ``stop()`` waits for it
 only a bounded time: a driver call that blocks (a wedged GPU) costs the window its telemetry,
@@ -19,7 +20,11 @@ from typing import Any
 
 from llenergymeasure.energy.hardware import call_timeout_s
 
-Probe = Callable[[], dict[str, Any]]
+Probe = Callable[[], dict[str, Any] | None]
+
+# A rate from counter differences over less time than this is mostly the counters' own
+# granularity (RAPL updates about every millisecond, a process's CPU time in the kernel's ticks).
+MIN_RATE_INTERVAL_S = 0.01
 
 
 class Sampler:
@@ -60,11 +65,36 @@ class Sampler:
         now = time.perf_counter()
         try:
             for name, probe in self.probes.items():
-                self.samples[name].append({"t": now, **probe()})
+                sample = probe()
+                if sample is not None:
+                    self.samples[name].append({"t": now, **sample})
         except Exception as exc:  # reported through ``error``; the window's counters stay valid
             self.error = exc
             return False
         return True
+
+
+def rate_probe(read: Callable[[], int | float],
+               sample: Callable[[int | float, int | float, float], dict[str, Any] | None],
+               clock: Callable[[], float] = time.perf_counter) -> Probe:
+    """A probe over a cumulative counter (RAPL's energy, a process's CPU time): each call reads
+    it and returns ``sample(previous value, value, seconds between the reads)``. The first call
+    only reads (None), and so does a call less than MIN_RATE_INTERVAL_S after the previous
+    sample: the next sample then spans both intervals."""
+    last: list[tuple[float, int | float]] = []
+
+    def probe() -> dict[str, Any] | None:
+        now, value = clock(), read()
+        if not last:
+            last.append((now, value))
+            return None
+        then, before = last[0]
+        if now - then < MIN_RATE_INTERVAL_S:
+            return None
+        last[0] = (now, value)
+        return sample(before, value, now - then)
+
+    return probe
 
 
 def trapezoid_energy_j(samples: list[dict[str, Any]], start: float, end: float, key: str = "power_w") -> float:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
+from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading, probes_of, update_period_s
 from llenergymeasure.exceptions import ExperimentError
 
 # Mean power over a window that no single device of its kind draws today (an H200 is 700 W,
@@ -128,7 +128,11 @@ class CheckedMeter:
         self.meter = meter
         self.cpu_seconds = cpu_seconds
         self.source = meter.source
+        self.update_period_s = update_period_s(meter)
         self._t0 = self._cpu0 = 0.0
+
+    def probes(self) -> dict[str, Any]:
+        return probes_of(self.meter)
 
     def start(self) -> None:
         self._t0, self._cpu0 = time.perf_counter(), self.cpu_seconds()
