@@ -10,6 +10,7 @@ from llenergymeasure import __version__
 from llenergymeasure.cli.ab_cmd import ab
 from llenergymeasure.cli.compare_cmd import compare
 from llenergymeasure.cli.config_cmd import config
+from llenergymeasure.cli.report_cmd import report
 from llenergymeasure.cli.run import run
 
 app = typer.Typer(
@@ -45,6 +46,8 @@ app.command(help="Compare two sets of results (baseline files, result JSONs or d
 )
 app.command(help="Measure two experiments in one session, windows interleaved (ABBA); exit 1 if the candidate "
                  "regressed.")(ab)
+app.command(help="Write one self-contained HTML report (power timelines, J/token, sweeps, verdicts, warnings) "
+                 "from results, baseline files or pytest --llem-json files.")(report)
 
 
 def main() -> None:

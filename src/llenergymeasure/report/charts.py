@@ -1,0 +1,212 @@
+"""The report's charts, drawn with matplotlib (Agg, no display) as inline SVG, and PNG on request.
+
+Figures are made from ``matplotlib.figure.Figure`` directly (never pyplot), so no GUI backend
+is ever chosen. Text is drawn as paths (no font needed in the browser) with math text off (a ``$``
+in an experiment name is a dollar). The SVG is cut down to be inlined in HTML: no XML prolog,
+no metadata or comments, no namespace URLs, ids prefixed per chart so that charts do not share
+them. Only this module imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import matplotlib
+from matplotlib.figure import Figure
+
+from llenergymeasure.report.inputs import Measured
+from llenergymeasure.report.sweeps import Sweep
+from llenergymeasure.report.timeline import Timeline
+from llenergymeasure.report.verdicts import ExperimentVerdict
+
+MAX_LABEL = 60  # characters of a name on an axis; the tables have it whole
+WIDTH_IN = 9.0
+PHASE_COLORS = {"baseline": "#9e9e9e", "load": "#bcaaa4", "warmup": "#ffcc80", "window": "#90caf9",
+                "prefill": "#ce93d8", "decode": "#a5d6a7"}
+VERDICT_COLORS = {"regressed": "#c62828", "improved": "#2e7d32", "unchanged": "#546e7a", "inconclusive": "#f9a825"}
+MEASURED, ESTIMATED, SUSPECT = "#1565c0", "#ef6c00", "#c62828"
+RC = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
+      "axes.spines.top": False, "axes.spines.right": False}
+
+
+@dataclass
+class Chart:
+    slug: str  # unique in the report: the element id and the PNG's name
+    kind: str  # timeline, joules_per_token, sweep, comparison, history
+    title: str
+    svg: str
+    png: bytes | None
+
+
+def render(figure: Figure, slug: str, kind: str, title: str, png: bool) -> Chart:
+    with _style(slug):
+        out = io.StringIO()
+        figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+        image = None
+        if png:
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format="png", dpi=110)
+            image = buffer.getvalue()
+    return Chart(slug, kind, title, inline_svg(out.getvalue(), slug), image)
+
+
+def inline_svg(svg: str, prefix: str) -> str:
+    """matplotlib's SVG document as an element for an HTML page (see the module docstring)."""
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)  # matplotlib escapes "--" inside them
+    head_end = svg.index(">")
+    head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg[:head_end])
+    svg = head + svg[head_end:]
+    svg = svg.replace("xlink:href=", "href=")
+    return re.sub(r'(\bid="|href="#|url\(#)', lambda m: f"{m.group(1)}{prefix}-", svg)
+
+
+@contextmanager
+def _style(slug: str) -> Iterator[None]:
+    with matplotlib.rc_context({**RC, "svg.hashsalt": slug}):
+        yield
+
+
+def short(text: str, limit: int = MAX_LABEL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def energy_label(item: Measured) -> str:
+    marks = [" (estimated)" if item.estimated else "", " suspect" if item.suspect else ""]
+    return short(item.label) + "".join(marks)
+
+
+def _figure(height: float) -> Figure:
+    with _style("figure"):
+        return Figure(figsize=(WIDTH_IN, height), layout="constrained")
+
+
+def timeline_chart(item: Measured, timeline: Timeline) -> Figure:
+    """Power per device over time, the phases shaded behind."""
+    figure = _figure(3.4)
+    with _style("timeline"):
+        ax = figure.subplots()
+        shaded: set[str] = set()
+        for span in timeline.phases:
+            label = span.name if span.name not in shaded else None
+            shaded.add(span.name)
+            ax.axvspan(span.start, span.end, color=PHASE_COLORS.get(span.name, "#e0e0e0"), alpha=0.35, lw=0,
+                       label=label)
+        for trace in timeline.traces:
+            name = f"{trace.device} (estimated)" if trace.estimated else trace.device
+            ax.plot(trace.t, trace.power_w, lw=1.3, ls="--" if trace.estimated else "-", label=name)
+        ax.set_xlabel("seconds since the start" + (" of the first window (per-repeat samples)"
+                                                   if timeline.per_repeat else " of the timeline"))
+        ax.set_ylabel("power (W)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"Power timeline: {short(item.label)}")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        ax.grid(alpha=0.3)
+    return figure
+
+
+def joules_per_token_chart(items: list[Measured]) -> Figure:
+    """J/token per experiment: the median, and the 95% CI over the repeats as a bar."""
+    shown = [item for item in items if item.joules_per_token is not None]
+    figure = _figure(1.3 + 0.32 * len(shown))
+    with _style("jpt"):
+        ax = figure.subplots()
+        for row, item in enumerate(shown):
+            color = SUSPECT if item.suspect else ESTIMATED if item.estimated else MEASURED
+            ci = item.ci
+            if ci is not None:
+                ax.plot(list(ci), [row, row], color=color, lw=2, alpha=0.6, solid_capstyle="butt")
+            ax.plot([item.joules_per_token], [row], "o", color=color, mfc="white" if item.estimated else color)
+        ax.set_yticks(range(len(shown)), [energy_label(item) for item in shown])
+        ax.set_ylim(len(shown) - 0.5, -0.5)
+        ax.set_xlabel("J/token (dot: median; bar: 95% CI over repeats)")
+        ax.set_title("Energy per token")
+        ax.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def sweep_chart(sweep: Sweep) -> Figure:
+    """J/token against the swept value, a line per combination of the other keys."""
+    figure = _figure(3.6)
+    with _style("sweep"):
+        ax = figure.subplots()
+        categories = list(dict.fromkeys(str(v) for s in sweep.series for v, _ in s.points))
+        for series in sweep.series:
+            xs = [v if sweep.numeric else categories.index(str(v)) for v, _ in series.points]
+            ys = [m.joules_per_token for _, m in series.points]
+            low = [y - m.ci[0] if m.ci else 0.0 for y, (_, m) in zip(ys, series.points)]
+            high = [m.ci[1] - y if m.ci else 0.0 for y, (_, m) in zip(ys, series.points)]
+            estimated = any(m.estimated for _, m in series.points)
+            suspect = any(m.suspect for _, m in series.points)
+            label = short(series.label or "J/token") + (" (estimated)" if estimated else "") \
+                + (" suspect" if suspect else "")
+            ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, mfc="white" if estimated else None,
+                        label=label)
+        if sweep.numeric:
+            values = [v for s in sweep.series for v, _ in s.points]
+            if min(values) > 0 and max(values) / min(values) >= 16:
+                ax.set_xscale("log", base=2)
+            distinct = sorted(set(values))
+            if len(distinct) <= 12:
+                ax.set_xticks(distinct, [f"{v:g}" for v in distinct])
+        else:
+            ax.set_xticks(range(len(categories)), [short(c, 24) for c in categories])
+        ax.set_xlabel(sweep.key)
+        ax.set_ylabel("J/token (median, 95% CI)")
+        ax.set_title(f"Sweep: J/token against {sweep.key}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def comparison_chart(verdicts: list[ExperimentVerdict]) -> Figure | None:
+    """The relative change of every compared metric with its 95% CI, coloured by verdict."""
+    rows = [(f"{short(v.experiment, 48)}: {m.metric}", m) for v in verdicts for m in v.metrics
+            if m.relative and m.change is not None]
+    if not rows:
+        return None
+    figure = _figure(1.3 + 0.32 * len(rows))
+    with _style("comparison"):
+        ax = figure.subplots()
+        ax.axvline(0, color="#444444", lw=0.8)
+        for row, (_, metric) in enumerate(rows):
+            color = VERDICT_COLORS.get(metric.verdict, "#757575")
+            if metric.ci_low is not None and metric.ci_high is not None:
+                ax.plot([metric.ci_low * 100, metric.ci_high * 100], [row, row], color=color, lw=2, alpha=0.6)
+            ax.plot([(metric.change or 0.0) * 100], [row], "o", color=color)
+            ax.annotate(metric.verdict, ((metric.change or 0.0) * 100, row), xytext=(6, 4),
+                        textcoords="offset points", fontsize=8, color=color)
+        ax.set_yticks(range(len(rows)), [label for label, _ in rows])
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+        ax.margins(x=0.15)
+        ax.set_xlabel("change against the baseline (%), 95% CI")
+        ax.set_title("Candidate against baseline")
+        ax.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def history_chart(sessions: list[tuple[str, dict[str, tuple[float, float, float] | None]]]) -> Figure:
+    """Each experiment's J/token over baseline files: (file label, {experiment: (median, low, high)})."""
+    figure = _figure(3.6)
+    with _style("history"):
+        ax = figure.subplots()
+        experiments = list(dict.fromkeys(name for _, values in sessions for name in values))
+        for name in experiments:
+            points = [(i, values[name]) for i, (_, values) in enumerate(sessions) if values.get(name)]
+            xs = [i for i, _ in points]
+            ys = [p[0] for _, p in points]
+            low = [p[0] - p[1] for _, p in points]
+            high = [p[2] - p[0] for _, p in points]
+            ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=short(name, 48))
+        ax.set_xticks(range(len(sessions)), [short(label, 20) for label, _ in sessions], rotation=20, ha="right")
+        ax.set_ylabel("J/token (median, 95% CI)")
+        ax.set_title("Baselines: J/token per saved session")
+        ax.grid(alpha=0.3)
+        if len(experiments) <= 12:
+            ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure

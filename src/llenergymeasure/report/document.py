@@ -1,0 +1,328 @@
+"""The report itself: what it shows, in which order, and writing it (the HTML file, and each chart
+as a PNG on request).
+
+Sections: the experiments (J/token with its 95% CI, marked estimated or suspect), J/token per
+experiment, sweeps, candidate against baseline with the verdicts, the baseline files, the power
+timeline of each result (per device, phases shaded), and every measurement warning.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llenergymeasure.exceptions import ConfigError, PreFlightError
+from llenergymeasure.report import html
+from llenergymeasure.report.html import Cell
+from llenergymeasure.report.inputs import Inputs, Measured, inputs_from_session, load_inputs
+from llenergymeasure.report.sweeps import find_sweeps
+from llenergymeasure.report.timeline import timeline_of
+from llenergymeasure.report.verdicts import ExperimentVerdict, baseline_verdicts, session_verdicts
+from llenergymeasure.results.stats import summarize
+from llenergymeasure.results.tables import change_text, ci_text, fmt
+
+if TYPE_CHECKING:
+    from llenergymeasure.report.charts import Chart
+    from llenergymeasure.results.baselines import Baseline
+
+MAX_TIMELINES = 40  # charts; a larger study lists the rest by name
+INSTALL_HINT = "pip install 'llenergymeasure[report]'"
+
+
+def write_report(paths: list[Path], output: Path, png_dir: Path | None = None) -> list[Path]:
+    """The report of ``paths`` (result JSONs, directories of them, baseline files, ``--llem-json``
+    session files) written to ``output``, and each chart as a PNG in ``png_dir`` when given.
+    Returns the files written, the HTML first. ConfigError (exit 2) for an input or output path
+    that is unusable, naming it; PreFlightError when matplotlib is missing; OSError when a write
+    fails after all."""
+    output, png_dir = Path(output), Path(png_dir) if png_dir is not None else None
+    check_outputs(output, png_dir)
+    return _write(load_inputs([Path(p) for p in paths]), output, png_dir)
+
+
+def write_report_from_session(document: dict[str, Any], path: str | Path) -> Path:
+    """The report of a pytest session, from its in-memory ``--llem-json`` document (its items'
+    ``"result"`` dumps included), written to ``path``; returns ``path``. OSError when the write
+    fails; PreFlightError when matplotlib is missing."""
+    return _write(inputs_from_session(document), Path(path), None)[0]
+
+
+def check_outputs(output: Path, png_dir: Path | None) -> None:
+    """Before any input is read: can ``output`` (a file) and ``png_dir`` (a directory) be written?"""
+    if output.is_dir():
+        raise ConfigError(f"-o {output}: is a directory; give the report's file name (-o report.html)")
+    problem = _unwritable(output.parent)
+    if problem:
+        raise ConfigError(f"-o {output}: {problem}")
+    if png_dir is not None:
+        if png_dir.exists() and not png_dir.is_dir():
+            raise ConfigError(f"--png {png_dir}: is a file, not a directory")
+        problem = _unwritable(png_dir)
+        if problem:
+            raise ConfigError(f"--png {png_dir}: {problem}")
+
+
+def _unwritable(directory: Path) -> str | None:
+    nearest = directory.absolute()
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        return f"cannot be created: {nearest} is a file, not a directory"
+    try:
+        with tempfile.TemporaryFile(dir=nearest):  # a read-only mount fails here even for root
+            pass
+    except OSError as exc:
+        return f"cannot write in {nearest} ({exc.strerror or exc})"
+    return None
+
+
+def _write(inputs: Inputs, output: Path, png_dir: Path | None) -> list[Path]:
+    from llenergymeasure.results.io import atomic_write_text
+
+    text, charts = build(inputs, png=png_dir is not None)
+    written = [atomic_write_text(output, text)]
+    if png_dir is not None:
+        png_dir.mkdir(parents=True, exist_ok=True)
+        for number, chart in enumerate(charts, 1):
+            written.append(_write_bytes(png_dir / f"{number:02d}-{chart.slug}.png", chart.png or b""))
+    return written
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def build(inputs: Inputs, png: bool = False) -> tuple[str, list[Chart]]:
+    """The page's HTML and its charts (with their PNG when ``png``)."""
+    try:
+        from llenergymeasure.report import charts as draw
+    except ImportError as exc:
+        if not (exc.name or "").startswith("matplotlib"):
+            raise
+        raise PreFlightError(f"the HTML report draws its charts with matplotlib, which is not installed: "
+                             f"{INSTALL_HINT}") from None
+    charts: list[Chart] = []
+
+    def chart(figure: Any, slug: str, kind: str, title: str) -> str:
+        if figure is None:
+            return ""
+        made = draw.render(figure, slug, kind, title, png)
+        charts.append(made)
+        return html.figure(made)
+
+    measured = inputs.measured
+    with_energy = [m for m in measured if m.joules_per_token is not None]
+    compared, missing = baseline_verdicts(measured, inputs.baselines)
+    verdicts = session_verdicts(measured) + compared
+    body = [_header(inputs)]
+
+    if measured:
+        body.append(html.section("Experiments", _summary(measured, verdicts), anchor="experiments"))
+    if with_energy:
+        body.append(html.section(
+            "Energy per token",
+            chart(draw.joules_per_token_chart(with_energy), "joules-per-token", "joules_per_token",
+                  "J/token per experiment: the median, and the 95% CI over repeats; hollow: estimated, "
+                  "red: suspect (the meter's sanity checks doubted it)"),
+            anchor="joules-per-token"))
+    sweeps = find_sweeps(measured)
+    if sweeps:
+        body.append(html.section("Sweeps", *(
+            chart(draw.sweep_chart(sweep), f"sweep-{number}-{_slug(sweep.key)}", "sweep",
+                  f"J/token against {sweep.key}")
+            for number, sweep in enumerate(sweeps, 1)), anchor="sweeps"))
+    if verdicts:
+        body.append(html.section("Candidate against baseline",
+                                 chart(draw.comparison_chart(verdicts), "comparison", "comparison",
+                                       "Change against the baseline per experiment and metric, with its 95% CI"),
+                                 _verdicts(verdicts), anchor="baseline"))
+    if inputs.baselines:
+        history = None
+        if len(inputs.baselines) >= 2:
+            history = draw.history_chart([(_baseline_label(origin, b), _entry_stats(b))
+                                          for origin, b in inputs.baselines])
+        unmatched = html.paragraph("Not in the baseline files, so not compared: " + "; ".join(missing)) \
+            if missing else ""
+        body.append(html.section("Baseline files", _baselines(inputs.baselines), unmatched,
+                                 chart(history, "history", "history", "J/token per experiment across baseline files"),
+                                 anchor="baselines"))
+    results = [m for m in measured if m.result is not None]
+    if results:
+        body.append(html.section("Power timelines", *_timelines(results, chart), anchor="timelines"))
+    if measured:
+        body.append(html.section("Measurement warnings", _warnings(measured), anchor="warnings"))
+    unmeasured = [m for m in measured if m.result is None]
+    if unmeasured:
+        body.append(html.section("Items without a result", _unmeasured(unmeasured), anchor="unmeasured"))
+    return html.page("llem report", body), charts
+
+
+def _header(inputs: Inputs) -> str:
+    from llenergymeasure import __version__
+
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    sources = inputs.sources or [origin for origin, _ in inputs.sessions]
+    parts = ["<header><h1>llem report</h1>",
+             html.paragraph(f"Written {now} by llenergymeasure {__version__} from {len(sources)} file(s).", "meta")]
+    if sources:
+        parts.append(html.bullet_list(sources))
+    for origin, document in inputs.sessions:
+        if document.get("dry_run"):
+            parts.append(html.paragraph(f"{origin}: a dry run (--llem-dry-run): nothing was measured."))
+    if any(m.estimated for m in inputs.measured):
+        parts.append(html.paragraph("(estimated) = energy estimated from CPU time, not measured.", "note estimated"))
+    parts.append("</header>")
+    return "".join(parts)
+
+
+def _summary(measured: list[Measured], verdicts: list[ExperimentVerdict]) -> str:
+    by_label = {v.experiment: v.verdict for v in verdicts}
+    decode = any(m.result is not None and m.result.metrics.decode_joules_per_token is not None for m in measured)
+    sessions = any(m.record is not None for m in measured)
+    headers = ["experiment", "J/token (median)", "95% CI", "energy source", "tokens/s"]
+    headers += ["decode J/token"] if decode else []
+    headers += ["outcome"] if sessions else []
+    headers += ["vs baseline"] if verdicts else []
+    headers += ["warnings", "from"]
+    rows = []
+    notes = []
+    for item in measured:
+        energy = fmt(item.joules_per_token) + (" (estimated)" if item.estimated else "") + (
+            " suspect" if item.suspect else "")
+        css = "suspect" if item.suspect else "estimated" if item.estimated else ""
+        ci = item.ci
+        repeats = len(item.result.repeats) if item.result is not None else None
+        ci_cell = f"{fmt(ci[0])}..{fmt(ci[1])}" if ci else ("single repeat" if repeats == 1 else "-")
+        tokens = item.result.metrics.tokens_per_second if item.result is not None else (item.record or {}).get(
+            "tokens_per_second")
+        row: list[str | Cell] = [item.label, Cell(energy, css, numeric=True), Cell(ci_cell, numeric=True),
+                                 Cell(item.energy_source, "word"), Cell(fmt(tokens), numeric=True)]
+        if decode:
+            row.append(Cell(fmt(item.result.metrics.decode_joules_per_token if item.result else None), numeric=True))
+        if sessions:
+            outcome = str((item.record or {}).get("outcome", "-"))
+            row.append(Cell(outcome, _css(outcome)))
+        if verdicts:
+            verdict = by_label.get(item.label, "-")
+            row.append(Cell(verdict, _css(verdict)))
+        row += [", ".join(code for code, _ in item.warnings) or "-", Path(item.origin).name]
+        rows.append(row)
+        if item.result is not None and item.result.energy_unavailable_reason:
+            notes.append(f"{item.label}: energy unavailable: {item.result.energy_unavailable_reason}")
+    return html.table(headers, rows) + html.bullet_list(notes)
+
+
+def _verdicts(verdicts: list[ExperimentVerdict]) -> str:
+    rows = []
+    for v in verdicts:
+        if not v.metrics:
+            rows.append([v.experiment, "-", "-", "-", "-", "-", Cell(v.verdict, _css(v.verdict)), v.against])
+        for m in v.metrics:
+            rows.append([v.experiment, m.metric, Cell(fmt(m.baseline), numeric=True),
+                         Cell(fmt(m.candidate), numeric=True),
+                         Cell(change_text(m.change, m.relative), numeric=True),
+                         Cell(ci_text(m.ci_low, m.ci_high, m.relative), numeric=True),
+                         Cell(m.verdict, _css(m.verdict)), v.against])
+    parts = [html.table(["experiment", "metric", "baseline", "candidate", "change", "95% CI", "verdict", "against"],
+                        rows)]
+    for v in verdicts:
+        if v.lines:
+            parts += [html.heading(f"{v.experiment}: {v.verdict}"), html.bullet_list(v.lines)]
+    return "".join(parts)
+
+
+def _baselines(baselines: list[tuple[str, Baseline]]) -> str:
+    rows = []
+    for origin, baseline in baselines:
+        commit = baseline.commit.sha[:10] + (" (dirty)" if baseline.commit.dirty else "") if baseline.commit else "-"
+        for key, entry in baseline.entries.items():
+            values = entry.values("joules_per_token")
+            rows.append([origin, f"{baseline.created_at:%Y-%m-%d %H:%M}", baseline.machine.describe(), commit, key,
+                         Cell(fmt(statistics.median(values)) if values else "n/a", numeric=True),
+                         Cell(str(len(entry.repeats)), numeric=True)])
+    return html.table(["file", "saved", "machine", "commit", "experiment", "J/token (median)", "repeats"], rows)
+
+
+def _baseline_label(origin: str, baseline: Baseline) -> str:
+    return f"{baseline.created_at:%m-%d %H:%M}" if baseline.created_at else Path(origin).name
+
+
+def _entry_stats(baseline: Baseline) -> dict[str, tuple[float, float, float] | None]:
+    stats: dict[str, tuple[float, float, float] | None] = {}
+    for key, entry in baseline.entries.items():
+        values = entry.values("joules_per_token")
+        if len(values) > 1:
+            s = summarize(values)
+            stats[key] = (s.median, s.ci95_low, s.ci95_high)
+        elif values:
+            stats[key] = (values[0], values[0], values[0])
+    return stats
+
+
+def _timelines(results: list[Measured], chart: Any) -> list[str]:
+    from llenergymeasure.report import charts as draw
+
+    parts, without = [], []
+    drawn = 0
+    for number, item in enumerate(results, 1):
+        assert item.result is not None
+        timeline = timeline_of(item.result)
+        if timeline is None:
+            without.append(f"{item.label}: no power samples ({item.result.energy_source})")
+            continue
+        if drawn == MAX_TIMELINES:
+            without.append(f"{item.label}: not drawn (only the first {MAX_TIMELINES} timelines are)")
+            continue
+        drawn += 1
+        what = "phases shaded" if timeline.phases and not timeline.per_repeat else "measurement windows shaded"
+        devices = ", ".join(f"{t.device} (estimated)" if t.estimated else t.device for t in timeline.traces)
+        parts.append(chart(draw.timeline_chart(item, timeline), f"timeline-{number}-{_slug(item.label)}", "timeline",
+                           f"Power over time of {item.label}: {devices}; {what}"))
+    if without:
+        parts.append(html.paragraph("Results without a drawn timeline:"))
+        parts.append(html.bullet_list(without))
+    return parts
+
+
+def _warnings(measured: list[Measured]) -> str:
+    rows: list[list[str | Cell]] = [[item.label, Cell(code, "word"), message or "-"]
+                                    for item in measured for code, message in item.warnings]
+    if not rows:
+        return html.paragraph("No measurement warnings.")
+    return html.table(["experiment", "code", "message"], rows)
+
+
+def _unmeasured(items: list[Measured]) -> str:
+    rows = []
+    for item in items:
+        record = item.record or {}
+        outcome = str(record.get("outcome", "-"))
+        why = record.get("error") or "; ".join(str(note) for note in record.get("notes") or []) or "-"
+        rows.append([item.label, Cell(outcome, _css(outcome)), str(why), Path(item.origin).name])
+    return html.table(["item", "outcome", "why", "from"], rows)
+
+
+_KNOWN_CSS = {"regressed", "improved", "inconclusive", "unverified", "suspect", "failed", "passed", "skipped"}
+
+
+def _css(word: str) -> str:
+    """The class of a verdict or outcome cell: kept on one line, coloured when it is one we know."""
+    return f"word {word}" if word in _KNOWN_CSS else "word"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:60] or "x"

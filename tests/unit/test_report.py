@@ -1,0 +1,145 @@
+"""The report's parts without a model run: input kinds, timelines (session and per-repeat), sweeps,
+labels, the SVG made fit for a page, and a whole report from an in-memory session document
+(``write_report_from_session``, what ``pytest --llem-html`` calls)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.report import write_report, write_report_from_session
+from llenergymeasure.report.inputs import Measured, kind_of, label_all
+from llenergymeasure.report.sweeps import find_sweeps
+from llenergymeasure.report.timeline import timeline_of
+from llenergymeasure.results.model import MeasurementWarning
+from result_builders import make_repeat, make_result
+
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+
+
+def result(energies=(10.0, 10.5, 9.5), name="tiny", **config):
+    base = {"model": "tiny", "precision": "fp32", "pytorch": {"batch_size": 2}}
+    for key, value in config.items():
+        if key == "batch_size":
+            base["pytorch"] = {"batch_size": value}
+        else:
+            base[key] = value
+    return make_result([make_repeat(i, energy_j=e) for i, e in enumerate(energies)], name=name, config=base)
+
+
+def test_kinds_are_told_by_content():
+    assert kind_of({"kind": "llem-baseline", "schema_version": 1}) == "baseline"
+    assert kind_of({"experiment_id": "x", "schema_version": 1}) == "result"
+    assert kind_of({"experiment_id": "x", "repeats": []}) == "timeline"
+    assert kind_of({"llem_version": "0.1", "items": []}) == "session"
+    assert kind_of({"items": []}) is None and kind_of([1]) is None and kind_of("x") is None
+
+
+def test_session_timeline_has_a_trace_per_device_and_the_phases():
+    r = result()
+    r.timeline = {
+        "devices": {
+            "gpu0": [{"t": 0.0, "power_w": 100.0}, {"t": 0.5, "power_w": math.nan}, {"t": 1.0, "power_w": 250.0}],
+            "cpu": [{"t": 0.0, "power_w": 20.0, "estimated": True}, {"t": 1.0, "power_w": 30.0, "estimated": True}],
+        },
+        "phases": [{"name": "baseline", "start": 0.0, "end": 0.4, "repeat": None},
+                   {"name": "window", "start": 0.5, "end": 1.0, "repeat": 0}],
+    }
+    timeline = timeline_of(r)
+    assert not timeline.per_repeat
+    gpu, cpu = timeline.traces
+    assert (gpu.device, gpu.t, gpu.power_w, gpu.estimated) == ("gpu0", [0.0, 1.0], [100.0, 250.0], False)
+    assert cpu.estimated
+    assert [(p.name, p.start, p.end, p.repeat) for p in timeline.phases] == [("baseline", 0.0, 0.4, None),
+                                                                            ("window", 0.5, 1.0, 0)]
+
+
+def test_without_a_session_timeline_the_repeats_samples_are_drawn_with_a_gap_between_windows():
+    r = result()
+    r.repeats[0].timeline = {"gpu0": [{"t": 5000.0, "power_w": 100.0}, {"t": 5001.0, "power_w": 110.0}]}
+    r.repeats[1].timeline = {"gpu0": [{"t": 5003.0, "power_w": 120.0}, {"t": 5004.0, "power_w": 130.0}]}
+    timeline = timeline_of(r)
+    assert timeline.per_repeat
+    [trace] = timeline.traces
+    assert trace.t[:2] == [0.0, 1.0] and math.isnan(trace.t[2]) and trace.t[3:] == [3.0, 4.0]
+    assert [(p.name, p.start, p.end, p.repeat) for p in timeline.phases] == [("window", 0.0, 1.0, 0),
+                                                                            ("window", 3.0, 4.0, 1)]
+
+
+def test_a_result_without_samples_has_no_timeline():
+    assert timeline_of(result()) is None
+
+
+def test_a_two_key_sweep_gives_a_chart_per_key_with_a_line_per_value_of_the_other():
+    items = [Measured("s", "f", result(precision=p, batch_size=b)) for p in ("fp16", "fp32") for b in (8, 1)]
+    label_all(items)
+    sweeps = {s.key: s for s in find_sweeps(items)}
+    assert set(sweeps) == {"precision", "pytorch.batch_size"}
+    batch = sweeps["pytorch.batch_size"]
+    assert batch.numeric and [s.label for s in batch.series] == ["precision=fp16", "precision=fp32"]
+    assert [v for v, _ in batch.series[0].points] == [1, 8]  # in axis order
+    assert not sweeps["precision"].numeric and len(sweeps["precision"].series) == 2
+
+
+def test_nothing_swept_gives_no_sweep_and_same_names_get_distinct_labels():
+    items = [Measured("tiny", "a.json", result()), Measured("tiny", "b.json", result())]
+    label_all(items)
+    assert find_sweeps(items) == []
+    assert [m.label for m in items] == ["tiny #1", "tiny #2"]
+    swept = [Measured("tiny", "a.json", result(batch_size=1)), Measured("tiny", "b.json", result(batch_size=4))]
+    label_all(swept)
+    assert [m.label for m in swept] == ["tiny [batch_size=1]", "tiny [batch_size=4]"]
+
+
+def test_the_svg_of_a_chart_references_nothing_outside_itself():
+    pytest.importorskip("matplotlib")
+    from llenergymeasure.report.charts import joules_per_token_chart, render
+
+    item = Measured(HOSTILE + " $\\frac{", "f", result(name=HOSTILE))  # not math text: no error
+    item.label = item.name
+    chart = render(joules_per_token_chart([item]), "c1", "joules_per_token", "t", png=True)
+    assert chart.svg.startswith("<svg") and chart.png.startswith(b"\x89PNG")
+    assert "http" not in chart.svg and "<!--" not in chart.svg and "<script" not in chart.svg
+    ids = re.findall(r'\bid="([^"]+)"', chart.svg)
+    assert ids and all(i.startswith("c1-") for i in ids)
+    assert all(ref.startswith("c1-") for ref in re.findall(r'href="#([^"]+)"', chart.svg))
+
+
+def session_document(items):
+    return {"llem_version": "0.1", "written_at": "2026-01-01T00:00:00+00:00", "dry_run": False, "machine": {},
+            "items": items}
+
+
+def test_a_session_document_gives_the_verdicts_the_warnings_and_the_items_without_result(tmp_path):
+    pytest.importorskip("matplotlib")
+    measured = result(energies=(20.0, 20.5, 19.5), name=HOSTILE)
+    measured.measurement_warnings = [MeasurementWarning(code="short_window", message=f"window too short {HOSTILE}")]
+    regressed = {"nodeid": f"llem_x.yaml::{HOSTILE}", "outcome": "failed", "result": measured.model_dump(mode="json"),
+                 "regression": {"verdict": "regressed", "against": "base.json",
+                                "lines": [f"joules_per_token 0.2 vs 0.1 (+100.0%) {HOSTILE}"],
+                                "changes": [{"metric": "joules_per_token", "change": 1.0, "relative": True,
+                                             "ci_low": 0.9, "ci_high": 1.1, "verdict": "regressed"}]}}
+    skipped = {"nodeid": "llem_x.yaml::gpu", "outcome": "skipped", "error": f"needs a GPU {HOSTILE}"}
+    path = write_report_from_session(session_document([regressed, skipped]), tmp_path / "r.html")
+    page = path.read_text()
+    assert path == tmp_path / "r.html"
+    assert "<script" not in page and "<img" not in page
+    assert page.count('data-kind="comparison"') == 1 and page.count('data-kind="joules_per_token"') == 1
+    row = re.search(r"<td>joules_per_token</td>(.*?)</tr>", page).group(1)
+    assert re.findall(r"<td[^>]*>(.*?)</td>", row)[:5] == ["0.1", "0.2", "+100.0%", "+90.0%..+110.0%", "regressed"]
+    assert "short_window" in page and "window too short &lt;script&gt;" in page
+    assert "Items without a result" in page and "needs a GPU &lt;script&gt;" in page
+
+
+def test_a_bad_input_is_a_config_error_naming_it_and_writes_nothing(tmp_path):
+    missing = tmp_path / "nope.json"
+    with pytest.raises(ConfigError, match=re.escape(str(missing))):
+        write_report([missing], tmp_path / "r.html")
+    other = tmp_path / "package.json"
+    other.write_text('{"name": "x"}')
+    with pytest.raises(ConfigError, match="not an llem file"):
+        write_report([other], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
