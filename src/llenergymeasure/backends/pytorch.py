@@ -7,7 +7,9 @@ Choices that keep energy numbers repeatable and honest:
   padding is never counted as work done;
 - time to first token from a logits processor, which generate calls once the prefill has
   produced the first logits: one device sync per batch, instead of a streamer's copy to
-  the host after every token.
+  the host after every token;
+- ``run_prefill`` runs each batch's prefill alone (generate with ``max_new_tokens=1``: the
+  forward pass over the prompt and the first token), for the runner's prefill windows.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class PyTorchBackend:
         self._model: Any = None
         self._tokenizer: Any = None
         self._generation: GenerationConfig | None = None
+        self._prefill: GenerationConfig | None = None
         self._eos_ids: torch.Tensor | None = None
         self._config: ExperimentConfig | None = None
 
@@ -87,12 +90,14 @@ class PyTorchBackend:
         torch.manual_seed(config.random_seed)
 
         self._model, self._tokenizer = model, tokenizer
-        self._generation = self._generation_config(config, model, tokenizer)
+        options = self._generation_options(config, model, tokenizer)
+        self._generation = GenerationConfig(**options)
+        self._prefill = GenerationConfig(**{**options, "max_new_tokens": 1, "min_new_tokens": None})
         eos = self._generation.eos_token_id
         eos_list = [eos] if isinstance(eos, int) else list(eos or [])
         self._eos_ids = torch.tensor(eos_list, device=self.device) if eos_list else None
 
-    def _generation_config(self, config: ExperimentConfig, model: Any, tokenizer: Any) -> GenerationConfig:
+    def _generation_options(self, config: ExperimentConfig, model: Any, tokenizer: Any) -> dict[str, Any]:
         decoder = config.decoder
         fixed_length = decoder.ignore_eos or config.dataset == "synthetic"
         options: dict[str, Any] = {
@@ -108,7 +113,7 @@ class PyTorchBackend:
             options.update(temperature=decoder.temperature, top_k=decoder.top_k, top_p=decoder.top_p)
         else:  # unset the checkpoint's sampling defaults, which greedy decoding would warn about
             options.update(temperature=None, top_k=None, top_p=None)
-        return GenerationConfig(**options)
+        return options
 
     def prepare(self, prompts: list[str]) -> list[Any]:
         assert self._config is not None, "load() first"
@@ -131,13 +136,22 @@ class PyTorchBackend:
             bar.update(1)
         return outputs
 
-    def generate(self, batch: Any) -> BatchOutput:
+    def run_prefill(self, batches: list[Any], bar: Any) -> list[BatchOutput]:
+        """``run`` with each batch's prefill alone: one token per prompt, so no decode step."""
+        outputs = []
+        for batch in batches:
+            outputs.append(self.generate(batch, prefill=True))
+            bar.update(1)
+        return outputs
+
+    def generate(self, batch: Any, *, prefill: bool = False) -> BatchOutput:
         clock = _FirstTokenClock(self.synchronize)
+        generation = self._prefill if prefill else self._generation
         start = time.perf_counter()
         try:
             with torch.inference_mode():
                 output = self._model.generate(
-                    **batch, generation_config=self._generation, logits_processor=LogitsProcessorList([clock])
+                    **batch, generation_config=generation, logits_processor=LogitsProcessorList([clock])
                 )
         except (RuntimeError, ValueError) as exc:
             raise BackendError(f"generate failed on {self.device}: {_first_line(exc)}") from exc

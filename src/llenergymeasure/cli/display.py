@@ -25,6 +25,13 @@ def joules_per_token(result: ExperimentResult) -> str:
     return f"{value:.4g} J/token" + _qualifiers(result)
 
 
+def prefill_decode(result: ExperimentResult) -> str:
+    """``0.31 J (0.0006 J/input token) / 15.3 J (0.015 J/token)``, with the energy's qualifiers."""
+    m = result.metrics
+    return (f"{fmt(m.prefill_energy_j)} J ({fmt(m.prefill_joules_per_input_token)} J/input token) / "
+            f"{fmt(m.decode_energy_j)} J ({fmt(m.decode_joules_per_token)} J/token)" + _qualifiers(result))
+
+
 def _qualifiers(result: ExperimentResult) -> str:
     """The marks every energy figure of ``result`` carries: " (estimated)", " (suspect)"."""
     return (" (estimated)" if result.estimated else "") + (" (suspect)" if result.energy_suspect else "")
@@ -54,6 +61,8 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
     else:
         rows.append(("energy", f"{fmt(m.energy_j)} J from {energy_label(result)}"))
     rows.append(("joules per token", joules_per_token(result)))
+    if m.prefill_energy_j is not None or m.decode_energy_j is not None:
+        rows.append(("prefill / decode", prefill_decode(result)))
     if m.net_joules_per_token is not None:
         rows.append(("net J/token", f"{fmt(m.net_joules_per_token)} (idle {fmt(m.baseline_power_w)} W subtracted)"))
     if m.wh_per_1000_queries is not None:

@@ -6,10 +6,17 @@
     4. warmup batches run and are thrown away
     5. each repeat: synchronize, open the window, run every batch, synchronize, close it;
        a small random pause before each later repeat moves the window's phase against the
-       power sensor's own sampling period
+       power sensor's own sampling period. Then, for a backend that can run the prefill alone
+       (``run_prefill``), a prefill window: the same batches with one output token each,
+       repeated until the window spans PREFILL_SENSOR_UPDATES of the meter's counter updates
+       (never longer than the main window); prefill energy is its energy per pass, decode the
+       main window's minus that (docs/measurements.md, "Prefill and decode")
     6. the result carries every metric, the spread over repeats, and every warning
 
-Whatever happens (an error, Ctrl-C), the meter is closed and the model released.
+One session timeline (energy/timeline.py) samples every device from before the idle baseline to
+the end of the last window, with each phase marked; it reads no counter, so the windows are
+measured exactly as without it. Whatever happens (an error, Ctrl-C), the timeline's sampler is
+stopped, the meter closed and the model released.
 
 ``measure_interleaved`` runs the same protocol for several configs in one session, their windows
 in a given order (``llem ab`` and a benchmark file's ``against:`` use ABBA order, results/ab.py).
@@ -20,6 +27,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,9 +41,12 @@ from llenergymeasure.core.environment import snapshot
 from llenergymeasure.core.preflight import Plan, preflight
 from llenergymeasure.core.vram import estimate_vram
 from llenergymeasure.energy import EnergyMeter, EnergyReading
-from llenergymeasure.energy.baseline import idle_power_w
+from llenergymeasure.energy.base import update_period_s
+from llenergymeasure.energy.baseline import cached_idle_power_w, idle_power_w
 from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
 from llenergymeasure.energy.sampler import downsample
+from llenergymeasure.energy.sanity import suspect_reasons
+from llenergymeasure.energy.timeline import TimelineRecorder
 from llenergymeasure.energy.window import open_window
 from llenergymeasure.exceptions import PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
@@ -43,7 +54,9 @@ from llenergymeasure.results.spread import spread_warnings
 from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
 
 MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacenter GPUs
-TIMELINE_POINTS = 200  # per device and repeat in the result JSON; the sidecar file has them all
+TIMELINE_POINTS = 200  # per device and repeat (and of the session) in the result JSON; the sidecar has them all
+PREFILL_SENSOR_UPDATES = 10  # a prefill window spans this many counter updates (1 s on NVML), as a main one should
+MAX_PREFILL_PASSES = 1000
 
 
 def run_experiment(
@@ -93,27 +106,44 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
     meter = plans[0].meter
     started = datetime.now(timezone.utc)
     backends: list[Backend] = []
+    timeline = TimelineRecorder(meter, configs[0].energy.sample_interval_ms / 1000)
     try:
+        timeline.start()
         backends = [get_backend(config.backend) for config in configs]
-        sessions = [_Session(config, plan, backend) for config, plan, backend in zip(configs, plans, backends)]
+        sessions = [_Session(config, plan, backend, owner)
+                    for owner, (config, plan, backend) in enumerate(zip(configs, plans, backends))]
         first = configs[0]
-        baseline_w = None
-        if first.baseline.enabled and meter.source not in ("none", "cpu_estimate"):
-            baseline_w = idle_power_w(meter, f"{meter.source}:{plans[0].device}", first.baseline.duration_seconds,
-                                      first.baseline.cache_ttl_seconds)
+        baseline_w = _idle_baseline(meter, first, plans[0].device, timeline)
         for session in sessions:
-            session.load_and_warm_up(progress)
+            session.load_and_warm_up(progress, timeline)
         jitter = random.Random(first.random_seed)
         for position, which in enumerate(order):
             if position:
                 time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
-            sessions[which].measure_window(meter, baseline_w, progress, of=order.count(which))
+            sessions[which].measure_window(meter, baseline_w, progress, of=order.count(which), timeline=timeline)
+        timeline.stop()
         environments = [snapshot(session.backend.environment()) for session in sessions]
     finally:
+        timeline.stop()
         meter.close()
         for backend in backends:
             backend.unload()
-    return [session.result(started, environment, intensity) for session, environment in zip(sessions, environments)]
+    return [session.result(started, environment, intensity, timeline)
+            for session, environment in zip(sessions, environments)]
+
+
+def _idle_baseline(meter: EnergyMeter, config: ExperimentConfig, device: str,
+                   timeline: TimelineRecorder) -> float | None:
+    """Idle power before any model loads (cached per meter and device); a baseline phase on the
+    timeline when it is measured now."""
+    if not config.baseline.enabled or meter.source in ("none", "cpu_estimate"):
+        return None
+    key, ttl = f"{meter.source}:{device}", config.baseline.cache_ttl_seconds
+    cached = cached_idle_power_w(key, ttl)
+    if cached is not None:
+        return cached
+    with timeline.phase("baseline"):
+        return idle_power_w(meter, key, config.baseline.duration_seconds, ttl)
 
 
 def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
@@ -159,46 +189,94 @@ def _check_vram_together(configs: list[ExperimentConfig], device: str) -> None:
 
 
 class _Session:
-    """One config's part of a measurement session: its backend, batches and windows so far."""
+    """One config's part of a measurement session: its backend, batches and windows so far.
+    ``owner`` is its index among the session's configs (its phases on the timeline)."""
 
-    def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend) -> None:
-        self.config, self.plan, self.backend = config, plan, backend
+    def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend, owner: int = 0) -> None:
+        self.config, self.plan, self.backend, self.owner = config, plan, backend, owner
         self.batches: list[Any] = []
         self.repeats: list[RepeatResult] = []
         self.readings: list[EnergyReading] = []
+        self.notes: list[tuple[str, str]] = []  # warnings of the prefill windows
 
-    def load_and_warm_up(self, progress: bool) -> None:
-        self.backend.load(self.config, self.plan.device)
-        self.batches = self.backend.prepare(self.plan.prompts)
-        if self.config.warmup.enabled:
-            warmup = self.batches[: self.config.warmup.n_warmup]
-            with _bar(len(warmup), "warmup", progress) as bar:
+    def load_and_warm_up(self, progress: bool, timeline: TimelineRecorder) -> None:
+        with timeline.phase("load", owner=self.owner):
+            self.backend.load(self.config, self.plan.device)
+            self.batches = self.backend.prepare(self.plan.prompts)
+        warmup = self.batches[: self.config.warmup.n_warmup] if self.config.warmup.enabled else []
+        if warmup:
+            with timeline.phase("warmup", owner=self.owner), _bar(len(warmup), "warmup", progress) as bar:
                 self.backend.run(warmup, bar)
 
-    def measure_window(self, meter: EnergyMeter, baseline_w: float | None, progress: bool, of: int) -> None:
+    def measure_window(self, meter: EnergyMeter, baseline_w: float | None, progress: bool, of: int,
+                       timeline: TimelineRecorder) -> None:
         index = len(self.repeats)
         label = f"repeat {index + 1}/{of}" if of > 1 else "measuring"
         with _bar(len(self.batches), label, progress) as bar:
-            outputs, reading, duration = _window(self.backend, meter, self.batches, bar)
+            outputs, reading, duration, start = _window(self.backend, meter, self.batches, bar)
+        timeline.add_phase("window", start, start + duration, repeat=index, owner=self.owner)
+        peak_memory_mb = self.backend.peak_memory_mb()  # of the main window alone
+        prefill_j = self._prefill_energy(meter, reading, index, duration, progress, timeline)
         self.readings.append(reading)
         self.repeats.append(repeat_result(index, outputs, reading, duration, len(self.plan.prompts),
-                                          self.backend.peak_memory_mb(), baseline_w))
+                                          peak_memory_mb, baseline_w, prefill_energy_j=prefill_j))
 
-    def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None) -> ExperimentResult:
+    def _prefill_energy(self, meter: EnergyMeter, main: EnergyReading, index: int, window_s: float, progress: bool,
+                        timeline: TimelineRecorder) -> float | None:
+        """The energy of one prefill pass over the batches, from a prefill window after the main
+        one; None (with a note saying why, where one is due) when it cannot be told apart."""
+        run_prefill = getattr(self.backend, "run_prefill", None)
+        if run_prefill is None or meter.source == "none" or main.energy_j is None:
+            return None
+        min_s = min(PREFILL_SENSOR_UPDATES * update_period_s(meter), window_s)
+        with _bar(None, f"prefill {index + 1}", progress) as bar:
+            passes, reading, duration, start = _prefill_window(run_prefill, self.backend.synchronize, meter,
+                                                               self.batches, min_s, bar)
+        timeline.add_phase("prefill", start, start + duration, repeat=index, owner=self.owner)
+        where = f"the prefill window after repeat {index + 1}"
+        why = None
+        if reading.energy_j is None:
+            why = reading.unavailable_reason or "its meter measured nothing"
+        elif reading.suspect:
+            why = f"its energy is suspect ({'; '.join(suspect_reasons(reading.warnings)) or 'see the warnings'})"
+        elif reading.energy_j / passes > main.energy_j:
+            why = (f"one prefill pass measured {reading.energy_j / passes:.4g} J, more than the whole window's "
+                   f"{main.energy_j:.4g} J: the decode energy is below what the meter resolves")
+        if why is not None:
+            self.notes.append(("prefill_unmeasured", f"prefill and decode energy not measured in {where}: {why}"))
+            return None
+        known = set(main.warnings)  # the meter's standing warnings (persistence, estimate) are said once
+        self.notes += [(f"prefill_{code}", f"{where}: {message}") for code, message in reading.warnings
+                       if (code, message) not in known]
+        return reading.energy_j / passes
+
+    def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None,
+               timeline: TimelineRecorder | None = None) -> ExperimentResult:
         config = self.config
-        return result_from_windows(
+        notes = list(self.notes)
+        if timeline is not None and timeline.error is not None:
+            notes.append(("timeline_incomplete", f"the session timeline's sampler stopped early ({timeline.error}); "
+                                                 "the timeline ends there, the windows' energy is unaffected"))
+        result = result_from_windows(
             self.repeats, self.readings,
             experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),
             name=config.name or config.model, config=config.model_dump(mode="json"), config_hash=config.config_hash(),
             started=started, environment=environment, warnings=self.plan.warnings, intensity=intensity,
+            later_warnings=notes,
         )
+        if timeline is not None:
+            result.timeline = timeline.timeline(self.owner, TIMELINE_POINTS)  # type: ignore[assignment]
+            result.full_session_timeline = timeline.timeline(self.owner)  # type: ignore[assignment]
+        return result
 
 
 def result_from_windows(repeats: list[RepeatResult], readings: list[EnergyReading], *, experiment_id: str, name: str,
                         config: dict[str, Any], config_hash: str, started: datetime, environment: Any,
-                        warnings: list[tuple[str, str]], intensity: tuple[float, str] | None) -> ExperimentResult:
+                        warnings: list[tuple[str, str]], intensity: tuple[float, str] | None,
+                        later_warnings: list[tuple[str, str]] | None = None) -> ExperimentResult:
     """The result of measured windows (a repeat and its reading each): the medians and spread,
-    how the energy was obtained, every warning (``warnings``: those known before measuring)."""
+    how the energy was obtained, every warning (``warnings``: those known before measuring;
+    ``later_warnings``: about what was measured beside the windows, after theirs)."""
     result = ExperimentResult.from_repeats(
         repeats,
         experiment_id=experiment_id,
@@ -212,7 +290,7 @@ def result_from_windows(repeats: list[RepeatResult], readings: list[EnergyReadin
         estimated=readings[0].estimated,
         energy_suspect=any(reading.suspect for reading in readings),
         energy_unavailable_reason=next((r.unavailable_reason for r in readings if r.unavailable_reason), None),
-        measurement_warnings=_warnings(warnings, readings, repeats),
+        measurement_warnings=_warnings(warnings, readings, repeats, later_warnings or []),
         carbon_intensity_g_per_kwh=intensity[0] if intensity else None,
         carbon_intensity_source=intensity[1] if intensity else None,
     )
@@ -223,13 +301,31 @@ def result_from_windows(repeats: list[RepeatResult], readings: list[EnergyReadin
 
 def _window(
     backend: Backend, meter: EnergyMeter, batches: list[Any], bar: Any
-) -> tuple[list[BatchOutput], EnergyReading, float]:
-    """One measurement window over all batches: only inference happens between start and stop."""
+) -> tuple[list[BatchOutput], EnergyReading, float, float]:
+    """One measurement window over all batches: only inference happens between start and stop.
+    (outputs, reading, duration, when it opened as ``time.perf_counter()``)."""
     backend.reset_peak_memory()
     with open_window(meter, sync=backend.synchronize) as window:
+        start = time.perf_counter()
         outputs = backend.run(batches, bar)
     assert window.reading is not None and window.duration_s is not None
-    return outputs, window.reading, window.duration_s
+    return outputs, window.reading, window.duration_s, start
+
+
+def _prefill_window(run_prefill: Callable[[list[Any], Any], Any], sync: Callable[[], None], meter: EnergyMeter,
+                    batches: list[Any], min_s: float, bar: Any) -> tuple[int, EnergyReading, float, float]:
+    """One window of prefill passes over ``batches``, repeated until it has lasted ``min_s``
+    (MAX_PREFILL_PASSES at most): (passes, reading, duration, when it opened)."""
+    passes = 0
+    with open_window(meter, sync=sync) as window:
+        start = time.perf_counter()
+        while True:
+            run_prefill(batches, bar)  # synchronizes after each batch: the clock below sees the work done
+            passes += 1
+            if time.perf_counter() - start >= min_s or passes >= MAX_PREFILL_PASSES:
+                break
+    assert window.reading is not None and window.duration_s is not None
+    return passes, window.reading, window.duration_s, start
 
 
 def repeat_result(
@@ -240,16 +336,20 @@ def repeat_result(
     n_prompts: int,
     peak_memory_mb: float | None,
     baseline_w: float | None,
+    *,
+    prefill_energy_j: float | None = None,
 ) -> RepeatResult:
-    """One window's numbers: what ``outputs`` counted, over ``duration``, with ``reading``'s energy."""
+    """One window's numbers: what ``outputs`` counted, over ``duration``, with ``reading``'s energy
+    (and ``prefill_energy_j``, one prefill pass over the same prompts, where it was measured)."""
     latencies = [o.latency_s for o in outputs]
     ttfts = [o.ttft_s for o in outputs if o.ttft_s is not None]
     itls = [gap for o in outputs for gap in o.itls_s]
     output_tokens = sum(o.output_tokens for o in outputs)
+    input_tokens = sum(o.input_tokens for o in outputs)
     return RepeatResult(
         index=index,
         n_prompts=n_prompts,
-        input_tokens=sum(o.input_tokens for o in outputs),
+        input_tokens=input_tokens,
         output_tokens=output_tokens,
         latencies_s=latencies,
         ttfts_s=ttfts,
@@ -267,12 +367,14 @@ def repeat_result(
             cpu_energy_j=reading.cpu_energy_j,
             baseline_power_w=baseline_w,
             peak_memory_mb=peak_memory_mb,
+            input_tokens=input_tokens,
+            prefill_energy_j=prefill_energy_j,
         ),
     )
 
 
 def _warnings(known: list[tuple[str, str]], readings: list[EnergyReading],
-              repeats: list[RepeatResult]) -> list[MeasurementWarning]:
+              repeats: list[RepeatResult], later: list[tuple[str, str]]) -> list[MeasurementWarning]:
     seen: dict[tuple[str, str], None] = {}
     for code, message in known:
         seen[(code, message)] = None
@@ -281,6 +383,8 @@ def _warnings(known: list[tuple[str, str]], readings: list[EnergyReading],
             seen[("energy_unavailable", f"energy not measured: {reading.unavailable_reason}")] = None
         for code, message in reading.warnings:
             seen[(code, message)] = None
+    for code, message in later:
+        seen[(code, message)] = None
     values = [r.metrics.joules_per_token for r in repeats]
     if None not in values:
         seen.update(dict.fromkeys(spread_warnings(values)))

@@ -31,7 +31,7 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
     for metric, bound in expect.items():
         value = getattr(result.metrics, metric)
         if value is None:
-            reason = result.energy_unavailable_reason if metric in ENERGY_METRICS else None
+            reason = result.unmeasured_reason(metric)
             text = f"{metric} not measured" + (f" ({reason})" if reason else "")
             verdicts.append(GateVerdict(metric, None, bound, False, text))
         elif result.energy_suspect and metric in ENERGY_METRICS:

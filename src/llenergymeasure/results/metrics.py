@@ -46,6 +46,12 @@ ENERGY_METRICS: frozenset[str] = frozenset({
     "prefill_energy_j", "decode_energy_j", "prefill_joules_per_input_token", "decode_joules_per_token",
 })
 
+# The energy metrics of the prefill and decode phases: measured by backends that can run a
+# prefill alone (pytorch), None elsewhere.
+PHASE_METRICS: frozenset[str] = frozenset({
+    "prefill_energy_j", "decode_energy_j", "prefill_joules_per_input_token", "decode_joules_per_token",
+})
+
 
 class Metrics(BaseModel):
     """The value of every metric in METRICS; None where it could not be measured."""

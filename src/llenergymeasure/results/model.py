@@ -26,7 +26,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 
 from llenergymeasure.results.io import (MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs,
                                         write_failure)
-from llenergymeasure.results.metrics import METRIC_NAMES, Metrics
+from llenergymeasure.results.metrics import ENERGY_METRICS, METRIC_NAMES, PHASE_METRICS, Metrics
 from llenergymeasure.results.stats import MetricStats, summarize
 
 SCHEMA_VERSION = 1
@@ -148,6 +148,21 @@ class ExperimentResult(BaseModel):
             output_tokens=first.output_tokens,
             **fields,
         )
+
+    def unmeasured_reason(self, metric: str) -> str | None:
+        """Why energy metric ``metric`` has no value, where the result knows (for a gate's verdict)."""
+        if metric not in ENERGY_METRICS:
+            return None
+        if self.energy_unavailable_reason or metric not in PHASE_METRICS:
+            return self.energy_unavailable_reason
+        note = next((w.message for w in self.measurement_warnings if w.code == "prefill_unmeasured"), None)
+        if note:
+            return note
+        if metric == "decode_joules_per_token" and self.metrics.decode_energy_j is not None:
+            return "no token was decoded after each prompt's first (max_output_tokens is 1)"
+        backend = self.config.get("backend")
+        return (f"the {backend} backend does not measure prefill and decode apart" if backend else
+                "prefill and decode are measured by llem run with the pytorch backend only")
 
     @property
     def filename(self) -> str:
