@@ -22,13 +22,17 @@ pytorch: {batch_size: 1, device: cpu}
 """
 
 
-def test_benchmark_json_is_a_list_of_name_unit_value_per_item_and_metric(pytester, write_llem, fake_meter):
+def test_benchmark_json_and_html_report_of_a_session(pytester, write_llem, fake_meter):
     fake_meter(joules=2.0)  # every window exactly 2 J over 4 x 32 tokens
     write_llem("llem_tiny.yaml", METERED)
-    result = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-benchmark-json", "out/b.json")
+    result = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-benchmark-json", "out/b.json",
+                                           "--llem-html", "out/r.html")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["llem: 2 benchmark value(s) written to out/b.json (github-action-benchmark, "
-                                 "customSmallerIsBetter)"])
+                                 "customSmallerIsBetter)", "llem: HTML report written to out/r.html"])
+    html = (pytester.path / "out" / "r.html").read_text()
+    assert "llem_tiny.yaml::tiny" in html and "<svg" in html
+    assert "http://" not in html and "https://" not in html
     entries = json.loads((pytester.path / "out" / "b.json").read_text())
     assert [(e["name"], e["unit"]) for e in entries] == [("llem_tiny.yaml::tiny joules_per_token", "J/token"),
                                                          ("llem_tiny.yaml::tiny wh_per_1000_queries", "Wh/1000 queries")]
