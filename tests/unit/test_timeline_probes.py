@@ -223,3 +223,53 @@ def test_a_meter_without_telemetry_has_phases_but_no_devices():
     recorder.stop()
     assert recorder.timeline() == {"devices": {}, "phases": [recorder.timeline()["phases"][0]]}
     assert not sampler_threads()
+
+
+def test_a_paused_sampler_takes_no_sample_until_resumed_with_fresh_probes():
+    calls = {"old": 0, "new": 0}
+
+    def probe(which):
+        def call():
+            calls[which] += 1
+            return {"v": which}
+        return call
+
+    sampler = Sampler({"x": probe("old")}, interval_s=0.005)
+    sampler.start()
+    time.sleep(0.03)
+    sampler.pause()
+    time.sleep(0.02)  # a sample under way when pausing still lands
+    paused_at = dict(calls)
+    time.sleep(0.1)
+    assert calls == paused_at  # twenty intervals, not one sample
+    sampler.resume({"x": probe("new")})
+    time.sleep(0.03)
+    samples = sampler.stop()["x"]
+    assert calls["old"] == paused_at["old"] and calls["new"] >= 1
+    assert [s["v"] for s in samples] == ["old"] * paused_at["old"] + ["new"] * calls["new"]
+    assert not sampler_threads()
+
+
+def test_while_a_window_is_measured_the_session_takes_its_samples_instead_of_its_own(fake_gpu):
+    meter = NvmlMeter(*open_nvml(), 0.01)
+    recorder = TimelineRecorder(meter, 0.01)
+    recorder.start()
+    time.sleep(0.05)
+    recorder.pause()
+    time.sleep(0.02)
+    meter.start()
+    opened = time.perf_counter()
+    time.sleep(0.1)
+    closed = time.perf_counter()
+    reading = meter.stop()
+    recorder.resume(reading.timeline)
+    time.sleep(0.05)
+    recorder.stop()
+    meter.close()
+    session = recorder.timeline()["devices"]["gpu0"]
+    own = {round(s["t"] - recorder.origin, 6) for s in reading.timeline["gpu0"]}
+    inside = [s["t"] for s in session if opened - recorder.origin < s["t"] < closed - recorder.origin]
+    assert inside and set(inside) <= own  # only the window's own sampler polled while it was open
+    assert own <= {s["t"] for s in session}
+    times = [s["t"] for s in session]
+    assert times == sorted(times) and times[-1] > closed - recorder.origin  # sampling went on after it

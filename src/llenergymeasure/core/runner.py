@@ -14,8 +14,8 @@
     6. the result carries every metric, the spread over repeats, and every warning
 
 One session timeline (energy/timeline.py) samples every device from before the idle baseline to
-the end of the last window, with each phase marked; it reads no counter, so the windows are
-measured exactly as without it. Whatever happens (an error, Ctrl-C), the timeline's sampler is
+the end of the last window, with each phase marked; it pauses while a measured window's own
+sampler runs and takes that window's samples, so the windows are measured exactly as without it. Whatever happens (an error, Ctrl-C), the timeline's sampler is
 stopped, the meter closed and the model released.
 
 ``measure_interleaved`` runs the same protocol for several configs in one session, their windows
@@ -42,7 +42,7 @@ from llenergymeasure.core.preflight import Plan, preflight
 from llenergymeasure.core.vram import estimate_vram
 from llenergymeasure.energy import EnergyMeter, EnergyReading
 from llenergymeasure.energy.base import update_period_s
-from llenergymeasure.energy.baseline import cached_idle_power_w, idle_power_w
+from llenergymeasure.energy.baseline import cached_idle_power_w, measure_idle_power
 from llenergymeasure.energy.carbon import carbon_intensity, co2_grams
 from llenergymeasure.energy.sampler import downsample
 from llenergymeasure.energy.sanity import suspect_reasons
@@ -138,12 +138,16 @@ def _idle_baseline(meter: EnergyMeter, config: ExperimentConfig, device: str,
     timeline when it is measured now."""
     if not config.baseline.enabled or meter.source in ("none", "cpu_estimate"):
         return None
-    key, ttl = f"{meter.source}:{device}", config.baseline.cache_ttl_seconds
-    cached = cached_idle_power_w(key, ttl)
+    key = f"{meter.source}:{device}"
+    cached = cached_idle_power_w(key, config.baseline.cache_ttl_seconds)
     if cached is not None:
         return cached
-    with timeline.phase("baseline"):
-        return idle_power_w(meter, key, config.baseline.duration_seconds, ttl)
+    timeline.pause()
+    start = time.perf_counter()
+    watts, reading = measure_idle_power(meter, key, config.baseline.duration_seconds)
+    timeline.add_phase("baseline", start, time.perf_counter())
+    timeline.resume(reading.timeline)
+    return watts
 
 
 def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
@@ -212,8 +216,10 @@ class _Session:
                        timeline: TimelineRecorder) -> None:
         index = len(self.repeats)
         label = f"repeat {index + 1}/{of}" if of > 1 else "measuring"
+        timeline.pause()  # the window's own sampler is the only one while it is open
         with _bar(len(self.batches), label, progress) as bar:
             outputs, reading, duration, start = _window(self.backend, meter, self.batches, bar)
+        timeline.resume(reading.timeline)
         timeline.add_phase("window", start, start + duration, repeat=index, owner=self.owner)
         peak_memory_mb = self.backend.peak_memory_mb()  # of the main window alone
         prefill_j = self._prefill_energy(meter, reading, index, duration, progress, timeline)
@@ -229,9 +235,11 @@ class _Session:
         if run_prefill is None or meter.source == "none" or main.energy_j is None:
             return None
         min_s = min(PREFILL_SENSOR_UPDATES * update_period_s(meter), window_s)
+        timeline.pause()
         with _bar(None, f"prefill {index + 1}", progress) as bar:
             passes, reading, duration, start = _prefill_window(run_prefill, self.backend.synchronize, meter,
                                                                self.batches, min_s, bar)
+        timeline.resume(reading.timeline)
         timeline.add_phase("prefill", start, start + duration, repeat=index, owner=self.owner)
         where = f"the prefill window after repeat {index + 1}"
         why = None

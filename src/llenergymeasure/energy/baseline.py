@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from llenergymeasure.energy.base import EnergyMeter
+from llenergymeasure.energy.base import EnergyMeter, EnergyReading
 
 _CACHE: dict[str, tuple[float, float]] = {}  # key -> (measured at, watts)
 
@@ -20,6 +20,11 @@ def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) 
     cached = cached_idle_power_w(key, ttl_s)
     if cached is not None:
         return cached
+    return measure_idle_power(meter, key, duration_s)[0]
+
+
+def measure_idle_power(meter: EnergyMeter, key: str, duration_s: float) -> tuple[float | None, EnergyReading]:
+    """``idle_power_w`` measured now (and cached under ``key``), with the idle window's reading."""
     now = time.monotonic()
     meter.start()
     start = time.perf_counter()
@@ -27,10 +32,10 @@ def idle_power_w(meter: EnergyMeter, key: str, duration_s: float, ttl_s: float) 
     reading = meter.stop()
     elapsed = time.perf_counter() - start
     if reading.energy_j is None or reading.suspect or elapsed <= 0:
-        return None
+        return None, reading
     watts = reading.energy_j / elapsed
     _CACHE[key] = (now, watts)
-    return watts
+    return watts, reading
 
 
 def cached_idle_power_w(key: str, ttl_s: float) -> float | None:

@@ -34,16 +34,32 @@ class Sampler:
         self.samples: dict[str, list[dict[str, Any]]] = {name: [] for name in probes}
         self.error: BaseException | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()  # set by stop() and resume()
+        self._paused = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="llem-sampler", daemon=True)
         self._thread.start()
 
+    def pause(self) -> None:
+        """Take no sample until ``resume`` (a sample already under way still lands); the thread
+        sleeps meanwhile, without waking at each interval."""
+        self._paused = True
+
+    def resume(self, probes: dict[str, Probe] | None = None) -> None:
+        """Sample again at once, with fresh ``probes`` when given (of the same devices): a probe
+        that derives a rate then starts a new interval instead of spanning the pause."""
+        if probes is not None:
+            self.probes = probes
+        self._paused = False
+        self._wake.set()
+
     def stop(self) -> dict[str, list[dict[str, Any]]]:
         """Stop the thread and return the samples so far. A thread stuck in a probe is waited for
         ``call_timeout_s()`` at most, then abandoned (a daemon) and reported through ``error``."""
         self._stop.set()
+        self._wake.set()
         thread, self._thread = self._thread, None
         if thread is not None:
             timeout = max(call_timeout_s(), 2 * self.interval_s)
@@ -56,9 +72,12 @@ class Sampler:
     def _loop(self) -> None:
         # Event.wait keeps the cadence without sleeping past a stop request; the last sample is
         # taken after the stop request, so the trace spans the whole window.
-        while self._sample_once() and not self._stop.wait(self.interval_s):
-            pass
-        if self.error is None and self._stop.is_set():
+        while not self._stop.is_set():
+            if not self._paused and not self._sample_once():
+                return
+            self._wake.wait(None if self._paused else self.interval_s)
+            self._wake.clear()
+        if not self._paused:
             self._sample_once()
 
     def _sample_once(self) -> bool:
@@ -67,7 +86,7 @@ class Sampler:
             for name, probe in self.probes.items():
                 sample = probe()
                 if sample is not None:
-                    self.samples[name].append({"t": now, **sample})
+                    self.samples.setdefault(name, []).append({"t": now, **sample})
         except Exception as exc:  # reported through ``error``; the window's counters stay valid
             self.error = exc
             return False
