@@ -14,7 +14,7 @@ from llenergymeasure.report import write_report, write_report_from_session
 from llenergymeasure.report.inputs import Measured, kind_of, label_all
 from llenergymeasure.report.sweeps import find_sweeps
 from llenergymeasure.report.timeline import timeline_of
-from llenergymeasure.results.model import MeasurementWarning
+from llenergymeasure.results.model import ExperimentResult, MeasurementWarning
 from result_builders import make_repeat, make_result
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>'
@@ -143,3 +143,26 @@ def test_a_bad_input_is_a_config_error_naming_it_and_writes_nothing(tmp_path):
     with pytest.raises(ConfigError, match="not an llem file"):
         write_report([other], tmp_path / "r.html")
     assert not (tmp_path / "r.html").exists()
+    saved = result().save(tmp_path / "results")
+    with pytest.raises(ConfigError, match="is one of the inputs"):
+        write_report([saved], saved)
+    assert ExperimentResult.load(saved).name == "tiny"  # not written over
+
+
+def test_two_baseline_files_are_a_history_chart_and_results_not_in_them_are_named(tmp_path):
+    pytest.importorskip("matplotlib")
+    from llenergymeasure.results.baselines import Baseline, BaselineEntry, MachineInfo
+
+    machine = MachineInfo(cpu="Some CPU", energy_source="rapl")
+    paths = []
+    for number, center in enumerate((0.10, 0.12), 1):
+        entry = BaselineEntry(experiment="serving", config_hash="0" * 16, config={"model": "tiny"},
+                              repeats=[{"joules_per_token": center * f} for f in (0.99, 1.0, 1.01)])
+        paths.append(Baseline.from_entries({"llem_x.yaml::serving": entry}, machine, None)
+                     .save(tmp_path / f"b{number}.json"))
+    other = result(name="elsewhere").save(tmp_path / "results")
+    page = write_report([*paths, other], tmp_path / "r.html")[0].read_text()
+    assert page.count('data-kind="history"') == 1
+    assert page.count("llem_x.yaml::serving") >= 2  # a row per baseline file
+    assert "Not in the baseline files, so not compared: elsewhere" in page
+    assert 'data-kind="comparison"' not in page

@@ -41,8 +41,11 @@ def write_report(paths: list[Path], output: Path, png_dir: Path | None = None) -
     that is unusable, naming it; PreFlightError when matplotlib is missing; OSError when a write
     fails after all."""
     output, png_dir = Path(output), Path(png_dir) if png_dir is not None else None
+    paths = [Path(p) for p in paths]
+    if any(output.resolve() == path.resolve() for path in paths):
+        raise ConfigError(f"-o {output}: is one of the inputs; write the report to another file")
     check_outputs(output, png_dir)
-    return _write(load_inputs([Path(p) for p in paths]), output, png_dir)
+    return _write(load_inputs(paths), output, png_dir)
 
 
 def write_report_from_session(document: dict[str, Any], path: str | Path) -> Path:
@@ -150,6 +153,9 @@ def build(inputs: Inputs, png: bool = False) -> tuple[str, list[Chart]]:
                                  chart(draw.comparison_chart(verdicts), "comparison", "comparison",
                                        "Change against the baseline per experiment and metric, with its 95% CI"),
                                  _verdicts(verdicts), anchor="baseline"))
+    results = [m for m in measured if m.result is not None]
+    if results:
+        body.append(html.section("Power timelines", *_timelines(results, chart), anchor="timelines"))
     if inputs.baselines:
         history = None
         if len(inputs.baselines) >= 2:
@@ -160,9 +166,6 @@ def build(inputs: Inputs, png: bool = False) -> tuple[str, list[Chart]]:
         body.append(html.section("Baseline files", _baselines(inputs.baselines), unmatched,
                                  chart(history, "history", "history", "J/token per experiment across baseline files"),
                                  anchor="baselines"))
-    results = [m for m in measured if m.result is not None]
-    if results:
-        body.append(html.section("Power timelines", *_timelines(results, chart), anchor="timelines"))
     if measured:
         body.append(html.section("Measurement warnings", _warnings(measured), anchor="warnings"))
     unmeasured = [m for m in measured if m.result is None]

@@ -30,6 +30,7 @@ th, td { border: 1px solid #d9dee3; padding: 0.3em 0.6em; text-align: left; vert
 th { background: #f3f5f7; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 td.word { white-space: nowrap; }
+td:first-child { min-width: 16em; }
 .regressed, .suspect, .failed, .error { color: #c62828; font-weight: 600; }
 .improved, .passed { color: #2e7d32; }
 .inconclusive, .unverified, .estimated, .skipped { color: #a86400; }
