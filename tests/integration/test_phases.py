@@ -220,3 +220,20 @@ def test_interleaved_configs_share_the_devices_and_keep_their_own_phases(fake_gp
     # ABBA: a's first window, b's two, a's second
     assert a_windows[0]["end"] <= b_windows[0]["start"] and b_windows[1]["end"] <= a_windows[1]["start"]
     assert no_sampler_left()
+
+
+def test_a_gpu_whose_telemetry_fails_keeps_its_energy_and_says_the_timeline_is_incomplete(tiny_model):
+    clear_cache()
+    gpu = FakeGpu("GPU-mute", counter_mj=lambda t: int(t * GPU_W * 1000), fail_power_after=2)  # lost to telemetry
+    hardware.set_pynvml(FakeNvml([gpu]))
+    try:
+        result = run_experiment(model=str(tiny_model), **TINY, **{"energy.source": "nvml", "baseline.enabled": False})
+    finally:
+        hardware.set_pynvml(None)
+    assert result.metrics.energy_j > 0 and result.metrics.prefill_energy_j is not None  # from the counters
+    codes = {w.code for w in result.measurement_warnings}
+    assert {"timeline_incomplete", "sampler_failed"} <= codes
+    [note] = [w.message for w in result.measurement_warnings if w.code == "timeline_incomplete"]
+    assert note.startswith("the session timeline's sampler stopped early (GPU is lost)")
+    assert phases(result) == [("load", None), ("warmup", None), ("window", 0), ("prefill", 0)]
+    assert no_sampler_left()

@@ -15,8 +15,9 @@
 
 One session timeline (energy/timeline.py) samples every device from before the idle baseline to
 the end of the last window, with each phase marked; it pauses while a measured window's own
-sampler runs and takes that window's samples, so the windows are measured exactly as without it. Whatever happens (an error, Ctrl-C), the timeline's sampler is
-stopped, the meter closed and the model released.
+sampler runs and takes that window's samples, so the windows are measured exactly as without
+it. Whatever happens (an error, Ctrl-C), the timeline's sampler is stopped, the meter closed and
+the model released.
 
 ``measure_interleaved`` runs the same protocol for several configs in one session, their windows
 in a given order (``llem ab`` and a benchmark file's ``against:`` use ABBA order, results/ab.py).
@@ -263,8 +264,9 @@ class _Session:
         config = self.config
         notes = list(self.notes)
         if timeline is not None and timeline.error is not None:
-            notes.append(("timeline_incomplete", f"the session timeline's sampler stopped early ({timeline.error}); "
-                                                 "the timeline ends there, the windows' energy is unaffected"))
+            notes.append(("timeline_incomplete", (f"the session timeline's sampler stopped early ({timeline.error}); "
+                                                  "from there on it holds only the windows' own samples (their "
+                                                  "energy is unaffected)")))
         result = result_from_windows(
             self.repeats, self.readings,
             experiment_id=make_experiment_id(config.name or Path(config.model).name, config.config_hash(), started),

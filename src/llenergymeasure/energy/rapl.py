@@ -64,7 +64,7 @@ def power_probe(zone: RaplZone, clock: Callable[[], float] = time.perf_counter) 
     and is left out; a reset is the window's business (``RaplMeter.stop``), not the timeline's."""
     what = f"RAPL {zone.name} ({zone.path})"
 
-    def sample(before: int | float, after: int | float, seconds: float) -> dict[str, Any] | None:
+    def sample(before: float, after: float, seconds: float) -> dict[str, Any] | None:
         try:
             delta, _ = counter_delta(int(before), int(after), wrap_at=zone.max_range_uj, joules_per_unit=1e-6,
                                      duration_s=seconds, max_power_w=MAX_MEAN_POWER_W["cpu"], what=what)

@@ -93,14 +93,14 @@ class Sampler:
         return True
 
 
-def rate_probe(read: Callable[[], int | float],
-               sample: Callable[[int | float, int | float, float], dict[str, Any] | None],
+def rate_probe(read: Callable[[], float],
+               sample: Callable[[float, float, float], dict[str, Any] | None],
                clock: Callable[[], float] = time.perf_counter) -> Probe:
     """A probe over a cumulative counter (RAPL's energy, a process's CPU time): each call reads
     it and returns ``sample(previous value, value, seconds between the reads)``. The first call
     only reads (None), and so does a call less than MIN_RATE_INTERVAL_S after the previous
     sample: the next sample then spans both intervals."""
-    last: list[tuple[float, int | float]] = []
+    last: list[tuple[float, float]] = []
 
     def probe() -> dict[str, Any] | None:
         now, value = clock(), read()
