@@ -14,7 +14,7 @@ CONFIG_ERRORS = [
     # (id, args, files, expected lines in stderr)
     ("no-args", ("run",), {}, ["no model given: pass --model"]),
     ("backend-typo", ("run", "--model", "gpt2", "--backend", "pytorh"), {},
-     ["CLI --backend: backend: 'pytorh' is not one of pytorch; did you mean 'pytorch'?"]),
+     ["CLI --backend: backend: 'pytorh' is not one of pytorch, openai; did you mean 'pytorch'?"]),
     ("unknown-key", ("run", "bad.yaml"), {"bad.yaml": "model: gpt2\nn: 4\npytorch:\n  batchsize: 4\n"},
      ["bad.yaml:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]),
     ("unknown-top-level-key", ("run", "bad.yaml"), {"bad.yaml": "model: gpt2\nprecison: fp16\n"},
