@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -188,8 +189,6 @@ class EnergyFixture:
 def _token_count(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         try:
-            import operator
-
             value = operator.index(value)  # a numpy or torch integer scalar
         except TypeError:
             raise TypeError(f"llem_energy: tokens must be a whole number of generated tokens, 0 or more "

@@ -50,15 +50,7 @@ def preflight(config: ExperimentConfig) -> Plan:
     if problem:
         problems.append(problem)
 
-    problem = output_dir_problem(config)  # a result that cannot be saved is not worth measuring
-    if problem:
-        problems.append(problem)
-
-    prompts: list[str] = []
-    try:
-        prompts = load_prompts(config.dataset, config.n, seed=config.random_seed, input_tokens=config.max_input_tokens)
-    except PreFlightError as exc:
-        problems.extend(exc.problems)
+    prompts = _output_and_prompts(config, problems)
 
     device = "cpu"
     if not missing:
@@ -83,14 +75,7 @@ def _preflight_server(config: ExperimentConfig) -> Plan:
     if missing:
         problems.append(f"backend: 'openai' needs {' and '.join(missing)}; {INSTALL_HINT}")
 
-    problem = output_dir_problem(config)
-    if problem:
-        problems.append(problem)
-    prompts: list[str] = []
-    try:
-        prompts = load_prompts(config.dataset, config.n, seed=config.random_seed, input_tokens=config.max_input_tokens)
-    except PreFlightError as exc:
-        problems.extend(exc.problems)
+    prompts = _output_and_prompts(config, problems)
 
     meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
     if not missing:
@@ -104,6 +89,19 @@ def _preflight_server(config: ExperimentConfig) -> Plan:
         raise PreFlightError(problems)
     return Plan(prompts=prompts, device=f"server:{config.openai.base_url}", meter=meter,
                 warnings=decoder_warnings(config))
+
+
+def _output_and_prompts(config: ExperimentConfig, problems: list[str]) -> list[str]:
+    """The checks every backend shares: the output dir must take the result (a result that cannot
+    be saved is not worth measuring) and the dataset must give ``n`` prompts; the prompts."""
+    problem = output_dir_problem(config)
+    if problem:
+        problems.append(problem)
+    try:
+        return load_prompts(config.dataset, config.n, seed=config.random_seed, input_tokens=config.max_input_tokens)
+    except PreFlightError as exc:
+        problems.extend(exc.problems)
+        return []
 
 
 def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[tuple[str, str]]) -> str:
