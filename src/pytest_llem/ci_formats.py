@@ -59,7 +59,7 @@ def fit_markdown(head: list[str], rows: list[str], tail: list[str], keep: int,
     """``head`` + ``rows`` + ``tail`` as one text under ``limit`` characters: rows after the first
     ``keep`` (those that need attention) are dropped from the end, with a line that counts them."""
     def text(shown: list[str], dropped: int) -> str:
-        note = [f"", f"... {dropped} more item(s) not shown: the report would pass GitHub's {limit:,}-character "
+        note = ["", f"... {dropped} more item(s) not shown: the report would pass GitHub's {limit:,}-character "
                      "limit (the JSON report, --llem-json, has them all)"] if dropped else []
         return "\n".join([*head, *shown, *tail, *note]) + "\n"
 

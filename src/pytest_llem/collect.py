@@ -26,7 +26,7 @@ from pytest_llem import needs
 from pytest_llem.baselines import locate
 from pytest_llem.gating import Judge, LlemFailure, attach, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
-from pytest_llem.workers import LockError, measurement_lock
+from pytest_llem.workers import LOCK_TIMEOUT_HINT, LockError, measurement_lock
 
 class LlemFile(pytest.File):
     def collect(self) -> list[LlemItem]:
@@ -177,9 +177,8 @@ class LlemItem(pytest.Item):
         from llenergymeasure.results.io import NotSaved
 
         config, machine = self.experiment.config, self.settings.machine
-        devices = [g.uuid for g in machine.gpus] if needs.runs_on_gpu(config, machine) else ["cpu"]
-        with measurement_lock(devices, holder=self.nodeid, timeout=self.settings.lock_timeout,
-                              notify=lambda text: say_now(self, text)):
+        with measurement_lock(needs.gpus_to_lock(config, machine), holder=self.nodeid, timeout=self.settings.lock_timeout,
+                              timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self, text)):
             result, ab_check = self._run(config)
         failures, saved = [], None
         if config.output_dir:

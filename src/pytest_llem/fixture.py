@@ -133,13 +133,13 @@ class EnergyFixture:
         """The meter, opened on first use with the devices it measures locked for the test."""
         if self._monitor is None:
             from llenergymeasure.energy.window import EnergyMonitor
-            from pytest_llem.workers import measurement_lock
+            from pytest_llem.workers import LOCK_TIMEOUT_HINT, measurement_lock
 
             machine = self.settings.machine
             devices = [g.uuid for g in machine.gpus] or ["cpu"]
             self._stack.enter_context(measurement_lock(devices, holder=self.item.nodeid,
                                                        timeout=self.settings.lock_timeout,
-                                                       notify=lambda text: say_now(self.item, text)))
+                                                       timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self.item, text)))
             self._monitor = self._stack.enter_context(EnergyMonitor(self.source, self.devices))
         return self._monitor
 

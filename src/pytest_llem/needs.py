@@ -21,6 +21,8 @@ def runs_on_gpu(config: ExperimentConfig, machine: Machine) -> bool:
     server (``backend: openai``) runs on ``openai.gpus``, else on every visible GPU."""
     if config.backend == "openai":
         return bool(config.openai.gpus) or bool(machine.gpus)
+    if config.pytorch.device_map is not None or config.pytorch.gpus:
+        return True
     device = config.pytorch.device
     return device.startswith("cuda") or (device == "auto" and bool(machine.gpus))
 
@@ -29,6 +31,9 @@ def missing(config: ExperimentConfig, machine: Machine) -> str | None:
     """Why this machine cannot run ``config`` at all, or None."""
     if config.backend == "openai":
         return _server_missing(config, machine) or _source_missing(config, machine)
+    spread = _spread_missing(config, machine)
+    if spread:
+        return spread
     device, index = config.pytorch.device, cuda_index(config.pytorch.device)
     if index is not None and not machine.gpus:
         return f"needs a GPU (pytorch.device: {device}) but none is visible: {machine.nvml.detail}"
@@ -36,6 +41,43 @@ def missing(config: ExperimentConfig, machine: Machine) -> str | None:
         return (f"pytorch.device is {device} but this process sees {len(machine.gpus)} GPU(s) (under xdist each "
                 "worker sees one); use pytorch.device: cuda")
     return _source_missing(config, machine)
+
+
+def _spread_missing(config: ExperimentConfig, machine: Machine) -> str | None:
+    """A model spread over (or put on) GPUs by ``pytorch.device_map`` / ``pytorch.gpus`` that this
+    process cannot give it."""
+    from llenergymeasure.core.placement import gpus_needed
+
+    pytorch = config.pytorch
+    if pytorch.device_map is None and not pytorch.gpus:
+        return None
+    key = "pytorch.gpus" if pytorch.gpus else "pytorch.device_map"
+    if not machine.gpus:
+        return f"needs GPUs ({key}) but none is visible: {machine.nvml.detail}"
+    wanted = gpus_needed(config) or 1
+    if wanted > len(machine.gpus):
+        return (f"is spread over {wanted} GPUs ({key}) but this process sees {len(machine.gpus)} (under xdist "
+                "each worker sees as many as the largest experiment of the run asks for)")
+    return None
+
+
+def gpus_to_lock(config: ExperimentConfig, machine: Machine) -> list[str]:
+    """The UUIDs of the GPUs an item measures (all this process sees, unless its config names
+    some), or ["cpu"] for one on the CPU."""
+    if not runs_on_gpu(config, machine):
+        return ["cpu"]
+    every = [gpu.uuid for gpu in machine.gpus]
+    if config.backend != "pytorch" or not (config.pytorch.gpus or isinstance(config.pytorch.device_map, dict)):
+        return every
+    from llenergymeasure.core.placement import map_gpus
+    from llenergymeasure.energy.meters import select_gpus
+    from llenergymeasure.exceptions import PreFlightError
+
+    named = config.pytorch.gpus or map_gpus(config.pytorch.device_map)  # type: ignore[arg-type]
+    try:
+        return [gpu.uuid for gpu in select_gpus(machine.gpus, named)]  # type: ignore[arg-type]
+    except PreFlightError:  # its pre-flight says which GPU is missing; hold them all meanwhile
+        return every
 
 
 def _source_missing(config: ExperimentConfig, machine: Machine) -> str | None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llem import workers
-from pytest_llem.workers import LockError, lock_directory, measurement_lock
+from llenergymeasure.core import locks
+from llenergymeasure.core.locks import LockError, lock_directory, measurement_lock
 from tests.plugin.test_plugin_run import TINY as RUN_TINY
 
 TINY = RUN_TINY + "pytorch: {device: cpu}\n"
@@ -50,7 +50,7 @@ def test_a_lock_directory_others_can_enter_is_refused(runtime_dir):
 
 def test_a_lock_directory_of_another_user_is_refused(runtime_dir, monkeypatch):
     (runtime_dir / "llem-locks").mkdir(mode=0o700)
-    monkeypatch.setattr(workers.os, "getuid", lambda: os.stat(runtime_dir).st_uid + 1)
+    monkeypatch.setattr(locks.os, "getuid", lambda: os.stat(runtime_dir).st_uid + 1)
     with pytest.raises(LockError, match=r"is owned by uid \d+, not by you \(uid \d+\): another user may have created it"), \
             measurement_lock(["cpu"]):
         pass
@@ -74,7 +74,7 @@ def test_symlinks_are_never_followed(runtime_dir, tmp_path):
 
 
 def test_a_waiter_says_who_holds_the_device(runtime_dir, monkeypatch):
-    monkeypatch.setattr(workers, "WAIT_NOTICE_S", 0.2)
+    monkeypatch.setattr(locks, "WAIT_NOTICE_S", 0.2)
     said: list[str] = []
     held, release = threading.Event(), threading.Event()
 

@@ -60,3 +60,18 @@ def test_other_test_suites_keep_xdist_defaults(pytester, fake_gpus):
     result = pytester.runpytest_subprocess("-p", "fakegpus", "-n", "auto")
     result.assert_outcomes(passed=1)
     assert not any("3 workers" in line for line in result.outlines)
+
+
+def test_n_auto_gives_each_worker_the_gpus_its_largest_experiment_is_spread_over(pytester, write_llem, fake_gpus):
+    uuids = fake_gpus(count=4)
+    write_llem("llem_one.yaml", TINY)
+    write_llem("llem_spread.yaml", TINY.replace("sweep:\n  pytorch.batch_size: [1, 2, 3]\n",
+                                                "pytorch: {device_map: auto, gpus: [0, 1]}\n"))
+    result = pytester.runpytest_subprocess("-p", "fakegpus", "-n", "auto", "--llem-dry-run")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*2 workers [[]4 items[]]*"])  # 4 GPUs in pairs
+    pinned = {p.stem: p.read_text() for p in pytester.path.glob("gw*.cvd")}
+    assert pinned, "no worker ran an item"
+    for worker, visible in pinned.items():
+        first = 2 * int(worker[2:])
+        assert visible == ",".join(uuids[first:first + 2])

@@ -28,8 +28,9 @@ class Backend(Protocol):
     name: str
     device: str  # "cpu", "cuda:0", ..., or "server:<base_url>" for a server
 
-    def load(self, config: ExperimentConfig, device: str) -> None:
-        """Load model and tokenizer onto ``device`` (chosen by pre-flight: "cpu", "cuda:0", ...)."""
+    def load(self, config: ExperimentConfig, device: str, device_map: dict[str, int | str] | None = None) -> None:
+        """Load model and tokenizer onto ``device`` (chosen by pre-flight: "cpu", "cuda:0", ...), or
+        spread over GPUs by ``device_map`` (pre-flight's plan: module name -> GPU index, cpu, disk)."""
         ...
 
     def prepare(self, prompts: list[str]) -> list[Any]:

@@ -59,7 +59,7 @@ class OpenAIBackend:
         self._headers: dict[str, str] = {}
         self._server_software: str | None = None
 
-    def load(self, config: ExperimentConfig, device: str) -> None:
+    def load(self, config: ExperimentConfig, device: str, device_map: dict[str, int | str] | None = None) -> None:
         """Nothing is loaded: the server holds the model (pre-flight checked that it serves it)."""
         try:
             import httpx  # noqa: F401

@@ -9,7 +9,10 @@ Choices that keep energy numbers repeatable and honest:
   produced the first logits: one device sync per batch, instead of a streamer's copy to
   the host after every token;
 - ``run_prefill`` runs each batch's prefill alone (generate with ``max_new_tokens=1``: the
-  forward pass over the prompt and the first token), for the runner's prefill windows.
+  forward pass over the prompt and the first token), for the runner's prefill windows;
+- a model spread over GPUs is placed by transformers/accelerate with the explicit device map
+  pre-flight planned (so the GPUs measured are exactly the ones it occupies); inputs go to
+  the GPU of its first module, and syncs and peak memory cover every GPU it is on.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class PyTorchBackend:
 
     def __init__(self) -> None:
         self.device = "cpu"
+        self._gpus: list[int] = []  # every CUDA device the model is on
         self._model: Any = None
         self._tokenizer: Any = None
         self._generation: GenerationConfig | None = None
@@ -55,15 +59,19 @@ class PyTorchBackend:
         self._eos_ids: torch.Tensor | None = None
         self._config: ExperimentConfig | None = None
 
-    def load(self, config: ExperimentConfig, device: str) -> None:
+    def load(self, config: ExperimentConfig, device: str, device_map: dict[str, int | str] | None = None) -> None:
         transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         self._config = config
         self.device = device
+        self._gpus = sorted({t for t in device_map.values() if isinstance(t, int)}) if device_map else (
+            [torch.device(device).index or 0] if device.startswith("cuda") else [])
         options = {"revision": config.pytorch.revision, "trust_remote_code": config.pytorch.trust_remote_code}
         model_options: dict[str, Any] = {"dtype": DTYPES[config.precision], **options}
         if config.pytorch.attn_implementation:
             model_options["attn_implementation"] = config.pytorch.attn_implementation
+        if device_map:
+            model_options["device_map"] = device_map
         try:
             tokenizer = AutoTokenizer.from_pretrained(config.model, **options)
             model = AutoModelForCausalLM.from_pretrained(config.model, **model_options)
@@ -84,7 +92,11 @@ class PyTorchBackend:
                 raise BackendError(f"tokenizer of {config.model!r} has neither a pad nor an end-of-text token")
             tokenizer.pad_token = tokenizer.eos_token
 
-        model.to(self.device).eval()
+        if device_map:
+            model.eval()
+            self.device = str(model.get_input_embeddings().weight.device)  # where the inputs go
+        else:
+            model.to(self.device).eval()
         if config.pytorch.torch_compile:
             model.forward = torch.compile(model.forward)
         torch.manual_seed(config.random_seed)
@@ -175,20 +187,21 @@ class PyTorchBackend:
         return int(first.sum())
 
     def synchronize(self) -> None:
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize(self.device)
+        for gpu in self._gpus:
+            torch.cuda.synchronize(gpu)
 
     def reset_peak_memory(self) -> None:
-        if self.device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(self.device)
+        for gpu in self._gpus:
+            torch.cuda.reset_peak_memory_stats(gpu)
 
     def peak_memory_mb(self) -> float | None:
-        if self.device.startswith("cuda"):
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
-        return None
+        """The peak of every GPU the model is on, summed (None on the CPU)."""
+        if not self._gpus:
+            return None
+        return sum(torch.cuda.max_memory_allocated(gpu) for gpu in self._gpus) / 2**20
 
     def environment(self) -> dict[str, Any]:
-        gpus = [torch.cuda.get_device_name(self.device)] if self.device.startswith("cuda") else []  # the one measured
+        gpus = [torch.cuda.get_device_name(gpu) for gpu in self._gpus]  # the ones measured
         return {
             "torch": torch.__version__,
             "transformers": transformers.__version__,
@@ -200,7 +213,7 @@ class PyTorchBackend:
     def unload(self) -> None:
         self._model = self._tokenizer = None
         gc.collect()
-        if self.device.startswith("cuda"):
+        if self._gpus:
             torch.cuda.empty_cache()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from llenergymeasure.config.models import DECODER_PRESETS, REFUSED_KEY_HINTS, ExperimentConfig, leaf_paths
+from llenergymeasure.config.models import DECODER_PRESETS, MAP_FIELDS, REFUSED_KEY_HINTS, ExperimentConfig, leaf_paths
 from llenergymeasure.config.yaml_source import KeyPath, YamlDocument
 from llenergymeasure.exceptions import ConfigError
 
@@ -77,12 +77,13 @@ class _NotASection(ConfigError):
         super().__init__(f"{problem}; remove one of them")
 
 
-def unflatten(values: dict[str, Any]) -> dict[str, Any]:
-    """Turn dotted keys into nested dicts: ``{"pytorch.batch_size": 4}`` -> ``{"pytorch": {"batch_size": 4}}``."""
+def unflatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Turn dotted keys into nested dicts: ``{"pytorch.batch_size": 4}`` -> ``{"pytorch": {"batch_size": 4}}``.
+    The value of a MAP_FIELDS field is a leaf: its keys are names (``transformer.h.0``), not paths."""
     nested: dict[str, Any] = {}
     for key, value in values.items():
-        if isinstance(value, dict):
-            value = unflatten(value)
+        if isinstance(value, dict) and f"{prefix}{key}" not in MAP_FIELDS:
+            value = unflatten(value, f"{prefix}{key}.")
         *parents, leaf = str(key).split(".")
         target = nested
         for part in parents:
@@ -92,8 +93,8 @@ def unflatten(values: dict[str, Any]) -> dict[str, Any]:
                 raise _NotASection(str(key), problem)
         if isinstance(target.get(leaf), dict) and not isinstance(value, dict):
             raise _NotASection(str(key), f"'{key}' is given a value, but another key sets fields inside it")
-        if isinstance(value, dict) and isinstance(target.get(leaf), dict):
-            target[leaf] = _deep_merge(target[leaf], value)
+        if isinstance(value, dict) and isinstance(target.get(leaf), dict) and f"{prefix}{key}" not in MAP_FIELDS:
+            target[leaf] = _deep_merge(target[leaf], value, f"{prefix}{key}.")
         else:
             target[leaf] = value
     return nested
@@ -217,11 +218,11 @@ def _label_preset_values(merged: dict[str, Any], origins: dict[str, str]) -> Non
             origins[f"decoder.{key}"] = f"{origins.get('decoder.preset', 'config')} (decoder.preset: {preset})"
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+def _deep_merge(base: dict[str, Any], override: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and f"{prefix}{key}" not in MAP_FIELDS:
+            out[key] = _deep_merge(out[key], value, f"{prefix}{key}.")
         else:
             out[key] = value
     return out

@@ -120,16 +120,91 @@ class EnergyConfig(_Section):
     carbon_country: str | None = Field(None, pattern=r"^[A-Za-z]{3}$", description="ISO 3166 alpha-3, e.g. FRA")
 
 
+def _gpu_selector(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        ok = False
+    elif isinstance(value, int):
+        ok = 0 <= value <= 1023
+    else:
+        ok = re.fullmatch(r"\d{1,4}|cuda(:\d{1,4})?|(GPU|MIG)-[0-9A-Za-z-]{4,80}", value) is not None
+    if not ok:
+        raise ValueError("a GPU is a visible index (0), 'cuda:N', or a UUID ('GPU-...', at least its first 8 characters)")
+    return value
+
+
+# A GPU as this process sees it (energy/meters.py select_gpus reads it).
+Gpu = Annotated[int | str, BeforeValidator(_gpu_selector)]
+
+
+# How transformers/accelerate spreads a model over devices (``from_pretrained(device_map=...)``).
+DEVICE_MAP_NAMES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def _device_map(value: Any) -> Any:
+    """A named map, or {module: GPU index (as transformers takes it) | "cpu" | "disk"}: one clear
+    message for anything else."""
+    if isinstance(value, str):
+        if value not in DEVICE_MAP_NAMES:
+            raise ValueError(f"{value!r} is not a device map; use one of {', '.join(DEVICE_MAP_NAMES)}, or an explicit "
+                             "{module: GPU index | cpu | disk} map")
+        return value
+    if not isinstance(value, dict):
+        raise ValueError("a device map is auto, balanced, balanced_low_0, sequential, or a {module: GPU index | cpu | "
+                         "disk} map")
+    for module, target in value.items():
+        if not isinstance(module, str) or len(module) > 1024 or CONTROL_CHARACTERS.search(module):
+            raise ValueError(f"{module!r} is not a module name")
+        ok = target in ("cpu", "disk") or (isinstance(target, int) and not isinstance(target, bool) and 0 <= target <= 1023)
+        if not ok:
+            raise ValueError(f"{module}: {target!r} is not a place for a module; use a GPU index (0), cpu or disk")
+    return value
+
+
+DeviceMap = Annotated[str | dict[str, int | str], BeforeValidator(_device_map)]
+
+
 class PyTorchConfig(_Section):
     """Knobs of the transformers backend."""
 
     batch_size: int = Field(1, ge=1, le=65_536)
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    device_map: DeviceMap | None = Field(
+        None, description="spread the model over GPUs: auto, balanced, balanced_low_0, sequential, or an explicit "
+                          "{module: GPU index | cpu | disk} map")
+    gpus: list[Gpu] | None = Field(None, min_length=1, max_length=1024,
+                                   description="the GPUs the model is placed on (visible index, cuda:N, UUID); null: "
+                                               "pytorch.device's GPU, or every visible GPU with a device_map")
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
     use_cache: bool = True
     torch_compile: bool = False
     trust_remote_code: bool = False
     revision: Text | None = None
+
+    @model_serializer(mode="wrap")
+    def _placement_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump without unset placement keys, so a one-device config's hash is what it was
+        before models could be spread over GPUs."""
+        data = handler(self)
+        for key in ("device_map", "gpus"):
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+    @model_validator(mode="after")
+    def _one_placement(self) -> PyTorchConfig:
+        if (self.device_map is not None or self.gpus) and self.device not in ("auto", "cuda"):
+            what = "pytorch.device_map" if self.device_map is not None else "pytorch.gpus"
+            raise ValueError(f"{what} chooses the GPUs itself; leave pytorch.device at auto (it is {self.device!r})")
+        if isinstance(self.device_map, dict):
+            if not self.device_map:
+                raise ValueError("pytorch.device_map is an empty map; name where each module goes, or use auto")
+            if self.gpus:
+                raise ValueError("give either an explicit pytorch.device_map (its GPU indices are the GPUs used) or "
+                                 "pytorch.gpus, not both")
+        if self.gpus and len(self.gpus) > 1 and self.device_map is None:
+            raise ValueError(f"pytorch.gpus lists {len(self.gpus)} GPUs but a model without pytorch.device_map runs "
+                             "on one; set pytorch.device_map: auto to spread it over them")
+        return self
 
 
 def _server_url(text: str) -> str:
@@ -148,20 +223,6 @@ def _server_url(text: str) -> str:
     return text.rstrip("/")
 
 
-def _gpu_selector(value: Any) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        ok = False
-    elif isinstance(value, int):
-        ok = 0 <= value <= 1023
-    else:
-        ok = re.fullmatch(r"\d{1,4}|cuda(:\d{1,4})?|(GPU|MIG)-[0-9A-Za-z-]{4,80}", value) is not None
-    if not ok:
-        raise ValueError("a GPU is a visible index (0), 'cuda:N', or a UUID ('GPU-...', at least its first 8 characters)")
-    return value
-
-
-# A GPU the server runs on, as this machine sees it (energy/meters.py select_gpus reads it).
-ServerGpu = Annotated[int | str, BeforeValidator(_gpu_selector)]
 
 
 class OpenAIConfig(_Section):
@@ -177,11 +238,14 @@ class OpenAIConfig(_Section):
     timeout_s: float = Field(60.0, gt=0, le=MAX_REQUEST_TIMEOUT_S, description="limit on one whole request")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
                              description="name of the environment variable holding the API key")
-    gpus: list[ServerGpu] | None = Field(None, min_length=1, max_length=1024,
+    gpus: list[Gpu] | None = Field(None, min_length=1, max_length=1024,
                                          description="GPUs the server runs on; null: every visible GPU")
     server_pid: int | None = Field(None, ge=1, le=2**31 - 1,
                                    description="the server's process, for the CPU estimate; null: found by its port")
 
+
+# Fields whose value is a map with free-form keys (module names hold dots): one leaf when layered.
+MAP_FIELDS = frozenset({"pytorch.device_map"})
 
 # Keys that are refused with more than a did-you-mean (layers.py adds the text).
 _NO_KEY_IN_FILES = ("an API key is never read from a config file: put it in an environment variable and name that "
@@ -247,10 +311,11 @@ class ExperimentConfig(_Section):
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """A nested dict as ``{dotted.path: leaf value}``, in order (an empty dict is a leaf)."""
+    """A nested dict as ``{dotted.path: leaf value}``, in order (an empty dict, and the map of a
+    MAP_FIELDS field, are leaves)."""
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict) and value:
+        if isinstance(value, dict) and value and f"{prefix}{key}" not in MAP_FIELDS:
             flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value

@@ -3,6 +3,9 @@
 Runs before anything is loaded or measured, so a typo in a model path costs a second, not a
 model download and a baseline measurement. All problems come back in one PreFlightError.
 
+A model spread over GPUs (``pytorch.device_map``, ``pytorch.gpus``) gets its placement planned
+here (core/placement.py): its meter measures exactly the GPUs the plan uses.
+
 For ``backend: openai`` the model is the server's: instead of torch, the model's files and VRAM,
 it checks that the server answers and serves the model, and finds the meter of its devices.
 """
@@ -15,6 +18,7 @@ from importlib.util import find_spec
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.dry_run import output_dir_problem
 from llenergymeasure.core.model_files import model_problem
+from llenergymeasure.core.placement import Placement, plan_placement
 from llenergymeasure.core.server import INSTALL_HINT, check_server, decoder_warnings, server_meter
 from llenergymeasure.core.vram import estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
@@ -32,6 +36,13 @@ class Plan:
     device: str
     meter: EnergyMeter
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    device_map: dict[str, int | str] | None = None  # a model spread over GPUs: where each module goes
+    gpus: list[str] = field(default_factory=list)  # and the UUIDs of the GPUs it is on
+
+    @property
+    def where(self) -> str:
+        """The devices measured, as one name: the device, or the spread model's GPUs."""
+        return "+".join(self.gpus) if self.gpus else self.device
 
 
 def preflight(config: ExperimentConfig) -> Plan:
@@ -52,20 +63,25 @@ def preflight(config: ExperimentConfig) -> Plan:
 
     prompts = _output_and_prompts(config, problems)
 
-    device = "cpu"
-    if not missing:
+    device, placement = "cpu", None
+    if not missing and (config.pytorch.device_map is not None or config.pytorch.gpus):
+        placement = _check_placement(config, problems)
+        device = placement.device if placement else device
+    elif not missing:
         device = _check_device(config, problems, warnings)
+    gpus = [gpu.uuid for gpu in placement.gpus] if placement else []
 
     meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
     try:
-        meter = create_meter(config.energy, device)
+        meter = create_meter(config.energy, device, gpus=gpus or None)
     except PreFlightError as exc:
         problems.extend(exc.problems)
 
     if problems:
         meter.close()
         raise PreFlightError(problems)
-    return Plan(prompts=prompts, device=device, meter=meter, warnings=warnings)
+    return Plan(prompts=prompts, device=device, meter=meter, warnings=warnings,
+                device_map=placement.device_map if placement else None, gpus=gpus)
 
 
 def _preflight_server(config: ExperimentConfig) -> Plan:
@@ -102,6 +118,19 @@ def _output_and_prompts(config: ExperimentConfig, problems: list[str]) -> list[s
     except PreFlightError as exc:
         problems.extend(exc.problems)
         return []
+
+
+def _check_placement(config: ExperimentConfig, problems: list[str]) -> Placement | None:
+    """A model spread over GPUs (or put on one by UUID): torch must have CUDA, and the plan must hold."""
+    import torch
+
+    key = "pytorch.gpus" if config.pytorch.gpus else "pytorch.device_map"
+    if not torch.cuda.is_available():
+        problems.append(f"{key}: the model is to be placed on GPUs but torch {torch.__version__} sees no CUDA GPU; "
+                        "install a CUDA build of torch")
+    elif config.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp16")
+    return plan_placement(config, problems)
 
 
 def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[tuple[str, str]]) -> str:

@@ -114,7 +114,7 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
         sessions = [_Session(config, plan, backend, owner)
                     for owner, (config, plan, backend) in enumerate(zip(configs, plans, backends))]
         first = configs[0]
-        baseline_w = _idle_baseline(meter, first, plans[0].device, timeline)
+        baseline_w = _idle_baseline(meter, first, plans[0].where, timeline)
         for session in sessions:
             session.load_and_warm_up(progress, timeline)
         jitter = random.Random(first.random_seed)
@@ -162,7 +162,7 @@ def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
         if any(config.energy != configs[0].energy or config.baseline != configs[0].baseline for config in configs):
             raise PreFlightError("configs measured together share one meter: their energy.* and baseline.* settings "
                                  f"must be the same ({', '.join(c.name or c.model for c in configs)})")
-        devices = {plan.device for plan in plans}
+        devices = {plan.where for plan in plans}
         if len(devices) > 1:
             raise PreFlightError(f"configs measured together must run on one device; these run on "
                                  f"{', '.join(sorted(devices))} ({', '.join(c.name or c.model for c in configs)})")
@@ -206,7 +206,7 @@ class _Session:
 
     def load_and_warm_up(self, progress: bool, timeline: TimelineRecorder) -> None:
         with timeline.phase("load", owner=self.owner):
-            self.backend.load(self.config, self.plan.device)
+            self.backend.load(self.config, self.plan.device, self.plan.device_map)
             self.batches = self.backend.prepare(self.plan.prompts)
         warmup = self.batches[: self.config.warmup.n_warmup] if self.config.warmup.enabled else []
         if warmup:

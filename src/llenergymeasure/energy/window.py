@@ -34,7 +34,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
