@@ -135,5 +135,23 @@ def test_an_explicit_map_in_yaml_keeps_dotted_module_names_whole(tiny_model, tmp
     done = subprocess.run([sys.executable, "-m", "llenergymeasure.cli", "run", "--dry-run", "-v", str(experiment)],
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
-    [line] = [line for line in done.stdout.splitlines() if "pytorch.device_map" in line]
+    [line] = [line for line in done.stdout.splitlines() if "pytorch.device_map" in line and "{" in line]
+    assert "note: pytorch.device_map: no GPU visible here; the placement is checked where it runs" in done.stdout
     assert "'transformer.h.0': 0" in line and "'lm_head': 'cpu'" in line and "explicit.yaml:6" in line, line
+
+
+def test_the_dry_run_checks_a_spread_model_against_its_gpus_together(three_gpus, tiny_model):
+    from llenergymeasure.core.dry_run import dry_run
+
+    spread = config(tiny_model, device_map="auto", gpus=[0, 2])
+    three_gpus(memory_gb=0.45)
+    assert dry_run(spread, 0.45).problems == []  # not against one GPU's memory
+    three_gpus(memory_gb=0.35)
+    [problem] = dry_run(spread, 0.35).problems
+    assert problem.startswith("VRAM:") and "GPU 0 + GPU 2 (2 GPUs together) has 0.7 GB" in problem
+    assert dry_run(config(tiny_model, gpus=["GPU-9999-dddd"]), 0.35).problems[0].startswith(
+        "pytorch.gpus: GPU 'GPU-9999-dddd' is not visible")
+
+    hardware.set_pynvml(FakeNvml([]))  # a push-CI machine: no GPU here, so nothing to check it against
+    report = dry_run(spread, None)
+    assert report.problems == [] and "pytorch.gpus: no GPU visible here" in " ".join(report.notes)

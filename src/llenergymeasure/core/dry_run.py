@@ -56,7 +56,9 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if problem:
         report.problems.append(problem)
 
-    if config.pytorch.device != "cpu" and gpu_memory_gb is not None:
+    if config.pytorch.device_map is not None or config.pytorch.gpus:
+        _check_spread(config, report)
+    elif config.pytorch.device != "cpu" and gpu_memory_gb is not None:
         problem = vram_problem(report.vram, gpu_memory_gb)
         if problem:
             report.problems.append(problem)
@@ -66,6 +68,27 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if missing:
         report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
     return report
+
+
+def _check_spread(config: ExperimentConfig, report: DryRunReport) -> None:
+    """A model spread over GPUs: the GPUs it names must be visible here, and hold it together.
+    Where no GPU is visible (a push-CI machine) that is a note: it may run where they are."""
+    from llenergymeasure.core.placement import chosen_gpus, placement_key, spread_vram_problem
+    from llenergymeasure.energy.sources import nvml_status
+    from llenergymeasure.exceptions import PreFlightError
+
+    _, visible, _ = nvml_status()
+    if not visible:
+        report.notes.append(f"{placement_key(config)}: no GPU visible here; the placement is checked where it runs")
+        return
+    try:
+        chosen = chosen_gpus(config, visible)
+    except PreFlightError as exc:
+        report.problems.extend(exc.problems)
+        return
+    problem = spread_vram_problem(report.vram, chosen, [visible.index(gpu) for gpu in chosen])
+    if problem:
+        report.problems.append(problem)
 
 
 def _dry_run_server(config: ExperimentConfig) -> DryRunReport:

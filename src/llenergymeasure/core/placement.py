@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.vram import VramEstimate, vram_problem
 from llenergymeasure.energy.hardware import cuda_index
+from llenergymeasure.energy.meters import select_gpus
 from llenergymeasure.energy.sources import Gpu
 from llenergymeasure.exceptions import PreFlightError
 
@@ -61,33 +63,27 @@ def plan_placement(config: ExperimentConfig, problems: list[str]) -> Placement |
     NVML lists: the chosen GPUs' memory together must hold the VRAM estimate, and a named map
     (auto, balanced, ...) is computed here by accelerate, as transformers would at load, so that
     what is measured is exactly where the model goes. None, with ``problems`` said, when it cannot."""
-    from llenergymeasure.core.vram import estimate_vram, vram_problem
-    from llenergymeasure.energy.meters import select_gpus
+    from llenergymeasure.core.vram import estimate_vram
     from llenergymeasure.energy.sources import nvml_status
 
     pytorch = config.pytorch
-    key = "pytorch.gpus" if pytorch.gpus else "pytorch.device_map"
+    key = placement_key(config)
     status, visible, _ = nvml_status()
     if not visible:
         problems.append(f"{key}: the model is to be placed on GPUs but none is visible ({status.detail})")
         return None
-    explicit = pytorch.device_map if isinstance(pytorch.device_map, dict) else None
-    wanted = pytorch.gpus or (map_gpus(explicit) if explicit else list(range(len(visible))))
     try:
-        chosen = select_gpus(visible, wanted)  # type: ignore[arg-type]  # a Gpu has the uuid it matches
+        chosen = chosen_gpus(config, visible)
     except PreFlightError as exc:
-        problems.extend(problem.replace("devices:", f"{key}:", 1) for problem in exc.problems)
+        problems.extend(exc.problems)
         return None
     positions = [visible.index(gpu) for gpu in chosen]
-    together = sum(gpu.memory_gb for gpu in chosen)
     names = " + ".join(f"GPU {position}" for position in positions)
-    estimate = estimate_vram(config)
-    if estimate is not None:  # every GPU holds a CUDA context of its own
-        estimate = replace(estimate, overhead_gb=estimate.overhead_gb * len(chosen))
-    problem = vram_problem(estimate, together, f"{names} ({len(chosen)} GPUs together)" if len(chosen) > 1 else names)
+    problem = spread_vram_problem(estimate_vram(config), chosen, positions)
     if problem:
         problems.append(problem)
         return None
+    explicit = pytorch.device_map if isinstance(pytorch.device_map, dict) else None
     if explicit is not None:
         device_map: dict[str, int | str] = dict(explicit)
     elif pytorch.device_map is None:  # one GPU, named in pytorch.gpus: the whole model goes there
@@ -108,6 +104,33 @@ def plan_placement(config: ExperimentConfig, problems: list[str]) -> Placement |
         problems.append(f"{key}: the device map puts nothing on a GPU; use pytorch.device: cpu for a model on the CPU")
         return None
     return Placement(device_map, [visible[p] for p in used], used)
+
+
+def placement_key(config: ExperimentConfig) -> str:
+    """The config key a placement problem is about."""
+    return "pytorch.gpus" if config.pytorch.gpus else "pytorch.device_map"
+
+
+def chosen_gpus(config: ExperimentConfig, visible: list[Gpu]) -> list[Gpu]:
+    """The GPUs of ``visible`` a spread config may use: ``pytorch.gpus``, the GPUs of an explicit
+    map, or all of them; PreFlightError naming the key for one that is not visible."""
+    pytorch = config.pytorch
+    explicit = pytorch.device_map if isinstance(pytorch.device_map, dict) else None
+    wanted = pytorch.gpus or (map_gpus(explicit) if explicit else list(range(len(visible))))
+    try:
+        return select_gpus(visible, wanted)  # type: ignore[arg-type]  # a Gpu has the uuid it matches
+    except PreFlightError as exc:
+        raise PreFlightError([p.replace("devices:", f"{placement_key(config)}:", 1) for p in exc.problems]) from None
+
+
+def spread_vram_problem(estimate: VramEstimate | None, chosen: list[Gpu], positions: list[int]) -> str | None:
+    """The VRAM problem of a model spread over ``chosen`` (at CUDA ``positions``): their memory
+    together against the estimate, with a CUDA context on each."""
+    if estimate is not None:
+        estimate = replace(estimate, overhead_gb=estimate.overhead_gb * len(chosen))
+    names = " + ".join(f"GPU {position}" for position in positions)
+    where = f"{names} ({len(chosen)} GPUs together)" if len(chosen) > 1 else names
+    return vram_problem(estimate, sum(gpu.memory_gb for gpu in chosen), where)
 
 
 def plan_device_map(config: ExperimentConfig, memory: dict[int, int]) -> dict[str, int | str]:

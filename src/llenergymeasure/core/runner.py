@@ -167,7 +167,7 @@ def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
             raise PreFlightError(f"configs measured together must run on one device; these run on "
                                  f"{', '.join(sorted(devices))} ({', '.join(c.name or c.model for c in configs)})")
         if len(configs) > 1:
-            _check_vram_together(configs, plans[0].device)
+            _check_vram_together(configs, plans[0])
     except BaseException:
         for plan in plans:
             plan.meter.close()
@@ -177,20 +177,28 @@ def _preflight_all(configs: list[ExperimentConfig]) -> list[Plan]:
     return plans
 
 
-def _check_vram_together(configs: list[ExperimentConfig], device: str) -> None:
-    """Configs measured together are all loaded at once: their VRAM estimates must fit together."""
+def _check_vram_together(configs: list[ExperimentConfig], plan: Plan) -> None:
+    """Configs measured together are all loaded at once: their VRAM estimates must fit together
+    (on the device, or on the GPUs a spread model is on)."""
     from llenergymeasure.energy.hardware import cuda_index
 
-    index = cuda_index(device)
+    index = cuda_index(plan.device)
     estimates = [estimate_vram(config) for config in configs]
     if index is None or None in estimates:
         return
-    import torch
+    if plan.gpus:
+        from llenergymeasure.energy.sources import nvml_status
 
-    total, memory = sum(e.total_gb for e in estimates), torch.cuda.get_device_properties(index).total_memory / 1e9
+        memory = sum(gpu.memory_gb for gpu in nvml_status()[1] if gpu.uuid in plan.gpus)
+    else:
+        import torch
+
+        memory = torch.cuda.get_device_properties(index).total_memory / 1e9
+    total = sum(e.total_gb for e in estimates)
     if total > memory:
         raise PreFlightError(f"VRAM: the configs measured together are loaded at once: their estimates add up to "
-                             f"{total:.1f} GB but {device} has {memory:.1f} GB; measure them apart or make them smaller")
+                             f"{total:.1f} GB but {plan.where} has {memory:.1f} GB; measure them apart or make them "
+                             "smaller")
 
 
 class _Session:
