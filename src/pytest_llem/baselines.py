@@ -29,7 +29,7 @@ class NotWritten(Exception):
 
 def locate(path: Path, rootdir: Path) -> tuple[Path, str]:
     """(the directory holding ``.llem/baselines`` for benchmark file ``path``, the file's key)."""
-    from llenergymeasure.results.baselines import project_root
+    from llenergymeasure.results.project import project_root
 
     root = project_root(path) or rootdir
     try:

@@ -54,7 +54,7 @@ class LlemFile(pytest.File):
             item.record.update(root=str(root), baseline_key=f"{key}::{experiment.id}")
             if experiment.id in notes:
                 item.record.setdefault("notes", []).append(notes[experiment.id])
-            item.add_marker("llem")
+            item.add_marker(pytest.mark.llem(**point_keywords(experiment.params)))
             for mark in study.marks:
                 item.add_marker(mark)
             items.append(item)
@@ -108,6 +108,19 @@ def _enough_repeats(config: Any) -> None:
     """A compared experiment that sets no ``repeats`` gets enough for a verdict."""
     if config is not None:
         config.set_if_default("repeats", GATING_REPEATS, "pytest: enough repeats for a verdict")
+
+
+def point_keywords(params: dict[str, Any]) -> dict[str, Any]:
+    """A sweep point's values as keyword arguments of its item's ``llem`` mark, named as in its id
+    (``batch_size``, or ``pytorch_batch_size`` where two short names would collide), so that
+    ``-m "llem(precision='fp16', batch_size=8)"`` selects by value. pytest matches strings,
+    integers, booleans and None; any other value is given as its id text."""
+    shorts = [key.rsplit(".", 1)[-1] for key in params]
+    keywords = {}
+    for key, short, value in zip(params, shorts, params.values()):
+        name = short if shorts.count(short) == 1 else key.replace(".", "_")
+        keywords[name] = value if value is None or isinstance(value, (bool, int, str)) else str(value)
+    return keywords
 
 
 def _unregistered(marks: list[str], config: pytest.Config) -> list[str]:

@@ -80,10 +80,10 @@ class Settings:
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
-        from llenergymeasure.results.compare import Threshold
-
         fail_on = config.getoption("llem_fail_on") or []
         for text in fail_on:
+            from llenergymeasure.results.compare import Threshold  # pydantic: only when the option is given
+
             try:
                 Threshold.parse(text)
             except ValueError as exc:
@@ -176,7 +176,7 @@ class Settings:
 
 
 def _project_root(rootdir: Path) -> Path:
-    from llenergymeasure.results.baselines import project_root
+    from llenergymeasure.results.project import project_root
 
     return project_root(rootdir) or rootdir
 

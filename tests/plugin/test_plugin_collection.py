@@ -56,6 +56,18 @@ def test_k_and_m_select_experiments(pytester, write_llem):
     assert "6 tests collected" in every_llem_item.stdout.str()
 
 
+def test_m_selects_sweep_points_by_value(pytester, write_llem):
+    write_llem("llem_serving.yaml", STUDY.replace("marks: [slow]", ""))
+    by_value = pytester.runpytest("--co", "-q", "-m", "llem(precision='bf16', batch_size=2)")
+    assert [line for line in by_value.outlines if "::" in line] == [
+        "llem_serving.yaml::serving[precision=bf16,batch_size=2]"]
+    by_batch = pytester.runpytest("--co", "-q", "-m", "llem(batch_size=1)")
+    assert [line for line in by_batch.outlines if "::" in line] == [
+        "llem_serving.yaml::serving[precision=fp32,batch_size=1]",
+        "llem_serving.yaml::serving[precision=bf16,batch_size=1]",
+    ]
+
+
 def test_a_bad_file_is_a_collection_error_naming_file_line_and_key(pytester, write_llem):
     write_llem("llem_good.yaml", "model: MODEL\nn: 2\ndataset: builtin\nmax_output_tokens: 4\n")
     write_llem("llem_bad.yaml", "model: MODEL\npytorch:\n  batch_sise: 2\nprecision: fp64\n")
