@@ -4,6 +4,9 @@ Exit codes: 0 all ran, were saved, and every ``expect`` gate passed; 1 a run err
 could not be saved where asked, or a failed gate; 2 a config error (nothing ran); 130 Ctrl-C and
 143 SIGTERM (results already saved are kept; an interrupted study lists them).
 
+With ``--ray`` (or ``--ray-address``) each experiment runs as a Ray task (``executors/ray.py``):
+the results come back here, are saved as each one arrives and summed up in the same table.
+
 Results are saved only with ``-o DIR`` (or ``output_dir`` in the file or the user config), never
 by default: a run should not litter the working directory. Without one the summary says so.
 An output_dir that cannot take the files is refused before anything is measured.
@@ -11,6 +14,7 @@ An output_dir that cannot take the files is refused before anything is measured.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +47,14 @@ def run(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show where each config value came from, and tracebacks.")
     ] = False,
+    use_ray: Annotated[
+        bool, typer.Option("--ray", help="Run each experiment as a Ray task: on the cluster in RAY_ADDRESS, else a "
+                                         "new local Ray instance (needs the [ray] extra; a dry run ignores it).")
+    ] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray-address", metavar="ADDRESS", help="The Ray cluster to run on (HOST:PORT of "
+                                                                          "its head); implies --ray.")
+    ] = None,
 ) -> None:
     flags = {
         "model": model,
@@ -61,9 +73,12 @@ def run(
             _dry_run(experiments, verbose)
             return
         _check_output_dirs(experiments)
-        failed = _run_all(experiments, expect, quiet)
-    if failed:
-        raise typer.Exit(1)
+        if use_ray or ray_address:
+            code = _run_on_ray(experiments, expect, ray_address)
+        else:
+            code = 1 if _run_all(experiments, expect, quiet) else 0
+    if code:
+        raise typer.Exit(code)
 
 
 def _load(path: Path | None, overrides: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -140,10 +155,8 @@ def _check_output_dirs(experiments: list[Any]) -> None:
 def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> bool:
     """Run every experiment (one failing, or one whose result cannot be saved, does not stop the
     rest); True when any failed. When interrupted, a study lists what it finished and where it stopped."""
-    from llenergymeasure.cli.display import one_line, print_result, print_table, summary_row
     from llenergymeasure.core.runner import measure
     from llenergymeasure.exceptions import ConfigError, LLEMError
-    from llenergymeasure.results.gates import check_expect
 
     single = len(experiments) == 1
     rows: list[dict[str, str]] = []
@@ -160,34 +173,99 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
             except LLEMError as exc:
                 if single:
                     raise
-                print(f"Error in {exp_id}: {exc}", file=sys.stderr)
-                rows.append(summary_row(exp_id, None, [], one_line(exc)))
+                rows.append(_error_row(exp_id, exc))
                 saved_to.append("-")
                 failed = True
                 continue
-            where, save_error = save_result(result, config.output_dir)
-            verdicts = check_expect(result, expect)
-            failed = failed or save_error is not None or not all(v.passed for v in verdicts)
-            if single:
-                print_result(result, verdicts, where)
-                if save_error:
-                    print(f"Error: {save_error}", file=sys.stderr)
-                continue
-            row = summary_row(exp_id, result, verdicts, None)
-            if save_error:
-                row["verdict"] += f"; ERROR: {one_line(save_error)}"
-                print(f"Error in {exp_id}: {save_error}", file=sys.stderr)
-            rows.append(row)
-            saved_to.append(where)
+            row, where, not_ok = _keep(exp_id, result, config.output_dir, expect, single)
+            failed = failed or not_ok
+            if row is not None:
+                rows.append(row)
+                saved_to.append(where)
     except KeyboardInterrupt:
         if not single:
             _print_stopped(rows, saved_to, experiments)
         raise
     if not single:
-        print_table(rows)
-        if rows and all(not config.output_dir for _, config in experiments):
-            print(f"Results not saved: {KEEP_HINT.format(them='them')}.", file=sys.stderr)
+        _print_summary(rows, experiments)
     return failed
+
+
+def _run_on_ray(experiments: list[Any], expect: dict[str, Any], address: str | None) -> int:
+    """Every experiment as a Ray task; each result saved as it arrives, the table in the
+    experiments' order at the end. The exit code: 0, 1 (a run error, a result not saved, a failed
+    gate) or 2 (a task's config error). Interrupted: the unfinished tasks are cancelled and the
+    finished ones listed."""
+    from llenergymeasure.executors.ray import run_tasks
+
+    single, total = len(experiments) == 1, len(experiments)
+    rows: dict[int, dict[str, str]] = {}  # by the experiment's index
+    saved_to: dict[int, str] = {}
+    code = 0
+    try:
+        with contextlib.closing(run_tasks(experiments, address)) as tasks:
+            for index, outcome in tasks:
+                exp_id, config = experiments[index]
+                on = f" on {outcome.host}" if outcome.host else ""
+                if outcome.failure is not None:
+                    error = outcome.failure.error()
+                    if single:
+                        raise error
+                    print(f"[{len(rows) + 1}/{total}] {exp_id}: failed{on}", file=sys.stderr)
+                    rows[index], saved_to[index] = _error_row(exp_id, error), "-"
+                    code = max(code, error.exit_code)
+                    continue
+                if not single:
+                    print(f"[{len(rows) + 1}/{total}] {exp_id}: done{on}", file=sys.stderr)
+                row, where, failed = _keep(exp_id, outcome.result, config.output_dir, expect, single)
+                code = max(code, int(failed))
+                if row is not None:
+                    rows[index], saved_to[index] = row, where
+    except KeyboardInterrupt:
+        if not single:
+            _print_stopped_tasks(rows, saved_to, experiments)
+        raise
+    if not single:
+        _print_summary([rows[index] for index in sorted(rows)], experiments)
+    return code
+
+
+def _keep(exp_id: str, result: Any, output_dir: str | None, expect: dict[str, Any],
+          single: bool) -> tuple[dict[str, str] | None, str, bool]:
+    """Save a finished experiment's result and check its gates: (its table row, or None for a
+    single experiment, whose detailed summary is printed now; where the result is; whether it failed)."""
+    from llenergymeasure.cli.display import one_line, print_result, summary_row
+    from llenergymeasure.results.gates import check_expect
+
+    where, save_error = save_result(result, output_dir)
+    verdicts = check_expect(result, expect)
+    failed = save_error is not None or not all(v.passed for v in verdicts)
+    if single:
+        print_result(result, verdicts, where)
+        if save_error:
+            print(f"Error: {save_error}", file=sys.stderr)
+        return None, where, failed
+    row = summary_row(exp_id, result, verdicts, None)
+    if save_error:
+        row["verdict"] += f"; ERROR: {one_line(save_error)}"
+        print(f"Error in {exp_id}: {save_error}", file=sys.stderr)
+    return row, where, failed
+
+
+def _error_row(exp_id: str, error: Exception) -> dict[str, str]:
+    """An experiment that could not run: said on stderr, and its row."""
+    from llenergymeasure.cli.display import one_line, summary_row
+
+    print(f"Error in {exp_id}: {error}", file=sys.stderr)
+    return summary_row(exp_id, None, [], one_line(error))
+
+
+def _print_summary(rows: list[dict[str, str]], experiments: list[Any]) -> None:
+    from llenergymeasure.cli.display import print_table
+
+    print_table(rows)
+    if rows and all(not config.output_dir for _, config in experiments):
+        print(f"Results not saved: {KEEP_HINT.format(them='them')}.", file=sys.stderr)
 
 
 KEEP_HINT = "pass -o DIR (or set output_dir in the file or the user config) to keep {them}"
@@ -219,3 +297,15 @@ def _print_stopped(rows: list[dict[str, str]], saved_to: list[str], experiments:
         not_started = total - done - 1
         print(f"Stopped at [{done + 1}/{total}] {experiments[done][0]}: {done} finished"
               + (f", {not_started} not started" if not_started else "") + ".", file=sys.stderr)
+
+
+def _print_stopped_tasks(rows: dict[int, dict[str, str]], saved_to: dict[int, str], experiments: list[Any]) -> None:
+    """An interrupted study on Ray: the table of what finished (in the study's order), with where
+    each result is (stdout), and which experiments were cancelled (stderr)."""
+    from llenergymeasure.cli.display import print_table
+
+    if rows:
+        print_table([{**rows[index], "result": saved_to[index]} for index in sorted(rows)])
+    cancelled = [exp_id for index, (exp_id, _) in enumerate(experiments) if index not in rows]
+    if cancelled:
+        print(f"Stopped: {len(rows)} finished, {len(cancelled)} cancelled ({', '.join(cancelled)}).", file=sys.stderr)

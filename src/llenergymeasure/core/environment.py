@@ -1,8 +1,9 @@
-"""The environment snapshot stored with every result: versions, CPU, devices, GPU driver and power limits."""
+"""The environment snapshot stored with every result: versions, host, CPU, devices, GPU driver and power limits."""
 
 from __future__ import annotations
 
 import platform
+import socket
 import sys
 from typing import Any
 
@@ -23,6 +24,7 @@ def snapshot(backend_info: dict[str, Any]) -> EnvironmentSnapshot:
         llem_version=__version__,
         python=sys.version.split()[0],
         platform=platform.platform(),
+        host=socket.gethostname(),
         cpu=cpu_model(),
         **gpu_info,
         **backend_info,

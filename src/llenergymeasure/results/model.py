@@ -57,6 +57,10 @@ class EnvironmentSnapshot(BaseModel):
     gpus: list[str] = Field(default_factory=list)
     gpu_driver: str | None = None
     gpu_power_limits_w: list[float] = Field(default_factory=list)
+    # Where it ran: the host's name, and the Ray node with ``llem run --ray`` (None in results
+    # written before these existed, and for ray_node_id outside Ray).
+    host: str | None = None
+    ray_node_id: str | None = None
 
 
 PhaseName = Literal["baseline", "load", "warmup", "window", "prefill", "decode"]
