@@ -81,3 +81,12 @@ def test_in_process_run_help_documents_every_flag():
     for flag in ("--model", "--backend", "--dataset", "-n", "--batch-size", "--precision", "--repeats", "--output",
                  "--dry-run", "--quiet", "--verbose"):
         assert flag in result.output, flag
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "ab", "report", "config"])
+def test_help_shows_flags_as_flags_and_keeps_bracketed_text(run_llem, command):
+    proc = run_llem(command, "--help", timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "<bool>" not in proc.stdout  # a flag takes no value: `--dry-run true` would read "true" as a file
+    if command == "run":
+        assert re.search(r"--dry-run\s+Validate", proc.stdout) and "[ray] extra" in proc.stdout, proc.stdout

@@ -19,6 +19,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Plain click help: typer's rich help shows flags as taking a "<bool>" and reads "[ray]" in a
+    # help text as markup.
+    rich_markup_mode=None,
 )
 
 
