@@ -33,7 +33,22 @@ def test_ci_contains_the_mean_and_median_matches(values):
     assert s.ci95_low < s.mean < s.ci95_high
     assert s.median == statistics.median(values)
     assert s.mean == pytest.approx(statistics.fmean(values))
-    assert s.ci95_high - s.mean == pytest.approx(s.mean - s.ci95_low)
+    uncut = summarize(values, floor=None)  # symmetric about the mean; the default cuts it at 0
+    assert uncut.ci95_high - uncut.mean == pytest.approx(uncut.mean - uncut.ci95_low)
+    assert (s.ci95_low, s.ci95_high) == (max(0.0, uncut.ci95_low), uncut.ci95_high)
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0], [0.0, 1.0, 0.0], [0.5, 0.01, 2.0]])
+def test_ci_of_a_quantity_that_cannot_be_negative_never_goes_below_zero(values):
+    """Few noisy repeats of energy or tokens/s: the t interval would reach below 0."""
+    assert summarize(values, floor=None).ci95_low < 0
+    s = summarize(values)
+    assert s.ci95_low == 0.0 and s.ci95_high > s.mean
+
+
+def test_ci_of_values_below_the_floor_is_not_cut():
+    s = summarize([-3.0, -1.0, -2.0])
+    assert s.ci95_low < -2.0 < s.ci95_high
 
 
 def test_iqr_matches_numpy():
@@ -71,7 +86,7 @@ T95 = {1: 12.706, 2: 4.303, 4: 2.776, 9: 2.262, 11: 2.201, 14: 2.145, 29: 2.045,
 def test_ci_uses_a_t_quantile_at_least_as_wide_as_the_exact_one(df):
     values = [float(i % 2) for i in range(df + 1)]  # alternating 0, 1
     s = summarize(values)
-    half = (s.ci95_high - s.ci95_low) / 2
+    half = s.ci95_high - s.mean  # the upper side: never cut at 0
     t_used = half / (s.std / math.sqrt(s.n))
     assert t_used >= T95[df] - 1e-3
     assert t_used <= T95[df] * 1.05  # and not absurdly conservative
@@ -81,7 +96,7 @@ def test_ci_uses_a_t_quantile_at_least_as_wide_as_the_exact_one(df):
 def test_ci_beyond_the_t_table_is_not_too_narrow(df):
     values = [float(i % 2) for i in range(df + 1)]
     s = summarize(values)
-    half = (s.ci95_high - s.ci95_low) / 2
+    half = s.ci95_high - s.mean  # the upper side: never cut at 0
     assert half / (s.std / math.sqrt(s.n)) >= T95[df] - 1e-3
 
 
@@ -92,7 +107,7 @@ def test_ci_beyond_the_t_table_is_not_too_narrow(df):
 def test_t_quantile_matches_reference_values(df, expected):
     values = [float(i % 2) for i in range(df + 1)]
     s = summarize(values)
-    half = (s.ci95_high - s.ci95_low) / 2
+    half = s.ci95_high - s.mean  # the upper side: never cut at 0
     assert half / (s.std / math.sqrt(s.n)) == pytest.approx(expected, abs=1e-3)
 
 

@@ -19,27 +19,33 @@ sampler runs and takes that window's samples, so the windows are measured exactl
 it. Whatever happens (an error, Ctrl-C), the timeline's sampler is stopped, the meter closed and
 the model released.
 
+With ``progress``, each long phase (idle baseline, load, warmup, every window) says on stderr when
+it starts and how long it took, with its batches as a bar on a terminal or as plain lines in a log
+(core/progress.py). The garbage collector leaves alone what existed before the load for the
+session (``_freeze_gc``).
+
 ``measure_interleaved`` runs the same protocol for several configs in one session, their windows
 in a given order (``llem ab`` and a benchmark file's ``against:`` use ABBA order, results/ab.py).
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
+import os
 import random
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from llenergymeasure.backends import Backend, BatchOutput, get_backend
 from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.environment import snapshot
 from llenergymeasure.core.preflight import Plan, preflight
+from llenergymeasure.core.progress import Progress
 from llenergymeasure.core.vram import estimate_vram
 from llenergymeasure.energy import EnergyMeter, EnergyReading
 from llenergymeasure.energy.base import update_period_s
@@ -51,13 +57,19 @@ from llenergymeasure.energy.timeline import TimelineRecorder
 from llenergymeasure.energy.window import open_window
 from llenergymeasure.exceptions import PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
+from llenergymeasure.results.model import (
+    ExperimentResult,
+    MeasurementWarning,
+    RepeatResult,
+    make_experiment_id,
+)
 from llenergymeasure.results.spread import spread_warnings
-from llenergymeasure.results.model import ExperimentResult, MeasurementWarning, RepeatResult, make_experiment_id
 
 MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacenter GPUs
 TIMELINE_POINTS = 200  # per device and repeat (and of the session) in the result JSON; the sidecar has them all
 PREFILL_SENSOR_UPDATES = 10  # a prefill window spans this many counter updates (1 s on NVML), as a main one should
 MAX_PREFILL_PASSES = 1000
+GC_FREEZE_ENV = "LLEM_GC_FREEZE"  # "0": no gc.freeze() around a session (benchmarks/startup_run.py compares)
 
 
 def run_experiment(
@@ -101,27 +113,31 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
     """Steps 1-6 for several configs in one session: every model loaded and warmed up first,
     then one measurement window per entry of ``order`` (an index into ``configs``), so that
     what drifts over a session (temperature, clocks, a neighbour) falls on all of them alike.
-    They share the device and the meter; one result per config, in the order given."""
+    They share the device and the meter; one result per config, in the order given.
+    ``progress``: say on stderr what is happening (core/progress.py)."""
     intensity = carbon_intensity(configs[0].energy)  # a config error, before anything is opened
     plans = _preflight_all(configs)
     meter = plans[0].meter
     started = datetime.now(timezone.utc)
     backends: list[Backend] = []
+    frozen = False
+    say = Progress(progress)
     timeline = TimelineRecorder(meter, configs[0].energy.sample_interval_ms / 1000)
     try:
         timeline.start()
         backends = [get_backend(config.backend) for config in configs]
-        sessions = [_Session(config, plan, backend, owner)
+        frozen = _freeze_gc()  # the backends' imports are done: what they made is frozen
+        sessions = [_Session(config, plan, backend, owner, named=len(configs) > 1)
                     for owner, (config, plan, backend) in enumerate(zip(configs, plans, backends))]
         first = configs[0]
-        baseline_w = _idle_baseline(meter, first, plans[0].where, timeline)
+        baseline_w = _idle_baseline(meter, first, plans[0].where, timeline, say)
         for session in sessions:
-            session.load_and_warm_up(progress, timeline)
+            session.load_and_warm_up(say, timeline)
         jitter = random.Random(first.random_seed)
         for position, which in enumerate(order):
             if position:
                 time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
-            sessions[which].measure_window(meter, baseline_w, progress, of=order.count(which), timeline=timeline)
+            sessions[which].measure_window(meter, baseline_w, say, of=order.count(which), timeline=timeline)
         timeline.stop()
         environments = [snapshot(session.backend.environment()) for session in sessions]
     finally:
@@ -129,12 +145,33 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
         meter.close()
         for backend in backends:
             backend.unload()
+        if frozen:
+            gc.unfreeze()
     return [session.result(started, environment, intensity, timeline)
             for session, environment in zip(sessions, environments)]
 
 
+def _freeze_gc() -> bool:
+    """Move every object alive now (torch's and transformers' modules, mostly) out of the garbage
+    collector's sight until the session ends: the full collections that loading a model triggers,
+    and the one at unload, then scan only what the session made (about 1 s of a small CPU run,
+    and no collection pausing a window for long). A collection first, so that no garbage is
+    frozen; the caller unfreezes after the unload, so an API caller's objects are collected
+    again afterwards. At exit everything is frozen (an atexit hook): the interpreter's last full
+    collection has nothing to free that the process's end does not. Not done when something
+    else has frozen objects (a pre-fork server: unfreezing would undo its freeze), nor with
+    LLEM_GC_FREEZE=0. True when it froze."""
+    if os.environ.get(GC_FREEZE_ENV) == "0" or gc.get_freeze_count():
+        return False
+    gc.collect()
+    gc.freeze()
+    atexit.unregister(gc.freeze)  # registered once, however many sessions
+    atexit.register(gc.freeze)
+    return True
+
+
 def _idle_baseline(meter: EnergyMeter, config: ExperimentConfig, device: str,
-                   timeline: TimelineRecorder) -> float | None:
+                   timeline: TimelineRecorder, say: Progress) -> float | None:
     """Idle power before any model loads (cached per meter and device); a baseline phase on the
     timeline when it is measured now."""
     if not config.baseline.enabled or meter.source in ("none", "cpu_estimate"):
@@ -145,7 +182,8 @@ def _idle_baseline(meter: EnergyMeter, config: ExperimentConfig, device: str,
         return cached
     timeline.pause()
     start = time.perf_counter()
-    watts, reading = measure_idle_power(meter, key, config.baseline.duration_seconds)
+    with say.phase(f"idle baseline on {device} ({config.baseline.duration_seconds:g} s)"):
+        watts, reading = measure_idle_power(meter, key, config.baseline.duration_seconds)
     timeline.add_phase("baseline", start, time.perf_counter())
     timeline.resume(reading.timeline)
     return watts
@@ -203,41 +241,45 @@ def _check_vram_together(configs: list[ExperimentConfig], plan: Plan) -> None:
 
 class _Session:
     """One config's part of a measurement session: its backend, batches and windows so far.
-    ``owner`` is its index among the session's configs (its phases on the timeline)."""
+    ``owner`` is its index among the session's configs (its phases on the timeline); ``named``:
+    its progress lines name it (several configs in one session)."""
 
-    def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend, owner: int = 0) -> None:
+    def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend, owner: int = 0, *,
+                 named: bool = False) -> None:
         self.config, self.plan, self.backend, self.owner = config, plan, backend, owner
+        self.name = f" ({config.name or config.model})" if named else ""
         self.batches: list[Any] = []
         self.repeats: list[RepeatResult] = []
         self.readings: list[EnergyReading] = []
         self.notes: list[tuple[str, str]] = []  # warnings of the prefill windows
 
-    def load_and_warm_up(self, progress: bool, timeline: TimelineRecorder) -> None:
-        with timeline.phase("load", owner=self.owner):
+    def load_and_warm_up(self, say: Progress, timeline: TimelineRecorder) -> None:
+        with timeline.phase("load", owner=self.owner), say.phase(_load_label(self.config, self.plan)):
             self.backend.load(self.config, self.plan.device, self.plan.device_map)
             self.batches = self.backend.prepare(self.plan.prompts)
         warmup = self.batches[: self.config.warmup.n_warmup] if self.config.warmup.enabled else []
         if warmup:
-            with timeline.phase("warmup", owner=self.owner), _bar(len(warmup), "warmup", progress) as bar:
+            with timeline.phase("warmup", owner=self.owner), \
+                    say.phase(f"warmup{self.name}", len(warmup), batches=True) as bar:
                 self.backend.run(warmup, bar)
 
-    def measure_window(self, meter: EnergyMeter, baseline_w: float | None, progress: bool, of: int,
+    def measure_window(self, meter: EnergyMeter, baseline_w: float | None, say: Progress, of: int,
                        timeline: TimelineRecorder) -> None:
         index = len(self.repeats)
-        label = f"repeat {index + 1}/{of}" if of > 1 else "measuring"
+        label = f"window {index + 1}/{of}{self.name}"
         timeline.pause()  # the window's own sampler is the only one while it is open
-        with _bar(len(self.batches), label, progress) as bar:
+        with say.phase(label, len(self.batches), batches=True) as bar:
             outputs, reading, duration, start = _window(self.backend, meter, self.batches, bar)
         timeline.resume(reading.timeline)
         timeline.add_phase("window", start, start + duration, repeat=index, owner=self.owner)
         peak_memory_mb = self.backend.peak_memory_mb()  # of the main window alone
-        prefill_j = self._prefill_energy(meter, reading, index, duration, progress, timeline)
+        prefill_j = self._prefill_energy(meter, reading, index, of, duration, say, timeline)
         self.readings.append(reading)
         self.repeats.append(repeat_result(index, outputs, reading, duration, len(self.plan.prompts),
                                           peak_memory_mb, baseline_w, prefill_energy_j=prefill_j))
 
-    def _prefill_energy(self, meter: EnergyMeter, main: EnergyReading, index: int, window_s: float, progress: bool,
-                        timeline: TimelineRecorder) -> float | None:
+    def _prefill_energy(self, meter: EnergyMeter, main: EnergyReading, index: int, of: int, window_s: float,
+                        say: Progress, timeline: TimelineRecorder) -> float | None:
         """The energy of one prefill pass over the batches, from a prefill window after the main
         one; None (with a note saying why, where one is due) when it cannot be told apart."""
         run_prefill = getattr(self.backend, "run_prefill", None)
@@ -245,7 +287,7 @@ class _Session:
             return None
         min_s = min(PREFILL_SENSOR_UPDATES * update_period_s(meter), window_s)
         timeline.pause()
-        with _bar(None, f"prefill {index + 1}", progress) as bar:
+        with say.phase(f"prefill window {index + 1}/{of}{self.name}", batches=True) as bar:
             passes, reading, duration, start = _prefill_window(run_prefill, self.backend.synchronize, meter,
                                                                self.batches, min_s, bar)
         timeline.resume(reading.timeline)
@@ -409,7 +451,8 @@ def _warnings(known: list[tuple[str, str]], readings: list[EnergyReading],
     return [MeasurementWarning(code=code, message=message) for code, message in seen]
 
 
-def _bar(total: int, label: str, progress: bool) -> Any:
-    """Progress on stderr, only for a person watching a terminal."""
-    return tqdm(total=total, desc=label, unit="batch", file=sys.stderr, leave=False,
-                disable=not progress or not sys.stderr.isatty())
+def _load_label(config: ExperimentConfig, plan: Plan) -> str:
+    """What the load phase is called in progress lines."""
+    if config.backend == "openai":
+        return f"preparing requests to {config.openai.base_url} for {config.model}"
+    return f"loading {config.model} on {plan.where}"

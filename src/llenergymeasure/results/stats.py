@@ -12,7 +12,8 @@ from llenergymeasure.results.metrics import percentile
 
 
 class MetricStats(BaseModel):
-    """Distribution of one metric over the repeats; the CI is for the mean (Student t)."""
+    """Distribution of one metric over the repeats; the CI is for the mean (Student t), never
+    below ``summarize``'s ``floor`` (0 for every metric llem measures)."""
 
     n: int
     median: float
@@ -24,7 +25,18 @@ class MetricStats(BaseModel):
     ci95_high: float
 
 
-def summarize(values: list[float]) -> MetricStats:
+def summarize(values: list[float], *, floor: float | None = 0.0) -> MetricStats:
+    """Median, mean, spread and the 95% Student t interval for the mean of ``values``.
+
+    The interval is cut at ``floor``, the smallest value the quantity can take: 0 for energy,
+    J/token, tokens/s, latency and memory, so with few noisy repeats their lower bound reads 0,
+    not a negative number no measurement could produce. Cutting keeps the interval honest: the
+    true mean is never below the floor, so the cut interval holds it exactly when the uncut one
+    does (coverage stays 95%), and the upper bound is untouched. A t interval on the log scale
+    would stay positive too, but it is an interval for the geometric mean, not for the mean
+    beside it, and cannot take a zero (net energy can be 0). ``floor=None``, or values below
+    the floor (a quantity that can be negative, such as a difference): not cut.
+    """
     n = len(values)
     mean = statistics.fmean(values)
     std = statistics.stdev(values) if n > 1 else 0.0
@@ -36,7 +48,7 @@ def summarize(values: list[float]) -> MetricStats:
         std=std,
         iqr=(percentile(values, 75) or 0.0) - (percentile(values, 25) or 0.0),
         cv=std / mean if mean else None,
-        ci95_low=mean - half,
+        ci95_low=mean - half if floor is None or min(values) < floor else max(floor, mean - half),
         ci95_high=mean + half,
     )
 

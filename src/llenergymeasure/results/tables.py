@@ -13,10 +13,15 @@ import math
 def fmt(value: float | None, digits: int = 4, unit: str = "") -> str:
     """``value`` to ``digits`` significant figures; "n/a" when it was not measured (None) or is no
     number a meter could give (NaN, infinite, not a number at all). Zero and negative values are
-    shown as they are: hiding them would hide a fault."""
+    shown as they are: hiding them would hide a fault. A value of ``digits`` or more integer digits
+    is shown whole (``10520`` tokens/s, never ``1.052e+04``); a small one keeps its significant
+    figures (``0.0001234``, then ``1.234e-05``)."""
     if not is_number(value):
         return "n/a"
-    return f"{value:.{digits}g}{' ' + unit if unit else ''}"
+    text = f"{value:.{digits}g}"
+    if "e+" in text:
+        text = f"{value:.0f}"
+    return f"{text}{' ' + unit if unit else ''}"
 
 
 def is_number(value: object) -> bool:
@@ -28,7 +33,10 @@ def change_text(value: float | None, relative: bool) -> str:
     """A change as ``+5.1%`` (relative) or ``+0.012`` (absolute); "n/a" when undefined (NaN, None)."""
     if not is_number(value):
         return "n/a"
-    return f"{value:+.1%}" if relative else f"{value:+.4g}"
+    if relative:
+        return f"{value:+.1%}"
+    text = fmt(value)
+    return text if text.startswith("-") else "+" + text
 
 
 def ci_text(low: float | None, high: float | None, relative: bool) -> str:

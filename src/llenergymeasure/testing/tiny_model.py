@@ -6,14 +6,14 @@ exercised without a download. Built with numpy, safetensors and tokenizers only:
 transformers import, so a conftest can build it before ``pytest --llem-dry-run`` (which must
 not import torch) and it takes well under a second.
 
-    python -m llenergymeasure.testing.tiny_model models/tiny-gpt2
+    python -m llenergymeasure.testing.tiny_model models/tiny-gpt2 [--layers 2] [--width 64]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 _CORPUS = [
@@ -41,11 +41,11 @@ def build_tiny_gpt2(
 
     ``heads`` defaults to one per 64 channels (at least 2): 12 for a GPT-2-sized width of 768.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     heads = heads or max(2, width // 64)
     if width % heads:
         raise ValueError(f"width {width} is not divisible by heads {heads}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
 
     eos_id, vocab = _save_tokenizer(directory, context)
     config = {
@@ -82,7 +82,8 @@ def _save_tokenizer(directory: Path, context: int) -> tuple[int, int]:
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=512, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     tokenizer.train_from_iterator(_CORPUS * 20, trainer)
     tokenizer.save(str(directory / "tokenizer.json"))
@@ -134,7 +135,34 @@ def _write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m llenergymeasure.testing.tiny_model [--layers N] [--width N] DIRECTORY``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m llenergymeasure.testing.tiny_model",
+        description="Build a tiny GPT-2 (random weights, a tokenizer trained here) offline, in the hub's layout.",
+    )
+    parser.add_argument("directory", help="where to write the model (created if missing); prints it when done")
+    parser.add_argument("--layers", type=_positive, default=2, help="transformer blocks (default 2)")
+    parser.add_argument("--width", type=_positive, default=64, help="hidden size (default 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    args = parser.parse_args(argv)
+    if args.directory.startswith("-"):  # only after "--": never a folder named like an option
+        parser.error(f"a directory may not start with '-': {args.directory!r} (write ./{args.directory})")
+    try:
+        print(build_tiny_gpt2(args.directory, layers=args.layers, width=args.width, seed=args.seed))
+    except (ValueError, OSError) as exc:
+        parser.exit(1, f"error: {exc}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m llenergymeasure.testing.tiny_model DIRECTORY")
-    print(build_tiny_gpt2(sys.argv[1]))
+    main()
