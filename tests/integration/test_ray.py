@@ -81,8 +81,9 @@ def ray_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     ray = Path(sys.executable).with_name("ray")
     command = [str(ray) if ray.exists() else "ray", "start", "--head", "--block", f"--port={port}",
                "--num-cpus=2", "--num-gpus=0", "--disable-usage-stats", "--include-dashboard=false",
-               "--object-store-memory=100000000", f"--temp-dir={temp_dir}",
-               f"--ray-client-server-port={client_port}", f"--dashboard-port={dashboard_port}"]
+               "--object-store-memory=100000000", f"--temp-dir={temp_dir}", f"--dashboard-port={dashboard_port}"]
+    if ray_client_installed():  # else no client server starts, and ray start refuses the option
+        command.append(f"--ray-client-server-port={client_port}")
     with log.open("w") as out:
         head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 cwd=root, start_new_session=True)
@@ -92,6 +93,15 @@ def ray_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     finally:
         stop_group(head, temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def ray_client_installed() -> bool:
+    """Whether ``ray[client]`` is installed (``pip install ray`` alone has no client server)."""
+    try:
+        from ray._private.utils import get_ray_client_dependency_error
+    except ImportError:
+        return False
+    return get_ray_client_dependency_error() is None
 
 
 def wait_for_head(head: subprocess.Popen, log: Path) -> None:

@@ -129,7 +129,7 @@ def test_jsonl_with_too_few_prompts_for_n(tmp_path):
 
 def test_missing_jsonl_file_is_a_preflight_error(tmp_path):
     path = tmp_path / "missing.jsonl"
-    with pytest.raises(PreFlightError, match=r"cannot read .*missing\.jsonl"):
+    with pytest.raises(PreFlightError, match=r"dataset: file '.*missing\.jsonl' does not exist; check the path"):
         load_prompts(str(path), 1)
 
 

@@ -363,11 +363,11 @@ def test_broken_weights_of_a_cached_model_are_a_problem_naming_them(hf_snapshot,
 def test_a_model_that_is_neither_a_directory_nor_a_repo_id(hf_cache, model):
     assert estimate_vram_explained(config_for(model)) == (None, None)
     assert model_problem(model) == (
-        f"model: {model!r} is neither an existing directory nor a valid Hugging Face repo id "
+        f"model: {model!r} is neither a directory in {Path.cwd()} nor a valid Hugging Face repo id "
         "(org/name, letters, digits, '-', '_' and '.'); check the spelling or the path"
     )
 
 
 def test_a_name_too_long_for_the_filesystem_is_not_a_crash(hf_cache):
-    assert "is neither an existing directory" in model_problem("x" * 300)
+    assert f"is neither a directory in {Path.cwd()}" in model_problem("x" * 300)
     assert "does not exist" in model_problem("/tmp/" + "x" * 300 + "/model")

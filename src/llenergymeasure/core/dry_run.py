@@ -4,9 +4,16 @@ Shared by ``llem run --dry-run`` and ``pytest --llem-dry-run``. It reads only lo
 model's config.json and safetensors headers, a local dataset file) and NVML, never the network
 and never torch, so it runs on a push-CI machine without a GPU in about a second.
 
-Problems are things that would certainly stop the real run (a local model path that does not
-exist, a VRAM estimate above the GPU's memory, an output_dir that cannot take the result files);
-notes are what could not be checked here. ``output_dir_problem`` is also part of pre-flight.
+Problems are things that would certainly stop the real run: a local model path that does not
+exist, a sequence (max_input_tokens + max_output_tokens) past the model's context, a dataset
+name that is not one (with a did-you-mean), a .jsonl file that is missing or has no prompt
+column, fewer prompts than ``n``, a VRAM estimate above the GPU's memory, an output_dir that
+cannot take the result files. Each is found by the function pre-flight uses, so both say it in
+the same words. Notes are what could not be checked here (a hub model that is not in the local
+cache: its files, size and context are checked where it runs).
+
+What depends only on the model (its files, headers, context; the packages installed) is worked
+out once per process, not once per experiment: files are cached by version (core/file_cache.py).
 
 ``backend: openai`` is the one exception to "never the network": its dry run asks the server
 (GET {base_url}/models, a few seconds at most, once per URL and process) whether it serves the
@@ -16,16 +23,17 @@ a GPU that is not visible here is: the server may run only where the experiment 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib.util import find_spec
 from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
-from llenergymeasure.core.model_files import local_model_dir, looks_like_path, model_problem
+from llenergymeasure.core.model_files import answered_here, model_problem, repo_id_problem
 from llenergymeasure.core.server import ServerCheck, check_server
-from llenergymeasure.core.vram import VramEstimate, estimate_vram_explained, vram_problem
-from llenergymeasure.datasets import NAMED
+from llenergymeasure.core.vram import VramEstimate, context_problem, estimate_vram_explained, vram_problem
+from llenergymeasure.datasets import check_dataset
 from llenergymeasure.results import io
 from llenergymeasure.results.model import longest_file_name, make_experiment_id
 
@@ -46,10 +54,7 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
     if why_not:
         report.notes.append(why_not)
 
-    if local_model_dir(config.model) is not None or looks_like_path(config.model):
-        problem = model_problem(config.model, config.pytorch.revision)
-        if problem:
-            report.problems.append(problem)
+    _check_model(config, report)
     _check_dataset(config, report)
 
     problem = output_dir_problem(config)
@@ -64,10 +69,45 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
             report.problems.append(problem)
     if config.pytorch.device.startswith("cuda") and gpu_memory_gb is None:
         report.notes.append(f"pytorch.device is {config.pytorch.device!r} but no GPU is visible here")
-    missing = [package for package in ("torch", "transformers") if find_spec(package) is None]
+    missing = [package for package in ("torch", "transformers") if not installed(package)]
     if missing:
         report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
     return report
+
+
+def clear_caches() -> None:
+    """Forget everything worked out per model, file, package and server in this process."""
+    from llenergymeasure.core import hub, model_files
+    from llenergymeasure.datasets import aienergyscore, jsonl
+
+    for cached in (model_files.read_json_object, model_files.read_safetensors_header, model_files.safetensors_params,
+                   model_files.local_weight_files, jsonl.read_prompts, jsonl.builtin_prompts, installed):
+        cached.cache_clear()  # type: ignore[attr-defined]
+    aienergyscore.forget()
+    hub.forget()
+    _SERVER_CHECKS.clear()
+
+
+@functools.cache
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported here (asked once per process: a study asks per experiment)."""
+    return find_spec(package) is not None
+
+
+def _check_model(config: ExperimentConfig, report: DryRunReport) -> None:
+    """The model's files and its context, from this machine; a hub model not here is a note."""
+    model, revision = config.model, config.pytorch.revision
+    if not answered_here(model, revision):
+        problem = repo_id_problem(model)
+        if problem:
+            report.problems.append(problem)
+        else:
+            report.notes.append(f"model: {model!r} is not a directory in {Path.cwd()} nor in the Hugging Face cache "
+                                "here: its files and context length are checked where it runs")
+        return
+    problem = model_problem(model, revision) or context_problem(config)
+    if problem:
+        report.problems.append(problem)
 
 
 def _check_spread(config: ExperimentConfig, report: DryRunReport) -> None:
@@ -98,7 +138,7 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
     problem = output_dir_problem(config)
     if problem:
         report.problems.append(problem)
-    if find_spec("httpx") is None:
+    if not installed("httpx"):
         report.notes.append("httpx not installed here: pip install 'llenergymeasure[openai]' to run it")
         return report
     check = _server_check(config)
@@ -121,15 +161,9 @@ _SERVER_CHECKS: dict[tuple[object, ...], ServerCheck] = {}
 
 
 def _check_dataset(config: ExperimentConfig, report: DryRunReport) -> None:
-    if config.dataset not in NAMED and not _is_file(config.dataset):
-        report.problems.append(f"dataset: file {config.dataset!r} does not exist")
-
-
-def _is_file(path: str) -> bool:
-    try:
-        return Path(path).is_file()
-    except OSError:  # a name too long for this filesystem
-        return False
+    problems, notes = check_dataset(config.dataset, config.n, input_tokens=config.max_input_tokens)
+    report.problems.extend(problems)
+    report.notes.extend(notes)
 
 
 def output_dir_problem(config: ExperimentConfig) -> str | None:

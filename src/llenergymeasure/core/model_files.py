@@ -1,7 +1,10 @@
 """Finding a model's files without loading it: a local directory, or the Hugging Face cache.
 
-Used by pre-flight (does the model exist?) and by the VRAM estimate (what is its config?),
-neither of which may import torch or transformers.
+Used by pre-flight (does the model exist?) and by the VRAM estimate and the context check
+(what is its config?), none of which may import torch or transformers. A hub model that is not
+here is asked of the hub only by ``model_problem``, behind a fast probe (core/hub.py); the dry
+run never calls it for one. Files are read once per version in a process (core/file_cache.py),
+so a study of 10,000 experiments on one model reads its headers once.
 
 A model's files come from a download, a copy or a pull request, so they are read as untrusted:
 ``read_config_json`` and ``read_safetensors_header`` raise ModelFileError, naming the file,
@@ -17,6 +20,9 @@ import os
 import struct
 from pathlib import Path
 from typing import Any
+
+from llenergymeasure.core import hub
+from llenergymeasure.core.file_cache import cached_by_file
 
 MAX_CONFIG_JSON_BYTES = 16 << 20  # a config.json is a few kB; some carry large label maps
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit on its JSON header
@@ -63,15 +69,19 @@ def cached_model_file(model: str, filename: str, revision: str | None = None) ->
 
 
 def model_problem(model: str, revision: str | None = None) -> str | None:
-    """Why ``model`` cannot be loaded, or None when it can (or may, once downloaded)."""
+    """Why ``model`` cannot be loaded, or None when it can (or may, once downloaded).
+
+    A hub model not on this machine is asked of the hub (its config.json is downloaded, which
+    the VRAM estimate and the context check then read), after one bounded probe (core/hub.py)
+    so that no network fails in seconds, saying so."""
     local = local_model_dir(model)
     if local is not None:
         if not _is_file(local / "config.json"):
             return f"model: {local} is a directory but has no config.json; point --model at a saved transformers model"
-        return _files_problem(local / "config.json", sorted(local.glob("*.safetensors")))
+        return _files_problem(local / "config.json", local_weight_files(local))
     if looks_like_path(model) or _exists(_expand(model)):
-        return f"model: path {model!r} does not exist"
-    invalid = _repo_id_problem(model)
+        return missing_path_problem(model)
+    invalid = repo_id_problem(model)
     if invalid:
         return invalid
     cached = cached_model_file(model, "config.json", revision)
@@ -81,28 +91,89 @@ def model_problem(model: str, revision: str | None = None) -> str | None:
         except ModelFileError as exc:
             return f"model: {exc}"
         return _files_problem(cached, weights)
-    from huggingface_hub import constants
+    return _hub_problem(model, revision)
 
-    if constants.HF_HUB_OFFLINE:
-        return (
-            f"model: {model!r} is not a local directory and is not in the Hugging Face cache, "
-            "and HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE or pass a local path"
-        )
+
+def answered_here(model: str, revision: str | None = None) -> bool:
+    """True when ``model_problem`` can answer from this machine's files alone: a directory, a
+    path (there or not), or a hub model whose config.json is in the HF cache."""
+    return (local_model_dir(model) is not None or looks_like_path(model) or _exists(_expand(model))
+            or cached_model_file(model, "config.json", revision) is not None)
+
+
+def missing_path_problem(model: str) -> str:
+    """A model path that is not there; a relative one names the directory it was looked for in."""
+    if _expand(model).is_absolute():
+        return f"model: path {model!r} does not exist"
+    return (f"model: path {model!r} does not exist (looked for in {Path.cwd()}; run from the directory it is "
+            "relative to, or give an absolute path)")
+
+
+def _hub_problem(model: str, revision: str | None) -> str | None:
+    """Whether hub model ``model`` (not on this machine) can be had: its config.json, downloaded."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
+    if hub.offline():
+        return hub.not_available("model", model)
+    reason = hub.unreachable(model)
+    if reason:
+        return hub.not_available("model", model, reason=reason)
     try:
-        hf_hub_download(model, "config.json", revision=revision)
-    except Exception as exc:
-        return f"model: cannot find {model!r} locally or on the Hugging Face hub ({exc.__class__.__name__})"
+        hf_hub_download(model, "config.json", revision=revision, etag_timeout=hub.timeout_s())
+    except GatedRepoError:
+        return (f"model: {model!r} is gated on the Hugging Face hub: accept its terms at {hub.endpoint()}/{model} "
+                "and log in (hf auth login) or set HF_TOKEN")
+    except RepositoryNotFoundError:
+        return (f"model: {model!r} is not a directory in {Path.cwd()} and not a model on the Hugging Face hub at "
+                f"{hub.endpoint()} (a private one needs hf auth login or HF_TOKEN); check the spelling or the path")
+    except RevisionNotFoundError:
+        return f"pytorch.revision: {revision!r} is not a branch, tag or commit of {model!r} on the Hugging Face hub"
+    except LocalEntryNotFoundError as exc:  # the download failed on the network after all
+        return hub.not_available("model", model, reason=_cause(exc))
+    except EntryNotFoundError:
+        return f"model: {model!r} on the Hugging Face hub has no config.json; is it a transformers model?"
+    except HfHubHTTPError as exc:
+        return f"model: the Hugging Face hub did not give {model!r} ({_cause(exc)}); try again later"
+    except Exception as exc:  # noqa: BLE001 - the network, whatever the HTTP library calls it
+        return hub.not_available("model", model, reason=_cause(exc))
     return None
+
+
+def _cause(exc: BaseException) -> str:
+    """``Type: first line`` of the error at the root of ``exc``: the network's own words, not
+    those of the huggingface_hub error wrapped around them."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
 
 
 def safetensors_files(model: str, revision: str | None = None) -> list[Path] | None:
     """The weight files of ``model`` on this machine, or None when they are not all here."""
     local = local_model_dir(model)
     if local is not None:
-        return sorted(local.glob("*.safetensors")) or None
+        return local_weight_files(local) or None
     return cached_safetensors(model, revision)
+
+
+@cached_by_file()
+def local_weight_files(directory: Path) -> list[Path]:
+    """The safetensors files in a model directory (listed again when the directory changes)."""
+    return sorted(directory.glob("*.safetensors"))
+
+
+@cached_by_file(ModelFileError)
+def safetensors_params(path: Path) -> int:
+    """The number of parameters stored in a safetensors file, from its header."""
+    return sum(math.prod(tensor["shape"]) for tensor in read_safetensors_header(path).values())
 
 
 def cached_safetensors(model: str, revision: str | None) -> list[Path] | None:
@@ -118,8 +189,10 @@ def cached_safetensors(model: str, revision: str | None) -> list[Path] | None:
     return None if any(f is None for f in files) else files  # type: ignore[return-value]
 
 
+@cached_by_file(ModelFileError)
 def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON file that must hold an object (config.json, an index); ModelFileError otherwise."""
+    """A JSON file that must hold an object (config.json, an index); ModelFileError otherwise.
+    Read once per version of the file in a process (a study asks for every experiment)."""
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_CONFIG_JSON_BYTES + 1)
@@ -136,9 +209,11 @@ def read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
+@cached_by_file(ModelFileError)
 def read_safetensors_header(path: Path) -> dict[str, Any]:
     """The tensor table of a safetensors file ({name: {dtype, shape, data_offsets}}), checked
-    against the file's size; ``__metadata__`` is dropped. ModelFileError for anything else."""
+    against the file's size; ``__metadata__`` is dropped. ModelFileError for anything else.
+    Read once per version of the file in a process."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -204,14 +279,14 @@ def _files_problem(config_json: Path, weights: list[Path]) -> str | None:
     return None
 
 
-def _repo_id_problem(model: str) -> str | None:
+def repo_id_problem(model: str) -> str | None:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
         validate_repo_id(model)
     except HFValidationError:
         return (
-            f"model: {model!r} is neither an existing directory nor a valid Hugging Face repo id "
+            f"model: {model!r} is neither a directory in {Path.cwd()} nor a valid Hugging Face repo id "
             "(org/name, letters, digits, '-', '_' and '.'); check the spelling or the path"
         )
     return None

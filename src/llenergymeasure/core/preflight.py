@@ -1,7 +1,12 @@
 """Pre-flight: everything that would stop a valid config from running here, found at once.
 
 Runs before anything is loaded or measured, so a typo in a model path costs a second, not a
-model download and a baseline measurement. All problems come back in one PreFlightError.
+model download and a baseline measurement. All problems come back in one PreFlightError, each
+worded as the dry run words it (the same functions find them: core/dry_run.py).
+
+A model that cannot be had (a missing path, no network, offline and not cached) stops the
+checks that import torch (device, placement, energy meter): they depend on where a model that
+exists will go, and torch takes seconds to import, so such a run fails within seconds.
 
 A model spread over GPUs (``pytorch.device_map``, ``pytorch.gpus``) gets its placement planned
 here (core/placement.py): its meter measures exactly the GPUs the plan uses.
@@ -20,7 +25,7 @@ from llenergymeasure.core.dry_run import output_dir_problem
 from llenergymeasure.core.model_files import model_problem
 from llenergymeasure.core.placement import Placement, plan_placement
 from llenergymeasure.core.server import INSTALL_HINT, check_server, decoder_warnings, server_meter
-from llenergymeasure.core.vram import estimate_vram, vram_problem
+from llenergymeasure.core.vram import context_problem, estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
 from llenergymeasure.energy import EnergyMeter, NoEnergyMeter
 from llenergymeasure.energy.hardware import cuda_index
@@ -57,25 +62,27 @@ def preflight(config: ExperimentConfig) -> Plan:
             f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'llenergymeasure[pytorch]'"
         )
 
-    problem = model_problem(config.model, config.pytorch.revision)
+    model = model_problem(config.model, config.pytorch.revision)
+    problem = model or context_problem(config)
     if problem:
         problems.append(problem)
 
     prompts = _output_and_prompts(config, problems)
 
     device, placement = "cpu", None
-    if not missing and (config.pytorch.device_map is not None or config.pytorch.gpus):
+    if not missing and not model and (config.pytorch.device_map is not None or config.pytorch.gpus):
         placement = _check_placement(config, problems)
         device = placement.device if placement else device
-    elif not missing:
+    elif not missing and not model:
         device = _check_device(config, problems, warnings)
     gpus = [gpu.uuid for gpu in placement.gpus] if placement else []
 
     meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
-    try:
-        meter = create_meter(config.energy, device, gpus=gpus or None)
-    except PreFlightError as exc:
-        problems.extend(exc.problems)
+    if not model:
+        try:
+            meter = create_meter(config.energy, device, gpus=gpus or None)
+        except PreFlightError as exc:
+            problems.extend(exc.problems)
 
     if problems:
         meter.close()

@@ -8,11 +8,14 @@ An estimate that cannot be made (a config.json or safetensors file that is not w
 a dimension that is not a whole number in a sane range) is None, never an exception:
 ``estimate_vram_explained`` says why. Whether the model itself can load is pre-flight's
 question (``model_files.model_problem``), which names the broken file.
+
+``context_problem`` reads the same config.json for the model's context length: a sequence of
+``max_input_tokens + max_output_tokens`` past it is refused when the model loads, so pre-flight
+and the dry run refuse it first, in the same words.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +24,8 @@ from llenergymeasure.core.model_files import (
     ModelFileError,
     cached_model_file,
     read_json_object,
-    read_safetensors_header,
     safetensors_files,
+    safetensors_params,
 )
 
 BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2}
@@ -93,6 +96,42 @@ def vram_problem(estimate: VramEstimate | None, gpu_gb: float, gpu: str = "the G
             "lower pytorch.batch_size, max_input_tokens or max_output_tokens, or use a smaller precision")
 
 
+def context_problem(config: ExperimentConfig) -> str | None:
+    """Why ``max_input_tokens + max_output_tokens`` does not fit the model's context, or None
+    (it fits, or the model's config.json is not on this machine or gives no fixed context)."""
+    found = model_context(config.model, config.pytorch.revision)
+    wanted = config.max_input_tokens + config.max_output_tokens
+    if found is None or wanted <= found[0]:
+        return None
+    context, where = found
+    return (f"max_input_tokens + max_output_tokens = {wanted} exceeds the context of {config.model!r} "
+            f"({context} tokens, {where}); lower max_input_tokens or max_output_tokens")
+
+
+# The keys a config.json gives its context length under, as transformers reads them.
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions")
+
+
+def model_context(model: str, revision: str | None = None) -> tuple[int, str] | None:
+    """(the context length in tokens, "KEY in PATH") from the model's config.json on this machine;
+    None when it is not here, unreadable, or the context can be stretched (``rope_scaling``),
+    as the backend does not refuse such a model either."""
+    path = cached_model_file(model, "config.json", revision)
+    if path is None:
+        return None
+    try:
+        data = _text_config(read_json_object(path))
+    except ModelFileError:  # model_problem names the broken file
+        return None
+    if data.get("rope_scaling"):
+        return None
+    key = next((k for k in _CONTEXT_KEYS if data.get(k) is not None), None)
+    value = data.get(key) if key else None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_DIMENSION:
+        return None
+    return value, f"{key} in {path}"
+
+
 def _text_config(data: dict[str, Any]) -> dict[str, Any]:
     """Multimodal configs nest the language model's numbers under ``text_config``."""
     nested = data.get("text_config")
@@ -148,7 +187,7 @@ def _params_from_safetensors(model: str, revision: str | None) -> int | None:
     files = safetensors_files(model, revision)
     if not files:
         return None
-    return sum(math.prod(t["shape"]) for path in files for t in read_safetensors_header(path).values())
+    return sum(safetensors_params(path) for path in files)
 
 
 def gpu_memory_gb() -> float | None:

@@ -4,10 +4,14 @@ A file is read line by line as UTF-8; anything else (a binary file, another enco
 longer than MAX_LINE_BYTES) stops pre-flight with the file and line. So does a prompt holding
 a control character (NUL, ESC, ...; tab and newline are fine): no tokenizer is fed bytes that
 were never meant as text.
+
+Both are read once per process (a file once per version of it): a study's dry run asks for
+every one of its experiments.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -15,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from llenergymeasure.core.file_cache import cached_by_file
 from llenergymeasure.exceptions import PreFlightError
 
 # Tried in order when a file does not say which column holds the prompt.
@@ -26,12 +31,14 @@ MAX_LINE_BYTES = 16 << 20  # one prompt per line: 16 MiB is millions of tokens, 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+@functools.cache
 def builtin_prompts() -> list[str]:
     text = resources.files("llenergymeasure.datasets").joinpath("builtin_prompts.jsonl").read_text("utf-8")
     rows, lines = _parse_lines(enumerate(text.split("\n"), start=1), "builtin_prompts.jsonl")
     return prompts_from_rows(rows, "builtin", lines)
 
 
+@cached_by_file(PreFlightError)
 def read_prompts(path: Path) -> list[str]:
     try:
         with path.open("rb") as fh:

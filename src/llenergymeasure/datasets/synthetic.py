@@ -22,10 +22,16 @@ _VOCABULARY = (
 
 
 def synthetic_prompts(n: int, *, seed: int, words: int) -> list[str]:
-    if n * words > MAX_WORDS:
-        raise PreFlightError(
-            f"dataset: synthetic prompts of n={n:,} x max_input_tokens={words:,} make {n * words:,} words, "
-            f"more than {MAX_WORDS:,}; lower n or max_input_tokens"
-        )
+    problem = size_problem(n, words)
+    if problem:
+        raise PreFlightError(problem)
     rng = random.Random(seed)
     return [" ".join(rng.choices(_VOCABULARY, k=words)) for _ in range(n)]
+
+
+def size_problem(n: int, words: int) -> str | None:
+    """Why ``n`` prompts of ``words`` words are too many to build at once, or None."""
+    if n * words <= MAX_WORDS:
+        return None
+    return (f"dataset: synthetic prompts of n={n:,} x max_input_tokens={words:,} make {n * words:,} words, "
+            f"more than {MAX_WORDS:,}; lower n or max_input_tokens")
