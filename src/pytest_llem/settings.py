@@ -131,7 +131,7 @@ class Settings:
                 raise pytest.UsageError(f"{option} {value}: {problem}")
         if self.html and find_spec("matplotlib") is None:
             raise pytest.UsageError(f"--llem-html {self.html}: the HTML report needs matplotlib; "
-                                    "pip install 'llenergymeasure[report]'")
+                                    "pip install 'pytest-llem[report]'")
         problem = self.output and _directory_problem(Path(self.output))
         if problem:
             raise pytest.UsageError(f"--llem-output (ini llem_output) {self.output}: {problem}")

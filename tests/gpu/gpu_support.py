@@ -34,7 +34,7 @@ def gpu_unavailable_reason() -> str | None:
         return f"NVML failed: {exc}"
     nvml.nvmlShutdown()
     if find_spec("torch") is None:
-        return "torch is not installed (pip install 'llenergymeasure[pytorch]')"
+        return "torch is not installed (pip install 'pytest-llem[pytorch]')"
     import torch
 
     if not torch.cuda.is_available():

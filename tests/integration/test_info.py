@@ -29,7 +29,7 @@ def config_rows(stdout: str) -> dict[str, str]:
 def test_version_prints_the_installed_version(run_llem):
     proc = run_llem("--version", timeout=60)
     assert proc.returncode == 0
-    assert proc.stdout.strip() == f"llem {version('llenergymeasure')}"
+    assert proc.stdout.strip() == f"llem {version('pytest-llem')}"
     assert proc.stdout.strip() == f"llem {llenergymeasure.__version__}"
 
 

@@ -28,7 +28,7 @@ import pytest
 from llem_helpers import LLEM, imported_modules, isolated_env_vars, leftovers, llem_process, result_files
 from llenergymeasure.results.model import TIMELINE_SUFFIX, ExperimentResult
 
-pytest.importorskip("ray", reason="llem run --ray needs the [ray] extra: pip install 'llenergymeasure[ray]'")
+pytest.importorskip("ray", reason="llem run --ray needs the [ray] extra: pip install 'pytest-llem[ray]'")
 
 pytestmark = [
     pytest.mark.slow,

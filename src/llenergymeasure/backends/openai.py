@@ -64,7 +64,7 @@ class OpenAIBackend:
         try:
             import httpx  # noqa: F401
         except ImportError:
-            raise BackendError("backend: 'openai' needs httpx; install it with: pip install 'llenergymeasure[openai]'") \
+            raise BackendError("backend: 'openai' needs httpx; install it with: pip install 'pytest-llem[openai]'") \
                 from None
         self._config, self.device = config, device
         self._url = f"{config.openai.base_url}/completions"

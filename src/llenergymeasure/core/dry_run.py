@@ -71,7 +71,7 @@ def dry_run(config: ExperimentConfig, gpu_memory_gb: float | None) -> DryRunRepo
         report.notes.append(f"pytorch.device is {config.pytorch.device!r} but no GPU is visible here")
     missing = [package for package in ("torch", "transformers") if not installed(package)]
     if missing:
-        report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'llenergymeasure[pytorch]' to run it")
+        report.notes.append(f"{' and '.join(missing)} not installed here: pip install 'pytest-llem[pytorch]' to run it")
     return report
 
 
@@ -139,7 +139,7 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
     if problem:
         report.problems.append(problem)
     if not installed("httpx"):
-        report.notes.append("httpx not installed here: pip install 'llenergymeasure[openai]' to run it")
+        report.notes.append("httpx not installed here: pip install 'pytest-llem[openai]' to run it")
         return report
     check = _server_check(config)
     if check.problem and check.reachable:

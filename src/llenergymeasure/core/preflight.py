@@ -59,7 +59,7 @@ def preflight(config: ExperimentConfig) -> Plan:
     missing = [package for package in ("torch", "transformers") if find_spec(package) is None]
     if missing:
         problems.append(
-            f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'llenergymeasure[pytorch]'"
+            f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'pytest-llem[pytorch]'"
         )
 
     model = model_problem(config.model, config.pytorch.revision)

@@ -25,7 +25,7 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyMeter, NoEnergyMeter
 
 CHECK_TIMEOUT_S = 10.0  # a server that takes longer to list its models is not ready to be measured
-INSTALL_HINT = "install it with: pip install 'llenergymeasure[openai]'"
+INSTALL_HINT = "install it with: pip install 'pytest-llem[openai]'"
 
 
 @dataclass(frozen=True)

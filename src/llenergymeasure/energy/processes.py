@@ -13,7 +13,7 @@ two readings is missed; a server's workers live as long as it does.
 ``is_this_machine(host)`` says whether a URL's host is this machine (loopback, one of its names
 or addresses): only then can its devices be measured here.
 
-psutil is imported inside: only the openai backend needs it (``pip install 'llenergymeasure[openai]'``).
+psutil is imported inside: only the openai backend needs it (``pip install 'pytest-llem[openai]'``).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _psutil() -> Any:
     try:
         import psutil
     except ImportError:
-        raise ServerNotFound("psutil is not installed; install it with: pip install 'llenergymeasure[openai]'") from None
+        raise ServerNotFound("psutil is not installed; install it with: pip install 'pytest-llem[openai]'") from None
     return psutil
 
 

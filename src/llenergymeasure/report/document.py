@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from llenergymeasure.results.baselines import Baseline
 
 MAX_TIMELINES = 40  # charts; a larger study lists the rest by name
-INSTALL_HINT = "pip install 'llenergymeasure[report]'"
+INSTALL_HINT = "pip install 'pytest-llem[report]'"
 
 
 def write_report(paths: list[Path], output: Path, png_dir: Path | None = None) -> list[Path]:
