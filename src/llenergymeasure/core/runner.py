@@ -69,7 +69,7 @@ MAX_REPEAT_JITTER_S = 0.1  # one NVML power-sampling period on current datacente
 TIMELINE_POINTS = 200  # per device and repeat (and of the session) in the result JSON; the sidecar has them all
 PREFILL_SENSOR_UPDATES = 10  # a prefill window spans this many counter updates (1 s on NVML), as a main one should
 MAX_PREFILL_PASSES = 1000
-GC_FREEZE_ENV = "LLEM_GC_FREEZE"  # "0": no gc.freeze() around a session (benchmarks/startup_run.py compares)
+GC_FREEZE_ENV = "LLEM_GC_FREEZE"  # "0": no gc.freeze() around a session (benchmarks/startup_costs.py compares)
 
 
 def run_experiment(
