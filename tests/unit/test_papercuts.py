@@ -126,3 +126,14 @@ def test_a_disabled_progress_says_nothing():
 def test_the_interval_comes_from_the_environment(monkeypatch, value, seconds):
     monkeypatch.setenv(INTERVAL_ENV, value)
     assert interval_s() == seconds
+
+
+def test_gate_verdicts_print_large_numbers_whole():
+    from llenergymeasure.config.benchmark_file import Bound
+    from llenergymeasure.results.gates import check_expect
+
+    result = fast_result()
+    [within] = check_expect(result, {"tokens_per_second": Bound(min=50)})
+    assert within.passed and within.text == "tokens_per_second 10520 within min 50"
+    [below] = check_expect(result, {"tokens_per_second": Bound(min=20000)})
+    assert not below.passed and below.text.startswith("tokens_per_second 10520 < min 20000")

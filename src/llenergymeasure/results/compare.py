@@ -40,6 +40,7 @@ from typing import Literal
 
 from llenergymeasure.results.metrics import METRIC_NAMES, METRICS
 from llenergymeasure.results.stats import t95
+from llenergymeasure.results.tables import fmt
 
 Verdict = Literal["regressed", "improved", "unchanged", "inconclusive"]
 
@@ -279,7 +280,7 @@ class VerdictBuilder:
 
     def _build(self, low: float, high: float, verdict: Verdict, note: str, reason: str) -> Comparison:
         metric = self.threshold.metric
-        text = f"{metric} {self.candidate:.4g} vs {self.baseline:.4g}"
+        text = f"{metric} {fmt(self.candidate)} vs {fmt(self.baseline)}"
         if not math.isnan(self.change):
             details = ", ".join([self._format_change(self.change), *([note] if note else [])])
             text += f" ({details}) {self._relation()} threshold"

@@ -13,6 +13,7 @@ from llenergymeasure.config.benchmark_file import Bound
 from llenergymeasure.energy.sanity import suspect_reasons
 from llenergymeasure.results.metrics import ENERGY_METRICS
 from llenergymeasure.results.model import ExperimentResult
+from llenergymeasure.results.tables import fmt
 
 
 @dataclass(frozen=True)
@@ -35,20 +36,20 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
             text = f"{metric} not measured" + (f" ({reason})" if reason else "")
             verdicts.append(GateVerdict(metric, None, bound, False, text))
         elif result.energy_suspect and metric in ENERGY_METRICS:
-            verdicts.append(GateVerdict(metric, value, bound, False, f"{metric} {value:.4g} {suspect_text(result)}"))
+            verdicts.append(GateVerdict(metric, value, bound, False, f"{metric} {fmt(value)} {suspect_text(result)}"))
         elif bound.max is not None and value > bound.max:
             verdicts.append(GateVerdict(metric, value, bound, False, _text(metric, value, ">", "max", bound.max)))
         elif bound.min is not None and value < bound.min:
             verdicts.append(GateVerdict(metric, value, bound, False, _text(metric, value, "<", "min", bound.min)))
         else:
-            limits = " ".join(f"{k} {v:.4g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
-            verdicts.append(GateVerdict(metric, value, bound, True, f"{metric} {value:.4g} within {limits}"))
+            limits = " ".join(f"{k} {fmt(v)}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
+            verdicts.append(GateVerdict(metric, value, bound, True, f"{metric} {fmt(value)} within {limits}"))
     return verdicts
 
 
 def _text(metric: str, value: float, op: str, side: str, limit: float) -> str:
     change = f" ({(value - limit) / limit:+.1%})" if limit else ""
-    return f"{metric} {value:.4g} {op} {side} {limit:.4g}{change}"
+    return f"{metric} {fmt(value)} {op} {side} {fmt(limit)}{change}"
 
 
 def suspect_text(result: ExperimentResult) -> str:
