@@ -204,9 +204,9 @@ def _libraries() -> dict[str, str]:
             if name in sys.modules and hasattr(sys.modules[name], "__version__")}
 
 
-@pytest.fixture
-def llem_energy(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
-    """Measure the energy of code in this test (see ``pytest_llem.fixture``)."""
+def energy_fixture(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
+    """The ``llem_energy`` fixture's body (the fixture itself is declared in plugin.py, which
+    imports this module only for a test that asks for it)."""
     item = request.node
     settings = request.config.stash[SETTINGS]
     record = item.stash[RECORD] = record_for(item)

@@ -45,16 +45,26 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import workers
-from pytest_llem.fixture import annotate, check_marker_use, judge, llem_energy  # noqa: F401 (the fixture)
 from pytest_llem.report import LlemReporter
 from pytest_llem.settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
     from pytest_llem.collect import LlemFile
+    from pytest_llem.fixture import EnergyFixture
 
-# pytest_llem.collect (and with it the config loader and pydantic) is imported only once a
-# benchmark file is found: this module is loaded by every pytest session of the environment.
+# This module is loaded by every pytest session of the environment, so the rest is imported only
+# when needed: pytest_llem.collect (and with it the config loader and pydantic) once a benchmark
+# file is found, pytest_llem.fixture once a test asks for llem_energy or sets llem gates.
 COLLECT = "pytest_llem.collect"
+FIXTURE = "pytest_llem.fixture"
+
+
+@pytest.fixture
+def llem_energy(request: pytest.FixtureRequest) -> Generator[EnergyFixture, None, None]:
+    """Measure the energy of code in this test (see ``pytest_llem.fixture``)."""
+    from pytest_llem.fixture import energy_fixture
+
+    yield from energy_fixture(request)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -138,14 +148,19 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile |
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    check_marker_use(item)
+    if any(mark.args or mark.kwargs for mark in item.iter_markers("llem")):
+        from pytest_llem.fixture import check_marker_use
+
+        check_marker_use(item)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """A test that measured with ``llem_energy`` and whose body passed is judged by its gates."""
     result = yield
-    judge(item)
+    fixture = sys.modules.get(FIXTURE)  # no test measured before it is imported
+    if fixture is not None:
+        fixture.judge(item)
     return result
 
 
@@ -153,7 +168,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     collect = sys.modules.get(COLLECT)  # no llem item can exist before it is imported
+    fixture = sys.modules.get(FIXTURE)
     if collect is not None and isinstance(item, collect.LlemItem):
         item.annotate(outcome.get_result())
-    else:
-        annotate(item, outcome.get_result())
+    elif fixture is not None:
+        fixture.annotate(item, outcome.get_result())

@@ -96,8 +96,6 @@ class LlemReporter:
         ``--co`` runs nothing, so it writes nothing."""
         if self.is_worker or self.config.option.collectonly:
             return
-        from pytest_llem.baselines import NotWritten
-
         writes = []
         if self.settings.json_path:
             writes.append((f"--llem-json {self.settings.json_path}", self._write_json))
@@ -111,6 +109,10 @@ class LlemReporter:
             writes.append((f"--llem-markdown {self.settings.markdown}", self._write_markdown))
         if self.records and os.environ.get("GITHUB_STEP_SUMMARY"):
             writes.append(("$GITHUB_STEP_SUMMARY", self._append_step_summary))
+        if not writes:
+            return
+        from pytest_llem.baselines import NotWritten
+
         for what, write in writes:
             try:
                 write()
