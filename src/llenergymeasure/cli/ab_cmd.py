@@ -33,7 +33,7 @@ def ab(
                           "gate on that metric."),
     ] = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Directory for both result JSON files.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
 ) -> None:
     with exit_codes(verbose):

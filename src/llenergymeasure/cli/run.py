@@ -43,7 +43,7 @@ def run(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, show the resolved config and a VRAM estimate; load nothing.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (the summary still prints).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr (the summary still prints).")] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show where each config value came from, and tracebacks.")
     ] = False,
