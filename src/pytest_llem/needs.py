@@ -69,13 +69,11 @@ def gpus_to_lock(config: ExperimentConfig, machine: Machine) -> list[str]:
     every = [gpu.uuid for gpu in machine.gpus]
     if config.backend != "pytorch" or not (config.pytorch.gpus or isinstance(config.pytorch.device_map, dict)):
         return every
-    from llenergymeasure.core.placement import map_gpus
-    from llenergymeasure.energy.meters import select_gpus
+    from llenergymeasure.core.placement import chosen_gpus
     from llenergymeasure.exceptions import PreFlightError
 
-    named = config.pytorch.gpus or map_gpus(config.pytorch.device_map)  # type: ignore[arg-type]
     try:
-        return [gpu.uuid for gpu in select_gpus(machine.gpus, named)]  # type: ignore[arg-type]
+        return [gpu.uuid for gpu in chosen_gpus(config, machine.gpus)]  # type: ignore[arg-type]
     except PreFlightError:  # its pre-flight says which GPU is missing; hold them all meanwhile
         return every
 
