@@ -24,7 +24,7 @@ from llenergymeasure.config.benchmark_file import BenchmarkExperiment, Benchmark
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs
 from pytest_llem.baselines import locate
-from pytest_llem.gating import Judge, LlemFailure, attach, say_now
+from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 from pytest_llem.workers import LOCK_TIMEOUT_HINT, LockError, measurement_lock
 
@@ -187,27 +187,27 @@ class LlemItem(pytest.Item):
             raise LlemFailure(report.problems)
 
     def _measure(self) -> None:
-        from llenergymeasure.results.io import NotSaved
-
         config, machine = self.experiment.config, self.settings.machine
-        with measurement_lock(needs.gpus_to_lock(config, machine), holder=self.nodeid, timeout=self.settings.lock_timeout,
-                              timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self, text)):
-            result, ab_check = self._run(config)
-        failures, saved = [], None
-        if config.output_dir:
-            try:
-                saved = str(result.save(config.output_dir))
-            except NotSaved as exc:  # kept elsewhere (or nowhere): the item fails saying where
-                saved = str(exc.kept_at) if exc.kept_at else None
-                failures.append(str(exc))
+        failures: list[str] = []
         reference = self.experiment.reference
         judge = Judge(self, self.record, self.settings, self.study.regression)
-        failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
-                                   reference=reference.name if reference is not None else None)
+
+        def measured(confirming: bool = False) -> tuple[Any, Any, str | None]:
+            from llenergymeasure.results.regression import CONFIRM_CONFIDENCE
+
+            result, ab_check = self._run(config, CONFIRM_CONFIDENCE if confirming else 0.95)
+            return result, ab_check, save_result(result, config.output_dir, failures)
+
+        with measurement_lock(needs.gpus_to_lock(config, machine), holder=self.nodeid, timeout=self.settings.lock_timeout,
+                              timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self, text)):
+            result, ab_check, saved = measured()
+            failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
+                                       reference=reference.name if reference is not None else None,
+                                       remeasure=lambda: measured(confirming=True))
         if failures:
             raise LlemFailure(failures)
 
-    def _run(self, config: Any) -> tuple[Any, Any]:
+    def _run(self, config: Any, confidence: float = 0.95) -> tuple[Any, Any]:
         """(the result, the A/B check when the experiment has a reference to be measured beside)."""
         from llenergymeasure.core.runner import measure
 
@@ -218,7 +218,8 @@ class LlemItem(pytest.Item):
         from llenergymeasure.results.regression import thresholds
 
         run = run_ab(reference, config, pairs=config.repeats)
-        return run.candidate, judge_ab(run, thresholds(self.study.regression, self.settings.fail_on))
+        return run.candidate, judge_ab(run, thresholds(self.study.regression, self.settings.fail_on),
+                                       confidence=confidence)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, (LlemFailure, LLEMError, LockError)):

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from llenergymeasure.exceptions import ConfigError
-from pytest_llem.gating import Judge, LlemFailure, attach, say_now
+from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 
 MARKER_KEYS = ("expect", "regression", "source", "devices")
@@ -147,24 +147,32 @@ class EnergyFixture:
         self._stack.close()
 
     def finish(self, record: dict[str, Any]) -> None:
-        """Judge what the test measured (its body passed): pytest.fail with the gates' lines."""
-        from llenergymeasure.results.io import NotSaved
-
+        """Judge what the test measured (its body passed): pytest.fail with the gates' lines. A
+        regression is confirmed by running the test body once more (``--llem-confirm``)."""
         if not self.repeats:
             record["error"] = "the test used llem_energy but measured nothing"
             pytest.fail(f"{record['error']}: call llem_energy(fn, ..., tokens=N) or use llem_energy.window()",
                         pytrace=False)
-        result, failures, saved = self.result(), [], None
-        if self.settings.output:
-            try:
-                saved = str(result.save(self.settings.output))
-            except NotSaved as exc:
-                saved = str(exc.kept_at) if exc.kept_at else None
-                failures.append(str(exc))
-        failures += Judge(self.item, record, self.settings, self.regression).failures(result, self.expect, saved=saved)
+        failures: list[str] = []
+        result = self.result()
+        saved = save_result(result, self.settings.output, failures)
+        failures += Judge(self.item, record, self.settings, self.regression).failures(
+            result, self.expect, saved=saved, remeasure=lambda: self._again(failures))
         if failures:
             record["error"] = "\n".join(failures)
             pytest.fail(str(LlemFailure(failures)), pytrace=False)
+
+    def _again(self, failures: list[str]) -> tuple[Any, None, str | None]:
+        """Run the test body again with fresh windows (same fixtures, same devices held): the
+        measurement that confirms a regression or not."""
+        self.repeats, self.readings = [], []
+        self.started = datetime.now(timezone.utc)
+        self.item.runtest()
+        if not self.repeats:
+            pytest.fail(f"{self.item.nodeid}: measured nothing when its body ran again to confirm a regression",
+                        pytrace=False)
+        result = self.result()
+        return result, None, save_result(result, self.settings.output, failures)
 
     def result(self) -> Any:
         """The test's windows as an ExperimentResult, named by its node id."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ class LlemFailure(Exception):
         super().__init__("\n".join(lines))
 
 
+Remeasure = Callable[[], tuple[Any, Any, "str | None"]]  # () -> (result, A/B check or None, where saved)
+
+
 class Judge:
     """The verdict on one item's result. ``record`` is the item's report record (see report.py):
     it must hold ``nodeid``, ``root`` and ``baseline_key``."""
@@ -43,27 +47,67 @@ class Judge:
         self.item, self.record, self.settings, self.regression = item, record, settings, regression
 
     def failures(self, result: Any, expect: dict[str, Any], *, saved: str | None = None,
-                 ab_check: Any = None, reference: str | None = None) -> list[str]:
+                 ab_check: Any = None, reference: str | None = None, remeasure: Remeasure | None = None) -> list[str]:
         """Record ``result`` and return why the item fails (empty: it passes): the ``expect``
-        gates, then the A/B check against ``reference`` when one was measured, else the baseline."""
-        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+        gates, then the A/B check against ``reference`` when one was measured, else the baseline.
+
+        An item accepted by ``--llem-accept`` passes its regression gates: its measurement is the new
+        level. One that regressed (and failed nothing else) is measured again with ``remeasure``
+        (``--llem-confirm`` times, judged at the stricter confirmation level) and fails only if
+        every re-measurement regressed too. The first measurement is the session's (the one
+        recorded and saved as a baseline): a re-measurement only confirms it or not, and saving
+        it instead would bias the history low (benchmarks/compare_history.py)."""
         from llenergymeasure.results.gates import check_expect
+        from llenergymeasure.results.regression import CONFIRM_CONFIDENCE, confirm
 
         verdicts = check_expect(result, expect)
-        entry, measured_on = BaselineEntry.from_result(result), MachineInfo.from_result(result)
-        self.record_result(result, verdicts, entry, measured_on, saved)
+        check, where = self._check(result, ab_check, reference)
+        if check is not None and is_accepted(self.item, self.settings.accept):
+            check.accepted = True
+            self.record["accepted"] = True
+        tries = self.settings.confirm if remeasure is not None else 0
+        while tries and _to_confirm(check, verdicts):
+            tries -= 1
+            say_now(self.item, "regressed: measuring it again to confirm (--llem-confirm)")
+            again, ab_again, _ = remeasure()
+            check = confirm(check, self._check(again, ab_again, reference, CONFIRM_CONFIDENCE)[0])
+        self.record_result(result, verdicts, saved)
         failures = [v.text for v in verdicts if not v.passed]
         if failures:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
-        if ab_check is not None:
-            failures.extend(self.judge(ab_check, f"measured beside {reference} (A/B)"))
-        elif self.settings.baseline:
-            failures.extend(self.check_regression(entry, measured_on))
+        if check is not None:
+            failures.extend(self.judge(check, where))
         return failures
 
-    def record_result(self, result: Any, verdicts: list[Any], entry: Any, measured_on: Any,
-                      saved: str | None) -> None:
+    def _check(self, result: Any, ab_check: Any, reference: str | None, confidence: float = 0.95
+               ) -> tuple[Any, str]:
+        """(the regression check of ``result``, what it was judged against): ``ab_check`` when an A/B
+        measured it beside ``reference``, else the baseline or history when one is asked for;
+        (None, "") when none is."""
+        if ab_check is not None:
+            return ab_check, f"measured beside {reference} (A/B)"
+        if not self.settings.baseline:
+            return None, ""
+        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+        from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
+
+        entry, machine = BaselineEntry.from_result(result), MachineInfo.from_result(result)
+        history, where = self.settings.load_reference(Path(self.record["root"]), machine.key)
+        if history is None:
+            return RegressionCheck(unverified=where), where
+        gates = thresholds(self.regression, self.settings.fail_on)
+        check = check_regression(history, self.record["baseline_key"], entry, machine, gates,
+                                 k=self.settings.history, confidence=confidence)
+        unreadable = getattr(history, "unreadable", [])
+        if unreadable:
+            check.notes.append(f"{len(unreadable)} baseline file(s) of this machine could not be read and were "
+                               f"left out: {'; '.join(unreadable)}")
+        return check, where
+
+    def record_result(self, result: Any, verdicts: list[Any], saved: str | None) -> None:
         """What the summary, the JSON report, JUnit properties and a saved baseline need of ``result``."""
+        from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+
         metrics = result.metrics
         self.record.update(
             {name: getattr(metrics, name) for name in MEASURED_PROPERTIES},
@@ -73,8 +117,8 @@ class Judge:
             verdicts=[{"metric": v.metric, "passed": v.passed, "text": v.text} for v in verdicts],
             warnings=[w.code for w in result.measurement_warnings],
             result_path=saved,
-            baseline_entry=entry.model_dump(mode="json"),
-            machine=measured_on.model_dump(mode="json"),
+            baseline_entry=BaselineEntry.from_result(result).model_dump(mode="json"),
+            machine=MachineInfo.from_result(result).model_dump(mode="json"),
         )
         ci95 = {name: [result.stats[name].ci95_low, result.stats[name].ci95_high]
                 for name in ("joules_per_token", "wh_per_1000_queries") if name in result.stats}
@@ -86,16 +130,6 @@ class Judge:
             (name, getattr(metrics, name)) for name in MEASURED_PROPERTIES if getattr(metrics, name) is not None
         )
         self.item.user_properties.extend([("energy_source", result.energy_source), ("estimated", result.estimated)])
-
-    def check_regression(self, entry: Any, machine: Any) -> list[str]:
-        """Compare ``entry`` (measured on ``machine``) with the baseline or this machine's history."""
-        from llenergymeasure.results.regression import RegressionCheck, check_regression, thresholds
-
-        history, where = self.settings.load_reference(Path(self.record["root"]), machine.key)
-        if not history:
-            return self.judge(RegressionCheck(unverified=where), where)
-        gates = thresholds(self.regression, self.settings.fail_on)
-        return self.judge(check_regression(history, self.record["baseline_key"], entry, machine, gates), where)
 
     def judge(self, check: Any, where: str) -> list[str]:
         """Record ``check`` and decide: the failure lines when a metric regressed (or stopped being
@@ -110,11 +144,13 @@ class Judge:
                          "ci_low": finite(c.ci_low), "ci_high": finite(c.ci_high), "verdict": c.verdict}
                         for c in check.comparisons],
         }
+        if check.confirmation:
+            self.record["regression"]["confirmation"] = check.confirmation
         self.item.user_properties.append(("baseline_verdict", check.verdict))
         if check.failed:
             return [*check.lines(), f"baseline: {where}"]
         undecided = check.unverified or [c for c in check.comparisons if c.verdict == "inconclusive"]
-        if not undecided:
+        if not undecided or check.accepted or check.first is not None:
             return []
         reason = "; ".join(check.lines()[:1] + check.hints) if check.unverified else "; ".join(
             [c.text for c in check.comparisons if c.verdict == "inconclusive"] + check.hints)
@@ -129,6 +165,48 @@ class Judge:
         if self.settings.inconclusive == "warn":
             self.item.warn(LlemBaselineWarning(reason))  # located at the item (a YAML item: its line)
         return []
+
+
+def _to_confirm(check: Any, verdicts: list[Any]) -> bool:
+    """Whether a regression is all that would fail the item (no ``expect`` gate failed either):
+    then it is measured again first."""
+    return check is not None and check.needs_confirmation and all(v.passed for v in verdicts)
+
+
+def is_accepted(item: pytest.Item, patterns: list[str]) -> bool:
+    """Whether ``--llem-accept`` covers ``item``: the bare flag every item; a PATTERN its test id, a
+    file or group of it (``benchmarks/llem_gpt2.yaml``, ``...::gpt2``), or a -k expression it matches."""
+    for pattern in patterns:
+        if pattern == "*" or item.nodeid == pattern or item.nodeid.startswith((pattern + "::", pattern + "[")):
+            return True
+        if "::" not in pattern and _keyword_match(item, pattern):
+            return True
+    return False
+
+
+def _keyword_match(item: pytest.Item, expression: str) -> bool:
+    """pytest's own -k matching (its expression language and keywords)."""
+    from _pytest.mark import KeywordMatcher
+    from _pytest.mark.expression import Expression, ParseError
+
+    try:
+        return Expression.compile(expression).evaluate(KeywordMatcher.from_item(item))
+    except ParseError as exc:
+        raise pytest.UsageError(f"--llem-accept={expression}: not a test id or a -k expression ({exc})") from None
+
+
+def save_result(result: Any, directory: str | None, failures: list[str]) -> str | None:
+    """Save ``result`` into ``directory`` (nothing without one); where it went (None: nowhere), and
+    why not in ``failures``: kept elsewhere (or nowhere), the item fails saying where."""
+    from llenergymeasure.results.io import NotSaved
+
+    if not directory:
+        return None
+    try:
+        return str(result.save(directory))
+    except NotSaved as exc:
+        failures.append(str(exc))
+        return str(exc.kept_at) if exc.kept_at else None
 
 
 def attach(record: dict[str, Any], report: pytest.TestReport) -> bool:

@@ -19,7 +19,13 @@ Options (command line, or the ini key in brackets):
                                   take a test path; a benchmark file, test path, directory or existing
                                   file as PATH is a usage error)
     --llem-baseline PATH|auto     compare each item with a baseline file, or this machine's history
-    --llem-history K              saved sessions in that history (default 10)          [llem_history]
+    --llem-history K              sessions of the history's current segment that make its level
+                                  (default 10)                                         [llem_history]
+    --llem-accept[=PATTERN]       with --llem-save-baseline: the session's measurements of every item
+                                  (or those matching PATTERN: a test id or a -k expression) become
+                                  the new level of their history; repeatable
+    --llem-confirm N              re-measurements of a regressed item, in the session, before it
+                                  fails (default 1; 0: none)                           [llem_confirm]
     --llem-inconclusive pass|warn|fail   what an item that cannot be judged does (warn)  [llem_inconclusive]
     --llem-against REF            A/B: each item beside its config at git REF, in one session
     --llem-fail-on METRIC:THRESHOLD   a regression gate for every item (repeatable)
@@ -88,7 +94,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Compare each item with this baseline file; 'auto' takes this machine's history "
                          "(its last --llem-history saved sessions).")
     group.addoption("--llem-history", metavar="K", default=None,
-                    help="Saved sessions that --llem-baseline auto compares with (default 10; ini: llem_history).")
+                    help="Sessions of the history's current segment whose mean is the level an item is judged "
+                         "against with --llem-baseline auto (default 10; ini: llem_history).")
+    group.addoption("--llem-accept", metavar="PATTERN", nargs="?", const="*", action="append", default=None,
+                    help="With --llem-save-baseline: accept this session's measurements as the new level of each "
+                         "item's history (an intended change); --llem-accept=PATTERN for the items matching a test "
+                         "id or a -k expression. A regressed item that is accepted passes. Repeatable.")
+    group.addoption("--llem-confirm", metavar="N", default=None,
+                    help="Re-measure a regressed item N times in the session before it fails; it passes, 'not "
+                         "confirmed (noise)', unless every re-measurement regressed too (default 1; 0: fail at "
+                         "once; ini: llem_confirm).")
     group.addoption("--llem-inconclusive", choices=("pass", "warn", "fail"), default=None,
                     help="What an item that could not be judged against its baseline does: pass quietly, warn "
                          "(default: a warning and a summary line with what to do), or fail (ini: llem_inconclusive).")
@@ -121,6 +136,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("llem_lock_timeout", type="string", default="", help="Default for --llem-lock-timeout.")
     parser.addini("llem_history", type="string", default="", help="Default for --llem-history.")
     parser.addini("llem_inconclusive", type="string", default="", help="Default for --llem-inconclusive.")
+    parser.addini("llem_confirm", type="string", default="", help="Default for --llem-confirm.")
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)

@@ -70,10 +70,8 @@ class LlemReporter:
             terminalreporter.write_line(line)
         if any(r.get("estimated") for r in self.records.values()):
             terminalreporter.write_line(ESTIMATED_NOTE)
-        improved = [r["nodeid"] for r in self.ordered() if r.get("regression", {}).get("verdict") == "improved"]
-        if improved:
-            terminalreporter.write_line(f"llem: {len(improved)} item(s) improved on the baseline; "
-                                        "refresh it with --llem-save-baseline")
+        for line in verdict_lines(self.ordered(), self.settings.save_baseline == "auto"):
+            terminalreporter.write_line(line)
         undecided = [(r["nodeid"], r["regression"]["why"]) for r in self.ordered() if r.get("regression", {}).get("why")]
         if undecided:
             terminalreporter.write_line(f"llem: {len(undecided)} item(s) could not be judged against their baseline "
@@ -204,6 +202,29 @@ class LlemReporter:
         self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
 
 
+def verdict_lines(records: list[dict[str, Any]], saving: bool) -> list[str]:
+    """What the session's verdicts add up to: confirmations of regressed items, accepted and
+    improved items."""
+    def having(verdict: str) -> list[dict[str, Any]]:
+        return [r for r in records if r.get("regression", {}).get("verdict") == verdict]
+
+    lines = []
+    confirmations = [r["regression"]["confirmation"] for r in records if r.get("regression", {}).get("confirmation")]
+    if confirmations:
+        noise = confirmations.count("not confirmed (noise)")
+        lines.append(f"llem: {len(confirmations)} regressed item(s) measured again (--llem-confirm): "
+                     f"{len(confirmations) - noise} confirmed, {noise} not confirmed (noise)")
+    accepted = having("accepted")
+    if accepted:
+        lines.append(f"llem: {len(accepted)} item(s) accepted (--llem-accept): this session's measurement is "
+                     "the new level of their history")
+    improved = having("improved")
+    if improved:
+        how = "accept it (--llem-accept)" if saving else "save it with --llem-save-baseline --llem-accept"
+        lines.append(f"llem: {len(improved)} item(s) improved on the baseline; to hold them to the new level, {how}")
+    return lines
+
+
 def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]:
     jpt = record.get("joules_per_token")
     energy = fmt(jpt) + (" (est.)" if record.get("estimated") else "") + (" (suspect)" if record.get("energy_suspect") else "")
@@ -226,6 +247,7 @@ def baseline_cell(regression: dict[str, Any] | None) -> str:
         return "-"
     if not regression.get("changes"):
         return str(regression.get("verdict", "-"))
+    accepted = regression.get("verdict") == "accepted"
     cells = []
     for change in regression["changes"]:
         value = change.get("change")
@@ -233,8 +255,10 @@ def baseline_cell(regression: dict[str, Any] | None) -> str:
             amount = ""
         else:
             amount = f" {value:+.1%}" if change.get("relative") else f" {value:+.4g}"
-        cells.append(f"{change.get('metric', '?')}{amount} {change.get('verdict', '')}".rstrip())
-    return "; ".join(cells)
+        verdict = "accepted" if accepted else change.get("verdict", "")
+        cells.append(f"{change.get('metric', '?')}{amount} {verdict}".rstrip())
+    confirmation = regression.get("confirmation")
+    return "; ".join(cells) + (f" ({confirmation})" if confirmation else "")
 
 
 def dry_run_row(record: dict[str, Any]) -> dict[str, str]:
@@ -264,7 +288,8 @@ def _verdict(record: dict[str, Any]) -> str:
         return "FAIL: " + "; ".join(failed_gates)
     regression = record.get("regression", {}).get("verdict")
     if outcome == "failed" and regression in ("regressed", "not measured"):
-        return f"FAIL: {regression} against the baseline"
+        confirmed = " (confirmed)" if record.get("regression", {}).get("confirmation") == "confirmed" else ""
+        return f"FAIL: {regression} against the baseline{confirmed}"
     if outcome == "failed":
         return "FAIL: " + " ".join(line.strip() for line in str(record.get("error", "")).splitlines())
     if record.get("verdicts"):

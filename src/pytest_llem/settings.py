@@ -27,10 +27,11 @@ from pytest_llem.workers import is_benchmark_file, targets_benchmarks
 
 if TYPE_CHECKING:  # imported where used: this module loads in every pytest session
     from llenergymeasure.energy.sources import Gpu, SourceStatus
-    from llenergymeasure.results.baselines import Baseline
+    from llenergymeasure.results.baselines import Baseline, MachineHistory
 
 
 DEFAULT_HISTORY = 10
+DEFAULT_CONFIRM = 1  # re-measurements a regressed item gets before it fails
 GATING_REPEATS = 5  # repeats of an experiment that sets none, when it is compared: enough for a verdict
 
 
@@ -71,12 +72,15 @@ class Settings:
     require_baseline: bool = False
     markdown: str | None = None
     lock_timeout: float | None = None  # seconds an item waits for a device lock; None: as long as it takes
-    history: int = DEFAULT_HISTORY  # saved sessions ``--llem-baseline auto`` compares with
+    history: int = DEFAULT_HISTORY  # sessions of the current segment whose mean is the reference level
+    accept: list[str] = field(default_factory=list)  # --llem-accept patterns ("*": every item)
+    confirm: int = DEFAULT_CONFIRM  # re-measurements of a regressed item before it fails (0: none)
     inconclusive: str = "warn"  # what an item that could not be judged does: pass, warn or fail
     against: str | None = None  # a git revision whose benchmark files give each item's A/B reference
     root: Path = Path(".")  # rootdir, or the top of its git work tree: .llem/baselines by default
     reaches_benchmarks: bool = False  # the session's arguments name or hold benchmark files
-    _baselines: dict[tuple[Path, str], tuple[list[Baseline], str]] = field(default_factory=dict, repr=False)
+    _baselines: dict[tuple[Path, str], tuple[Baseline | MachineHistory | None, str]] = field(
+        default_factory=dict, repr=False)
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
@@ -105,6 +109,8 @@ class Settings:
             markdown=config.getoption("llem_markdown"),
             lock_timeout=_lock_timeout(config),
             history=_history(config),
+            accept=_accept(config),
+            confirm=_confirm(config),
             inconclusive=_inconclusive(config),
             against=_against(config),
             root=_project_root(config.rootpath),
@@ -122,6 +128,10 @@ class Settings:
         if self.dry_run and self.save_baseline:
             raise pytest.UsageError("--llem-save-baseline with --llem-dry-run: a dry run measures nothing, "
                                     "so there is no baseline to save; drop one of the two")
+        if self.accept and self.save_baseline != "auto":
+            raise pytest.UsageError("--llem-accept needs --llem-save-baseline (without a PATH): the accepted "
+                                    "measurements become the new level in this machine's history, which later "
+                                    "runs are judged against; add --llem-save-baseline")
         files = {"--llem-save-baseline": self.save_baseline if self.save_baseline != "auto" else None,
                  "--llem-json": self.json_path, "--llem-markdown": self.markdown,
                  "--llem-benchmark-json": self.benchmark_json, "--llem-html": self.html}
@@ -165,9 +175,10 @@ class Settings:
         """Whether items are compared (or saved to be compared later): they then need repeats."""
         return bool(self.baseline or self.save_baseline or self.against)
 
-    def load_reference(self, root: Path, machine_key: str) -> tuple[list[Baseline], str]:
-        """The baselines (oldest first) to compare with for machine ``machine_key`` under ``root``,
-        and where they are; ([], why there are none). Read once per process."""
+    def load_reference(self, root: Path, machine_key: str) -> tuple[Baseline | MachineHistory | None, str]:
+        """What to compare with for machine ``machine_key`` under ``root`` (the named file, or the
+        machine's history, read as far as items need), and where it is; (None, why there is none).
+        Opened once per process."""
         from pytest_llem.baselines import read_reference
 
         if (root, machine_key) not in self._baselines:
@@ -197,6 +208,34 @@ def _history(config: pytest.Config) -> int:
     if value < 1:
         raise pytest.UsageError(f"--llem-history {text!r}: expected a whole number of saved sessions >= 1 "
                                 f"(default {DEFAULT_HISTORY})")
+    return value
+
+
+def _accept(config: pytest.Config) -> list[str]:
+    """The --llem-accept patterns; a usage error when the space form took a test path as one."""
+    patterns = config.getoption("llem_accept") or []
+    args = list(config.invocation_params.args)
+    for flag, value in zip(args, args[1:]):
+        if flag == "--llem-accept" and value in patterns and Path(value.split("::")[0]).exists():
+            raise pytest.UsageError(
+                f"--llem-accept took {value!r} as its PATTERN, and it is also a path pytest would run. Write "
+                f"--llem-accept={value} to accept only those items, or put the bare flag after the test paths "
+                "(pytest benchmarks/ --llem-save-baseline --llem-accept) to accept every item")
+    return patterns
+
+
+def _confirm(config: pytest.Config) -> int:
+    text = config.getoption("llem_confirm")
+    where = "--llem-confirm"
+    if text is None:
+        text, where = config.getini("llem_confirm") or str(DEFAULT_CONFIRM), "ini llem_confirm ="
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise pytest.UsageError(f"{where} {text!r}: expected a whole number of re-measurements >= 0 (default "
+                                f"{DEFAULT_CONFIRM}; 0: a regressed item fails without being measured again)")
     return value
 
 

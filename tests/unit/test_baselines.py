@@ -98,8 +98,18 @@ def test_load_json_without_kind_says_it_is_not_a_baseline(tmp_path):
 
 
 def test_load_another_schema_version_names_both_versions(tmp_path):
-    path = write_baseline_json(tmp_path / "b.json", schema_version=2)
-    assert load_error(path).startswith(f"{path}: baseline schema_version 2 is not 1;")
+    path = write_baseline_json(tmp_path / "b.json", schema_version=3)
+    assert load_error(path).startswith(f"{path}: baseline schema_version 3 is not 1 or 2;")
+
+
+def test_a_schema_1_file_reads_as_passed_entries(tmp_path):
+    data = json.loads(a_baseline().model_dump_json())
+    data["schema_version"] = 1
+    for entry in data["entries"].values():
+        del entry["status"]
+    (tmp_path / "b.json").write_text(json.dumps(data))
+    [loaded] = Baseline.load(tmp_path / "b.json").entries.values()
+    assert loaded.status == "passed" and loaded.is_reference
 
 
 def test_load_an_invalid_field_names_the_field(tmp_path):

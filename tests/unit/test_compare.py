@@ -132,7 +132,7 @@ def test_higher_is_better_flips_the_direction():
     assert compare_values(baseline, faster, threshold, higher_is_better=True).verdict == "improved"
     assert compare_values(baseline, slower, threshold).verdict == "improved"
     result = compare_metric("tokens_per_second", baseline, slower, threshold)
-    assert result.text == "tokens_per_second 90 vs 100 (-10.0%, 95% CI -12.2%..-7.7%) < -5% threshold: regressed"
+    assert result.text == "tokens_per_second 90 vs 100 (-10.0%, 95% CI -12.2%..-7.8%) < -5% threshold: regressed"
 
 
 def test_compare_metric_picks_the_direction_from_the_metric():

@@ -4,12 +4,19 @@ its baseline entry — unverified when nothing is comparable, with notes on what
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from llenergymeasure.results.baselines import Baseline, BaselineEntry, MachineInfo
 from llenergymeasure.results.compare import Threshold
-from llenergymeasure.results.regression import check_regression, thresholds
+from llenergymeasure.results.regression import (
+    CONFIRM_CONFIDENCE,
+    ONE_SESSION_NOTE,
+    check_regression,
+    confirm,
+    thresholds,
+)
 
 KEY = "benchmarks/llem_gpt2.yaml::serving[batch_size=8]"
 H200 = MachineInfo(gpus=["NVIDIA H200"], gpu_driver="550.54", cpu="AMD EPYC 9654", torch="2.3.0",
@@ -133,7 +140,13 @@ def test_identical_repeats_are_not_regressed():
     check = check_regression(baseline_of(entry(values)), KEY, entry(list(values)), H200, JPT_5)
     assert check.verdict == "unchanged"
     assert check.regressed == []
-    assert check.notes == []
+    assert check.notes == [ONE_SESSION_NOTE]
+
+
+def test_one_named_baseline_file_says_what_its_ci_does_not_hold():
+    check = check_regression(baseline_of(entry(noisy(0.40, 1))), KEY, entry(noisy(0.48, 2)), H200, JPT_5)
+    assert check.lines()[-1] == ONE_SESSION_NOTE
+    assert ONE_SESSION_NOTE.startswith("one baseline session: its CI holds the repeats' noise, not how sessions differ")
 
 
 def test_a_config_change_is_noted_old_then_new():
@@ -141,13 +154,13 @@ def test_a_config_change_is_noted_old_then_new():
     after = entry(noisy(0.4, 2), **{"pytorch.batch_size": 1})
     check = check_regression(baseline_of(before), KEY, after, H200, JPT_5)
     assert "config changed since the baseline: pytorch.batch_size 8 -> 1" in check.notes
-    assert check.lines()[-1] == "config changed since the baseline: pytorch.batch_size 8 -> 1"
+    assert check.lines()[-2] == "config changed since the baseline: pytorch.batch_size 8 -> 1"
 
 
 def test_a_software_change_is_noted_but_still_compared():
     upgraded = H200.model_copy(update={"torch": "2.4.0"})
     check = check_regression(baseline_of(entry(noisy(0.4, 1))), KEY, entry(noisy(0.4, 2)), upgraded, JPT_5)
-    assert check.notes == ["software changed since the baseline: torch 2.3.0 -> 2.4.0"]
+    assert check.notes == ["software changed since the baseline: torch 2.3.0 -> 2.4.0", ONE_SESSION_NOTE]
     assert len(check.comparisons) == 1
 
 
@@ -189,10 +202,89 @@ def test_a_baseline_entry_with_suspect_energy_is_never_the_reference():
     assert "has suspect energy" in check.unverified
 
 
-def test_an_entry_carried_over_unchanged_is_not_a_second_session():
+def test_an_entry_a_schema_1_file_carried_over_unchanged_is_not_a_second_session():
     before = entry(noisy(0.4, 1, cv=0.03))
-    copy = Baseline.from_entries({KEY: before}, H200, None)  # a later save that did not measure it
-    check = check_regression([baseline_of(before), copy], KEY, entry(noisy(0.428, 2, cv=0.03)), H200, JPT_5)
+    first = baseline_of(before).model_copy(update={"schema_version": 1})
+    copy = first.model_copy()  # a later schema-1 save that did not measure it copied its entry
+    check = check_regression([first, copy], KEY, entry(noisy(0.428, 2, cv=0.03)), H200, JPT_5)
     [comparison] = check.comparisons
-    assert "history sessions" not in comparison.text  # one session: the two-sample verdict
-    assert comparison.ci_high - comparison.ci_low > 0.01
+    assert comparison.verdict == "inconclusive"
+    assert comparison.text.endswith("(1 history session, between-session variation unknown)")
+    # the same values in two schema-2 files are two measurements (an exact meter measures alike)
+    two = check_regression([baseline_of(before), baseline_of(before)], KEY, entry(noisy(0.428, 2, cv=0.03)), H200,
+                           JPT_5)
+    assert "over 2 history sessions" in two.comparisons[0].text
+
+
+# --- a history: red sessions, segments, accept, confirmation ----------------------------------------
+
+
+def history_of(levels: list[float], statuses: list[str] | None = None, **config) -> list[Baseline]:
+    """Saved sessions (oldest first) of KEY at ``levels``, 1% noise, each with its status."""
+    statuses = statuses or ["passed"] * len(levels)
+    return [baseline_of(entry(noisy(level, seed), **config).model_copy(update={"status": status}))
+            for seed, (level, status) in enumerate(zip(levels, statuses))]
+
+
+STEADY = [0.400, 0.404, 0.398, 0.402, 0.397, 0.401, 0.403, 0.399, 0.400, 0.402]
+
+
+def test_an_unfixed_regression_stays_red_however_many_nights_it_was_red():
+    # Ten passed sessions, then ten red ones at +20%: tonight's +20% is judged against the ten passed.
+    history = history_of(STEADY + [0.48] * 10, ["passed"] * 10 + ["regressed"] * 10)
+    check = check_regression(history, KEY, entry(noisy(0.48, 99)), H200, JPT_5)
+    assert check.verdict == "regressed"
+    assert check.selection is not None and len(check.selection.flagged) == 10
+    assert "over 10 history sessions" in check.comparisons[0].text
+
+
+def test_an_accepted_session_starts_a_segment_judged_with_the_old_variation():
+    history = history_of(STEADY + [0.48], ["passed"] * 10 + ["accepted"])
+    same = check_regression(history, KEY, entry(noisy(0.48, 99)), H200, JPT_5)
+    assert same.verdict != "regressed"
+    [comparison] = same.comparisons
+    assert "over 1 history session" in comparison.text and "(from 11 sessions)" in comparison.text
+    assert same.selection.accepted is same.selection.segment[0]
+
+
+def test_the_first_session_of_a_history_gives_no_verdict():
+    check = check_regression(history_of([0.40]), KEY, entry(noisy(0.48, 99)), H200, JPT_5)
+    assert check.verdict == "inconclusive" and not check.failed
+    assert check.comparisons[0].text.endswith("(1 history session, between-session variation unknown)")
+
+
+def test_only_red_sessions_is_unverified_saying_how_to_accept():
+    check = check_regression(history_of([0.40, 0.41], ["regressed", "failed"]), KEY, entry(noisy(0.4, 9)), H200, JPT_5)
+    assert check.verdict == "unverified"
+    assert check.unverified == (f"no saved session of {KEY} is a reference: 2 red or suspect session(s), none passed; "
+                                "accept the current level with --llem-accept")
+
+
+def test_the_night_a_config_changes_it_is_judged_against_the_old_level_with_a_note():
+    check = check_regression(history_of(STEADY), KEY, entry(noisy(0.40, 99), **{"pytorch.batch_size": 1}), H200, JPT_5)
+    assert check.selection.config_changed and check.selection.pin == []
+    assert "config changed since the baseline: pytorch.batch_size 8 -> 1" in check.notes
+    assert "judged against the level of the previous config (a new config has no history yet)" in check.notes
+
+
+def test_confirmation_fails_only_when_the_re_measurement_regressed_too():
+    history = history_of(STEADY)
+    first = check_regression(history, KEY, entry(noisy(0.46, 50)), H200, JPT_5)
+    assert first.needs_confirmation
+    noise = confirm(first, check_regression(history, KEY, entry(noisy(0.40, 51)), H200, JPT_5,
+                                            confidence=CONFIRM_CONFIDENCE))
+    assert not noise.failed and noise.verdict == "not confirmed" and noise.confirmation == "not confirmed (noise)"
+    assert noise.lines()[0] == first.comparisons[0].text
+    assert noise.lines()[1].startswith("not confirmed (noise): re-measured: joules_per_token ")
+    assert "98% CI" in noise.lines()[1]
+    real = confirm(first, check_regression(history, KEY, entry(noisy(0.46, 52)), H200, JPT_5,
+                                           confidence=CONFIRM_CONFIDENCE))
+    assert real.failed and real.verdict == "regressed" and real.confirmation == "confirmed"
+    assert real.lines()[1].startswith("confirmed on re-measurement: joules_per_token ")
+
+
+def test_an_accepted_regression_passes_saying_its_new_level():
+    check = check_regression(history_of(STEADY), KEY, entry(noisy(0.48, 99)), H200, JPT_5)
+    check.accepted = True
+    assert not check.failed and not check.needs_confirmation and check.verdict == "accepted"
+    assert re.match(r"accepted: new level \+(19|20)\.\d% \(joules_per_token 0\.48\d* vs 0\.40", check.lines()[0])

@@ -40,10 +40,10 @@ def run_ab(reference: ExperimentConfig, candidate: ExperimentConfig, pairs: int 
     return AbRun(a, b, order)
 
 
-def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
-    """The paired verdict on each gated metric; suspect energy on either side, or a gated metric
-    measured on one side only, fails the check as a baseline comparison would. A pair with a
-    window that measured nothing (too short for the sensor) is left out, with a note."""
+def judge_ab(run: AbRun, gates: list[Threshold], *, confidence: float = 0.95) -> RegressionCheck:
+    """The paired verdict on each gated metric (its CI at ``confidence``); suspect energy on either
+    side, or a gated metric measured on one side only, fails the check as a baseline comparison
+    would. A pair with a window that measured nothing (too short for the sensor) is left out, with a note."""
     before, after = BaselineEntry.from_result(run.reference), BaselineEntry.from_result(run.candidate)
     if before.energy_suspect or after.energy_suspect:
         return RegressionCheck(suspect=True)
@@ -63,7 +63,8 @@ def judge_ab(run: AbRun, gates: list[Threshold]) -> RegressionCheck:
             continue
         if dropped:
             check.notes.append(f"{gate.metric}: {dropped} A/B pair(s) with a window that measured nothing left out")
-        check.comparisons.append(compare_ab(a, b, gate, order=order, higher_is_better=gate.metric in HIGHER_IS_BETTER))
+        check.comparisons.append(compare_ab(a, b, gate, order=order, higher_is_better=gate.metric in HIGHER_IS_BETTER,
+                                            confidence=confidence))
     return check
 
 

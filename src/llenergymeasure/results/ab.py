@@ -47,7 +47,7 @@ import statistics
 from collections.abc import Sequence
 
 from llenergymeasure.results.compare import Comparison, Threshold, VerdictBuilder, check_values
-from llenergymeasure.results.stats import t95
+from llenergymeasure.results.stats import t_quantile
 
 BLOCKS = (("A", "B"), ("B", "A"))
 
@@ -64,7 +64,7 @@ def abba_schedule(pairs: int) -> list[str]:
 
 
 def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: Sequence[str] | None = None,
-               higher_is_better: bool = False) -> Comparison:
+               higher_is_better: bool = False, confidence: float = 0.95) -> Comparison:
     """Compare B (candidate) with A (baseline) from one interleaved session.
 
     ``a`` and ``b`` are the per-window values of ``threshold.metric``, each in the order it was
@@ -95,21 +95,21 @@ def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: S
         diffs = [y - x for x, y in zip(a, b)]
     point = hodges_lehmann(diffs)
     result = VerdictBuilder(threshold, base_median, cand_median, higher_is_better,
-                      change=math.expm1(point) if threshold.relative else point)
+                            change=math.expm1(point) if threshold.relative else point, confidence=confidence)
     if pairs == 1:
         return result.from_point("single A/B pair: no noise estimate", "measure 3 or more A/B pairs for a verdict")
-    low, high = paired_t_ci(diffs)
+    low, high = paired_t_ci(diffs, confidence)
     if threshold.relative:
         low, high = math.expm1(low), math.expm1(high)
     return result.from_ci(low, high, f"paired over {pairs} A/B pairs")
 
 
-def paired_t_ci(diffs: list[float]) -> tuple[float, float]:
-    """95% t interval for the mean of the per-pair differences, df = len(diffs) - 1."""
+def paired_t_ci(diffs: list[float], confidence: float = 0.95) -> tuple[float, float]:
+    """The t interval (95% by default) for the mean of the per-pair differences, df = len(diffs) - 1."""
     n = len(diffs)
     mean = statistics.fmean(diffs)
     variance = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
-    half = t95(n - 1) * math.sqrt(variance / n)  # 0 when every pair differs by the same amount
+    half = t_quantile(0.5 + confidence / 2, n - 1) * math.sqrt(variance / n)  # 0 when every pair differs alike
     return mean - half, mean + half
 
 

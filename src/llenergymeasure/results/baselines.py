@@ -5,9 +5,15 @@ A baseline file holds, for each experiment (keyed by its pytest node id, or its 
 (GPUs, driver, power limits, CPU, torch and transformers, energy source) and the commit.
 
 Files live in ``.llem/baselines/<machine-key>/<UTC time>[-<commit>].json`` unless a path is
-given; ``latest()`` finds the newest one for a machine. The machine key names the measuring
+given: one file per saved session, holding every experiment that session measured, each with
+its ``status`` (passed, accepted, regressed, failed): a red session is kept for the record but
+is never a reference (results/segments.py chooses the reference). ``MachineHistory`` reads a
+machine's files newest first, as far as a verdict needs. The machine key names the measuring
 hardware only (GPU model x count, or the CPU); software versions are recorded and reported
 when they differ, since a driver or torch upgrade is often exactly what a gate should catch.
+
+Schema 1 files (before statuses) held only passed entries, plus copies of the previous file's
+entries for experiments the session did not save; they are read as passed, the copies dropped.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import os
 import re
 import statistics
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -30,10 +38,15 @@ from llenergymeasure.results.io import create_numbered, load_document
 from llenergymeasure.results.metrics import METRIC_NAMES
 from llenergymeasure.results.model import ExperimentResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READ_VERSIONS = (1, 2)
 DEFAULT_DIR = Path(".llem") / "baselines"
 # Keys that change neither what one repeat measures nor its comparability.
 NOT_COMPARED_KEYS = ("name", "output_dir", "repeats")
+MAX_HISTORY_FILES = 1000  # a machine's newest saved sessions a verdict may read (years of nightly runs)
+
+Status = Literal["passed", "accepted", "regressed", "failed"]
+REFERENCE_STATUSES = ("passed", "accepted")  # what a later run may be judged against
 
 
 class MachineInfo(BaseModel):
@@ -58,7 +71,7 @@ class MachineInfo(BaseModel):
 
     @property
     def key(self) -> str:
-        return machine_key(self.gpus, self.cpu)
+        return _machine_key(tuple(self.gpus), self.cpu)
 
     def describe(self) -> str:
         return f"{_hardware(self.gpus, self.cpu)}, {self.energy_source}"
@@ -78,7 +91,12 @@ class MachineInfo(BaseModel):
 
 def machine_key(gpus: list[str], cpu: str | None) -> str:
     """A directory name for the measuring hardware: ``2x-nvidia-h200`` or ``cpu-amd-epyc-7763``."""
-    return re.sub(r"[^a-z0-9]+", "-", _hardware(gpus, cpu).lower()).strip("-")
+    return _machine_key(tuple(gpus), cpu)
+
+
+@lru_cache(maxsize=256)
+def _machine_key(gpus: tuple[str, ...], cpu: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", _hardware(list(gpus), cpu).lower()).strip("-")
 
 
 def _hardware(gpus: list[str], cpu: str | None) -> str:
@@ -119,8 +137,15 @@ class BaselineEntry(BaseModel):
     config_hash: str
     config: dict[str, Any]  # flattened
     estimated: bool = False
-    energy_suspect: bool = False  # the sanity checks doubted its energy: never saved, never a reference
+    energy_suspect: bool = False  # the sanity checks doubted its energy: never a reference
+    # passed or accepted (an accepted session begins a new segment: the level after an intended
+    # change); regressed or failed: kept for the record, never a reference
+    status: Status = "passed"
     repeats: list[dict[str, float | None]]
+
+    @property
+    def is_reference(self) -> bool:
+        return self.status in REFERENCE_STATUSES and not self.energy_suspect
 
     @classmethod
     def from_result(cls, result: ExperimentResult) -> BaselineEntry:
@@ -206,7 +231,7 @@ class Baseline(BaseModel):
     @classmethod
     def load(cls, path: str | Path) -> Baseline:
         """A baseline file; a missing, corrupt or foreign file is a ConfigError naming it and what is wrong."""
-        return load_document(cls, path, noun="baseline", version=SCHEMA_VERSION, kind="llem-baseline",
+        return load_document(cls, path, noun="baseline", version=READ_VERSIONS, kind="llem-baseline",
                              hint="baselines are written by pytest --llem-save-baseline")
 
 
@@ -282,3 +307,66 @@ def latest(root: str | Path, key: str) -> Path | None:
     return newest[0] if newest else None
 
 
+
+
+@dataclass(frozen=True)
+class Session:
+    """One saved measurement of an experiment: its entry, and when, on what and where it was saved."""
+
+    entry: BaselineEntry
+    saved_at: datetime
+    machine: MachineInfo
+    origin: str  # the file it was read from
+    legacy: bool = False  # from a schema-1 file, which may hold a copy of another file's entry
+
+
+def sessions_in(baselines: list[Baseline], key: str, experiment: str, origins: list[str] | None = None
+                ) -> list[Session]:
+    """The sessions of ``key`` (or, failing that, of the one entry of ``experiment``) in ``baselines``
+    (oldest first), newest first."""
+    found = []
+    for index, baseline in enumerate(baselines):
+        name = baseline.find(key, experiment)
+        if name is not None:
+            origin = origins[index] if origins else f"baseline {index + 1}"
+            found.append(Session(baseline.entries[name], baseline.created_at, baseline.machine, origin,
+                                 baseline.schema_version == 1))
+    return found[::-1]
+
+
+class MachineHistory:
+    """The sessions saved for machine ``key`` under ``root``, read newest first and only as far as a
+    verdict asks (a file is parsed once, when first needed). Files that cannot be read are left
+    out and named in ``unreadable``; at most ``limit`` of the newest files are read."""
+
+    def __init__(self, root: str | Path, key: str, limit: int = MAX_HISTORY_FILES) -> None:
+        self.root, self.key = Path(root), key
+        self.paths = history(root, key, limit)[::-1]
+        self.unreadable: list[str] = []
+        self._loaded: list[Baseline | None] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.paths)
+
+    @property
+    def directory(self) -> Path:
+        return machine_dir(self.root, self.key)
+
+    def sessions(self, key: str, experiment: str) -> Iterator[Session]:
+        """The sessions of ``key`` (or of the one entry of ``experiment`` in a file), newest first."""
+        for index, path in enumerate(self.paths):
+            baseline = self._load(index)
+            name = baseline.find(key, experiment) if baseline is not None else None
+            if name is not None:
+                yield Session(baseline.entries[name], baseline.created_at, baseline.machine, path.name,
+                              baseline.schema_version == 1)
+
+    def _load(self, index: int) -> Baseline | None:
+        while len(self._loaded) <= index:
+            path = self.paths[len(self._loaded)]
+            try:
+                self._loaded.append(Baseline.load(path))
+            except ConfigError as exc:
+                self.unreadable.append(str(exc))
+                self._loaded.append(None)
+        return self._loaded[index]

@@ -234,10 +234,12 @@ class VerdictBuilder:
     """Turns the point estimate (and CI, when there is one) into a Comparison and its text."""
 
     def __init__(self, threshold: Threshold, baseline: float, candidate: float, higher_is_better: bool, *,
-                 change: float | None = None) -> None:
+                 change: float | None = None, confidence: float = 0.95) -> None:
         """``change`` defaults to the change from ``baseline`` to ``candidate``; an analysis whose point
-        estimate is not that (the paired A/B one) passes its own."""
+        estimate is not that (the paired A/B one) passes its own. ``confidence``: the CI's level,
+        for its label (a confirmation is held to 98%)."""
         self.threshold = threshold
+        self.confidence = confidence
         self.baseline = baseline
         self.candidate = candidate
         self.higher_is_better = higher_is_better
@@ -266,10 +268,26 @@ class VerdictBuilder:
             verdict = "unchanged"
         else:
             verdict = "inconclusive"
-            reason = "too noisy: the 95% CI includes no change" if low <= 0 <= high else \
-                "the 95% CI reaches past the threshold"
-        ci = f"95% CI {self._format_change(low)}..{self._format_change(high)}" + (f", {note}" if note else "")
-        return self._build(low, high, verdict, ci, reason)
+            reason = f"too noisy: the {self.ci_name} includes no change" if low <= 0 <= high else \
+                f"the {self.ci_name} reaches past the threshold"
+        return self._build(low, high, verdict, self._ci_text(low, high, note), reason)
+
+    def from_drift(self, low: float, high: float, note: str) -> Comparison | None:
+        """``regressed`` when the whole CI of the change lies past the threshold on the bad side (the
+        level is known to have moved by more than the threshold), else None. For drift since a
+        segment's pinned level: ``note`` says since when ("since accepted on 2026-12-03, 9 sessions")."""
+        bad_low = min(self._bad(low), self._bad(high))
+        if not _beyond(bad_low, self.threshold.value):
+            return None
+        return self._build(low, high, "regressed", self._ci_text(low, high, ""),
+                           f"drift: the whole {self.ci_name} is past the threshold", change_note=note)
+
+    @property
+    def ci_name(self) -> str:
+        return f"{self.confidence:.0%} CI"
+
+    def _ci_text(self, low: float, high: float, note: str) -> str:
+        return f"{self.ci_name} {self._format_change(low)}..{self._format_change(high)}" + (f", {note}" if note else "")
 
     def inconclusive(self, reason: str) -> Comparison:
         return self._build(math.nan, math.nan, "inconclusive", "", reason)
@@ -278,11 +296,13 @@ class VerdictBuilder:
         """The change measured in the bad direction: positive means worse."""
         return -change if self.higher_is_better else change
 
-    def _build(self, low: float, high: float, verdict: Verdict, note: str, reason: str) -> Comparison:
+    def _build(self, low: float, high: float, verdict: Verdict, note: str, reason: str, *,
+               change_note: str = "") -> Comparison:
         metric = self.threshold.metric
         text = f"{metric} {fmt(self.candidate)} vs {fmt(self.baseline)}"
         if not math.isnan(self.change):
-            details = ", ".join([self._format_change(self.change), *([note] if note else [])])
+            change = self._format_change(self.change) + (f" {change_note}" if change_note else "")
+            details = ", ".join([change, *([note] if note else [])])
             text += f" ({details}) {self._relation()} threshold"
         text += f": {verdict}" + (f" ({reason})" if reason else "")
         return Comparison(metric, self.baseline, self.candidate, self.change, low, high, verdict, self.threshold, text)

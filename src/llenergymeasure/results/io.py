@@ -201,8 +201,8 @@ def _short(name: str) -> str:
     return name if len(name) <= 60 else f"{name[:40]}...{name[-12:]}"
 
 
-def load_document(model: type[Document], path: str | Path, *, noun: str, version: int, kind: str | None = None,
-                  hint: str = "") -> Document:
+def load_document(model: type[Document], path: str | Path, *, noun: str, version: int | tuple[int, ...],
+                  kind: str | None = None, hint: str = "") -> Document:
     """Read a JSON ``model`` (a "result", a "baseline") from ``path``; ConfigError saying which file
     and what is wrong when it is missing, not JSON, of another ``kind`` or schema version, or invalid.
     ``hint`` says how such a file is made."""
@@ -216,8 +216,10 @@ def load_document(model: type[Document], path: str | Path, *, noun: str, version
     if kind is not None and (not isinstance(data, dict) or data.get("kind") != kind):
         raise ConfigError(f"{path}: not an llem {noun} file (no \"kind\": \"{kind}\"){'; ' + hint if hint else ''}")
     found = data.get("schema_version") if isinstance(data, dict) else None
-    if found != version:
-        raise ConfigError(f"{path}: {noun} schema_version {found!r} is not {version}; "
+    versions = version if isinstance(version, tuple) else (version,)
+    if found not in versions or isinstance(found, bool):
+        expected = " or ".join(map(str, versions))
+        raise ConfigError(f"{path}: {noun} schema_version {found!r} is not {expected}; "
                           "it was written by another llenergymeasure version")
     try:
         return model.model_validate(data)

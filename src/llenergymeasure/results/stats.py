@@ -54,9 +54,25 @@ def summarize(values: list[float], *, floor: float | None = 0.0) -> MetricStats:
 
 
 def t95(df: float) -> float:
-    """The two-sided 95% Student t quantile for ``df`` degrees of freedom. A fractional df (Welch's)
-    is rounded down, which can only widen an interval."""
-    return _t95(max(1, math.floor(df)))
+    """The two-sided 95% Student t quantile for ``df`` degrees of freedom (at least 1)."""
+    return t_quantile(0.975, df)
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom, exact for a fractional
+    ``df`` too (Welch-Satterthwaite's, a history's): a df rounded down widens young histories'
+    intervals by a third (K = 5 sessions: 2.9 df read as 2, t 4.30 instead of 3.25). Whole df at
+    the 95% level, what a run's summary needs, is computed here; anything else by scipy, imported
+    only on that path (the compare path), so ``llem run`` and the plugin's start stay light. A df
+    below 1 is taken as 1; an infinite one gives the normal quantile."""
+    df = max(1.0, df)
+    if math.isinf(df):
+        return statistics.NormalDist().inv_cdf(p)
+    if p == 0.975 and df == math.floor(df):
+        return _t95(int(df))
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
 
 
 @functools.lru_cache(maxsize=None)
