@@ -19,6 +19,12 @@ Seeded per cell, so every cell is reproducible on its own.
 
 ``--alternatives`` also prints the designs that were considered for the paired analysis and not
 kept (docs/compare.md says why).
+
+A third table puts a transient on the first window of each session (``--transient``, +5%: a GPU
+still warm from the warm-ups, a clock still ramping) and compares the session design of
+``run_ab`` (``session_schedule``: the first block's order drawn at random, a settling pair run
+first and not measured) with the one before it (A first, every window measured), with Wilson 95%
+intervals.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import random
 import statistics
 from collections.abc import Callable
 
-from llenergymeasure.results.ab import abba_schedule, compare_ab, hodges_lehmann, paired_t_ci
+from llenergymeasure.results.ab import abba_schedule, compare_ab, hodges_lehmann, paired_t_ci, session_schedule
 from llenergymeasure.results.compare import Comparison, Threshold, compare_values
 from llenergymeasure.results.stats import t95
 
@@ -170,6 +176,44 @@ def simulate_alternatives(*, pairs: int, shift: float, trials: int, seed: str, c
     return cells
 
 
+def transient_session(rng: random.Random, *, pairs: int, shift: float, cv: float, offset: float, drift: float,
+                      transient: float, design: str) -> Session:
+    """One session whose first window reads ``transient`` high: ``design`` "before" measures from
+    the first window with A first; "run_ab" runs ``session_schedule`` (settling pair, random first)."""
+    if design == "before":
+        settled, order = [], abba_schedule(pairs)
+    else:
+        settled, order = session_schedule(pairs, rng.randrange(2**31))
+    common = 1.0 + rng.gauss(0.0, offset)
+    values = [common * (1.0 + drift * i) * (1.0 + shift if w == "B" else 1.0) * (1.0 + rng.gauss(0.0, cv))
+              for i, w in enumerate(settled + order)]
+    values[0] *= 1.0 + transient
+    kept = values[len(settled):]
+    return ([v for v, w in zip(kept, order) if w == "A"], [v for v, w in zip(kept, order) if w == "B"], order)
+
+
+def transient_table(args: argparse.Namespace, threshold: Threshold, repeats: list[int]) -> None:
+    from nights import rate
+
+    print(f"\nFirst window {args.transient:+g}% (a transient), CV {args.cv:g}%, offset SD {args.offset:g}%, drift "
+          f"{args.drift:g}% per window, {args.trials} trials per cell\n")
+    print(f"| windows a side | session design | false alarm (0%) | detect +{args.shift:g}% |")
+    print("|---|---|---|---|")
+    for pairs in repeats:
+        for design, label in (("before", "A first, every window measured (before)"),
+                              ("run_ab", "first block at random, a settling pair (run_ab)")):
+            hits = []
+            for shift in (0.0, args.shift / 100):
+                rng, count = random.Random(f"{args.seed}/transient/{design}/{pairs}/{shift}"), 0
+                for _ in range(args.trials):
+                    a, b, order = transient_session(rng, pairs=pairs, shift=shift, cv=args.cv / 100,
+                                                    offset=args.offset / 100, drift=args.drift / 100,
+                                                    transient=args.transient / 100, design=design)
+                    count += compare_ab(a, b, threshold, order=order).verdict == "regressed"
+                hits.append(count)
+            print(f"| {pairs} | {label} | {rate(hits[0], args.trials)} | {rate(hits[1], args.trials)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
@@ -183,6 +227,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=5.0, help="relative threshold, percent")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--alternatives", action="store_true", help="also compare the designs not kept")
+    parser.add_argument("--transient", type=float, default=5.0, help="how high the first window reads, percent")
     args = parser.parse_args()
 
     threshold = Threshold.parse(f"joules_per_token:{args.threshold:g}%")
@@ -206,6 +251,7 @@ def main() -> None:
                 print(f"| {pairs} | {label} | {name} | {null[name].rate:.1%} | {real[name].rate:.1%} | "
                       f"{null[name].coverage:.1%} | {real[name].coverage:.1%} | {width:.1%} |")
 
+    transient_table(args, threshold, repeats)
     if not args.alternatives:
         return
     print("\nPaired designs considered (same sessions for every design in a row):\n")

@@ -90,10 +90,11 @@ def save_session(settings: Settings, records: list[dict[str, Any]], lines: list[
         path = Baseline.from_entries(entries, machine, commit).save(path)
         counts: dict[str, int] = {}
         for entry in entries.values():
-            counts[entry.status] = counts.get(entry.status, 0) + 1
+            kind = "suspect" if entry.energy_suspect else entry.status
+            counts[kind] = counts.get(kind, 0) + 1
         kinds = ", ".join(f"{count} {name}" for name, count in counts.items())
         lines.append(f"baseline of {len(entries)} item(s) ({kinds}) saved to {path}")
-    references = [r for r in saved if status(r) in ("passed", "accepted")]
+    references = [r for r in saved if status(r) in ("passed", "accepted") and not r.get("energy_suspect")]
     few = [r["nodeid"] for r in references if len(r["baseline_entry"]["repeats"]) < MIN_SAVED_REPEATS]
     if few:
         lines.append(f"WARNING: {len(few)} item(s) saved with fewer than {MIN_SAVED_REPEATS} repeats: a later run "

@@ -61,11 +61,15 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
     saved.assert_outcomes(passed=1)
     [baseline] = _baselines(pytester)
     assert baseline.parent.name.startswith("cpu-")
-    saved.stdout.fnmatch_lines([f"llem: baseline of 1 item(s) saved to {baseline}"])
+    saved.stdout.fnmatch_lines([f"llem: baseline of 1 item(s) (1 passed) saved to {baseline}"])
     entry = json.loads(baseline.read_text())["entries"]["llem_tiny.yaml::tiny"]
     assert len(entry["repeats"]) == 3 and entry["config"]["max_input_tokens"] == 32
     assert [r["joules_per_token"] for r in entry["repeats"]] == [1.0 / 256] * 3  # exact: the fake's 1 J per window
+    assert entry["status"] == "passed"
 
+    first = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-save-baseline")
+    first.assert_outcomes(passed=1)  # one saved session: how sessions differ is unknown, so no verdict yet
+    first.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* joules_per_token \+0\.0% inconclusive"])
     unchanged = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto")
     unchanged.assert_outcomes(passed=1)
     unchanged.stdout.re_match_lines([r"item\s+J/token\s+tokens/s\s+energy source\s+verdict\s+vs baseline",
@@ -77,12 +81,15 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
     assert regressed.ret == pytest.ExitCode.TESTS_FAILED
     regressed.assert_outcomes(failed=1)
     regressed.stdout.re_match_lines([
-        r"joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 95% CI \+200\.0%\.\.\+200\.0%\) > 50% threshold: regressed",
+        r"joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 95% CI \+200\.0%\.\.\+200\.0%, over 2 history sessions, "
+        r"between-session SD 0\.0%\) > 50% threshold: regressed",
+        r"confirmed on re-measurement: joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 98% CI .*: regressed",
         r"config changed since the baseline: max_input_tokens 32 -> 24",
-        rf"baseline: {baseline}",
+        r"judged against the level of the previous config \(a new config has no history yet\)",
+        rf"baseline: this machine's history in {baseline.parent}",
     ])
-    regressed.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* FAIL: regressed against the baseline\s+"
-                                     r"joules_per_token \+200\.0% regressed",
+    regressed.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* FAIL: regressed against the baseline \(confirmed\)\s+"
+                                     r"joules_per_token \+200\.0% regressed \(confirmed\)",
                                      r"FAILED llem_tiny.yaml::tiny - joules_per_token"])
     report = (pytester.path / "report.md").read_text()
     assert "| llem_tiny.yaml::tiny |" in report and "regressed" in report
@@ -123,14 +130,17 @@ def test_a_malformed_fail_on_is_a_usage_error(pytester, write_llem):
     result.stderr.fnmatch_lines(["*--llem-fail-on joules:5%: unknown metric 'joules'*"])
 
 
-def test_a_partial_save_carries_over_the_experiments_it_did_not_run(pytester, write_llem):
-    write_llem("llem_pair.yaml", TINY.replace("repeats: 3", "repeats: 1").replace("n: 16", "n: 4")
-               + "experiments:\n  - {name: small, pytorch: {batch_size: 1}}\n  - {name: big, pytorch: {batch_size: 4}}\n")
-    pytester.runpytest_subprocess("--llem-save-baseline").assert_outcomes(passed=2)
-    partial = pytester.runpytest_subprocess("--llem-save-baseline", "-k", "small")
+def test_a_partial_save_holds_what_it_measured_and_the_others_history_is_read_past_it(pytester, write_llem, fake_meter):
+    fake_meter(joules=1.0)
+    write_llem("llem_pair.yaml", METERED.replace("n: 8", "n: 4")
+               + "experiments:\n  - {name: small, pytorch: {batch_size: 1}}\n  - {name: big, max_output_tokens: 16}\n")
+    for _ in range(2):
+        pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline").assert_outcomes(passed=2)
+    partial = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline", "-k", "small")
     partial.assert_outcomes(passed=1, deselected=1)
-    partial.stdout.fnmatch_lines(["llem: baseline of 1 item(s) (and 1 carried over from the previous one) saved to *"])
-    first, second = _baselines(pytester)
-    assert set(json.loads(second.read_text())["entries"]) == {"llem_pair.yaml::small", "llem_pair.yaml::big"}
-    assert (json.loads(second.read_text())["entries"]["llem_pair.yaml::big"]
-            == json.loads(first.read_text())["entries"]["llem_pair.yaml::big"])
+    partial.stdout.fnmatch_lines(["llem: baseline of 1 item(s) (1 passed) saved to *"])
+    assert set(json.loads(_baselines(pytester)[-1].read_text())["entries"]) == {"llem_pair.yaml::small"}
+
+    judged = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "-k", "big")
+    judged.assert_outcomes(passed=1, deselected=1)
+    judged.stdout.re_match_lines([r"llem_pair.yaml::big .* joules_per_token \+0\.0% unchanged"])

@@ -103,9 +103,11 @@ def test_fixture_tests_save_a_baseline_and_are_judged_against_it(pytester, fake_
     saved.assert_outcomes(passed=2)
     [path] = (pytester.path / ".llem" / "baselines").glob("*/*.json")
     entries = json.loads(path.read_text())["entries"]
+    assert {entry["status"] for entry in entries.values()} == {"passed"}
     assert set(entries) == {"test_metered.py::test_window", "test_metered.py::test_call"}
     assert len(entries["test_metered.py::test_call"]["repeats"]) == 5  # saving a baseline: enough repeats
 
+    pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline").assert_outcomes(passed=2)
     same = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto")
     same.assert_outcomes(passed=2)
     same.stdout.fnmatch_lines(["test_metered.py::test_window *0.01 *passed*joules_per_token +0.0% unchanged"])
@@ -114,7 +116,9 @@ def test_fixture_tests_save_a_baseline_and_are_judged_against_it(pytester, fake_
     worse = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto")
     assert worse.ret == 1
     worse.assert_outcomes(failed=2)
-    worse.stdout.fnmatch_lines(["*joules_per_token 0.02 vs 0.01 (+100.0%*) > 10% threshold: regressed*"])
+    worse.stdout.fnmatch_lines(["*joules_per_token 0.02 vs 0.01 (+100.0%*) > 10% threshold: regressed*",
+                                "*confirmed on re-measurement: joules_per_token 0.02 vs 0.01 (+100.0%, 98% CI*"])
+    assert worse.stderr.str().count("regressed: measuring it again to confirm (--llem-confirm)") == 2
 
 
 def test_a_dry_run_skips_the_measurement_and_says_so_but_checks_the_marker(pytester):

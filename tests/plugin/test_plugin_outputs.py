@@ -96,14 +96,14 @@ def test_a_baseline_with_nothing_to_save_fails_the_session(pytester, write_llem)
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines([
         "llem: 1 item(s) left out of the baseline: 1 skipped",
-        "llem: could not write --llem-save-baseline: no item passed with measured energy, so there is nothing "
+        "llem: could not write --llem-save-baseline: no item was measured with energy, so there is nothing "
         "to save as a baseline",
         "llem: the session fails (exit 1): --llem-save-baseline asked for and not written",
     ])
     assert not (pytester.path / ".llem").exists()
 
 
-def test_only_passed_items_with_measured_undoubted_energy_enter_a_baseline(pytester, write_llem, fake_meter):
+def test_every_item_measured_with_energy_is_saved_with_its_status(pytester, write_llem, fake_meter):
     fake_meter(joules=1e6)  # a million joules in a window of seconds: no GPU draws that (energy_implausible)
     cpu = RUN + "pytorch: {device: cpu}\n"
     write_llem("llem_ok.yaml", cpu)
@@ -120,8 +120,10 @@ def test_only_passed_items_with_measured_undoubted_energy_enter_a_baseline(pytes
     result.assert_outcomes(passed=3, failed=2, skipped=1)
     result.stdout.re_match_lines([r"llem_suspect.yaml::suspect\s+\S+ \(suspect\)\s+\S+\s+nvml_counter"])
     result.stdout.fnmatch_lines([
-        "llem: 5 item(s) left out of the baseline: 2 failed, 1 skipped, 1 without measured energy, "
-        "1 with suspect energy readings",
-        "llem: baseline of 1 item(s) saved to base.json",
+        "llem: 3 item(s) left out of the baseline: 1 skipped, 1 without measured energy, 1 not measured",
+        "llem: baseline of 3 item(s) (1 failed, 1 passed, 1 suspect) saved to base.json",
     ])
-    assert set(json.loads((pytester.path / "base.json").read_text())["entries"]) == {"llem_ok.yaml::ok"}
+    entries = json.loads((pytester.path / "base.json").read_text())["entries"]
+    assert {key: (e["status"], e["energy_suspect"]) for key, e in entries.items()} == {
+        "llem_gate.yaml::gate": ("failed", False), "llem_ok.yaml::ok": ("passed", False),
+        "llem_suspect.yaml::suspect": ("passed", True)}  # a suspect entry is never a reference

@@ -9,7 +9,7 @@ import math
 import pytest
 
 from llenergymeasure.results.tables import markdown_table, text_table
-from pytest_llem.baselines import exclusion as baseline_exclusion
+from pytest_llem.baselines import exclusion as baseline_exclusion, status
 from pytest_llem.baselines import left_out
 from pytest_llem.report import baseline_cell, dry_run_row, result_row
 
@@ -48,7 +48,7 @@ def test_a_suspect_reading_is_marked_in_the_table():
     assert result_row(_record(joules_per_token=0.5, energy_suspect=True))["J/token"] == "0.5 (suspect)"
 
 
-def test_only_passed_items_with_measured_undoubted_energy_are_baseline_material():
+def test_every_item_measured_with_energy_is_baseline_material_with_its_status():
     records = [
         _record(joules_per_token=0.5),
         _record(joules_per_token=0.5, outcome="failed"),
@@ -56,10 +56,13 @@ def test_only_passed_items_with_measured_undoubted_energy_are_baseline_material(
         _record(joules_per_token=None),
         _record(joules_per_token=0.5, energy_suspect=True),
         _record(joules_per_token=0.0),  # a zero is the meter's to doubt (energy_suspect), not ours
+        _record(joules_per_token=0.5, outcome="failed", regression={"verdict": "regressed"}),
+        _record(joules_per_token=0.5, accepted=True),
     ]
     assert [baseline_exclusion(r) for r in records] == [
-        None, "failed", "skipped", "without measured energy", "with suspect energy readings", None]
-    assert left_out(records) == {"failed": 1, "skipped": 1, "without measured energy": 1,
-                                 "with suspect energy readings": 1}
+        None, None, "skipped", "without measured energy", None, None, None, None]
+    assert left_out(records) == {"skipped": 1, "without measured energy": 1}
+    saved = [r for r in records if baseline_exclusion(r) is None]
+    assert [status(r) for r in saved] == ["passed", "failed", "passed", "passed", "regressed", "accepted"]
     dry = {key: value for key, value in _record(joules_per_token=None).items() if key != "baseline_entry"}
     assert baseline_exclusion(dry) == "not measured"

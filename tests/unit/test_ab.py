@@ -10,7 +10,14 @@ import sys
 
 import pytest
 
-from llenergymeasure.results.ab import abba_schedule, compare_ab, hodges_lehmann, paired_t_ci
+from llenergymeasure.results.ab import (
+    ab_sensitivity,
+    abba_schedule,
+    compare_ab,
+    hodges_lehmann,
+    paired_t_ci,
+    session_schedule,
+)
 from llenergymeasure.results.compare import Threshold, compare_values
 
 FIVE_PCT = Threshold("joules_per_token", 0.05, True)
@@ -46,6 +53,31 @@ def test_abba_schedule_has_each_config_once_per_block(pairs):
     order = abba_schedule(pairs)
     assert order.count("A") == order.count("B") == pairs
     assert all(sorted(order[i:i + 2]) == ["A", "B"] for i in range(0, len(order), 2))
+
+
+def test_abba_schedule_may_open_with_b():
+    assert abba_schedule(5, "B") == list("BAABBAABBA")
+    with pytest.raises(ValueError, match="first must be 'A' or 'B'"):
+        abba_schedule(2, "C")
+
+
+def test_a_session_opens_on_either_side_at_random_after_a_settling_pair():
+    schedules = [session_schedule(5, seed) for seed in range(200)]
+    assert {tuple(settled) for settled, _ in schedules} == {("A", "B"), ("B", "A")}
+    firsts = [order[0] for _, order in schedules]
+    assert 70 < firsts.count("A") < 130  # 200 fair draws
+    for settled, order in schedules:
+        assert len(order) == 10 and order[0] != settled[0]  # the measured windows continue the ABBA pattern
+        assert settled + order == abba_schedule(6, settled[0])
+    assert session_schedule(5, 7) == session_schedule(5, 7)  # seeded: a session can be replayed
+
+
+def test_ab_sensitivity_names_the_mde_and_the_pairs_that_would_resolve():
+    a, b = [1.0, 1.03, 0.97, 1.02, 0.98], [1.04, 1.0, 1.05, 1.01, 1.06]
+    result = ab_sensitivity(a, b, FIVE_PCT)
+    assert result.text == f"MDE {result.mde:.1%} at 5 pairs; ~{result.repeats_to_resolve} pairs would resolve the 5% threshold"
+    assert result.mde > 0.05 and result.repeats_to_resolve > 5
+    assert ab_sensitivity([1.0], [1.1], FIVE_PCT).text == "no MDE: measure 3 or more A/B pairs"
 
 
 @pytest.mark.parametrize("pairs", [0, -1, 2.5, True, "5"])

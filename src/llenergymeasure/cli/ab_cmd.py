@@ -59,7 +59,8 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
     except ValueError as exc:
         raise ConfigError(f"--fail-on: {exc}") from None
 
-    print(f"A/B: {a.id} (A) vs {b.id} (B), {pairs} window(s) each in ABBA order", file=sys.stderr)
+    print(f"A/B: {a.id} (A) vs {b.id} (B), {pairs} window(s) each in ABBA order after a settling pair",
+          file=sys.stderr)
     run = run_ab(a.config, b.config, pairs, progress=not quiet)
     check = judge_ab(run, gates)
     print(f"A {a.id}: {fmt(run.reference.metrics.joules_per_token)} J/token; "
@@ -74,6 +75,8 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
     } for c in check.comparisons])
     for line in check.lines():
         print(f"  {line}")
+    for hint in check.hints:  # what an inconclusive verdict would need
+        print(f"  to resolve {hint}")
     unsaved = False
     for config, result in ((a.config, run.reference), (b.config, run.candidate)):
         where, error = save_result(result, config.output_dir)

@@ -108,13 +108,15 @@ def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentRe
     return measure_interleaved([config], [0] * config.repeats, progress=progress)[0]
 
 
-def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
+def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *, settle: list[int] | None = None,
                         progress: bool = False) -> list[ExperimentResult]:
     """Steps 1-6 for several configs in one session: every model loaded and warmed up first,
     then one measurement window per entry of ``order`` (an index into ``configs``), so that
     what drifts over a session (temperature, clocks, a neighbour) falls on all of them alike.
-    They share the device and the meter; one result per config, in the order given.
-    ``progress``: say on stderr what is happening (core/progress.py)."""
+    ``settle``: whole windows run just before them, in that order, and not measured (an A/B's
+    settling pair: the first window after the warm-ups reads high on some machines). They share
+    the device and the meter; one result per config, in the order given. ``progress``: say on
+    stderr what is happening (core/progress.py)."""
     intensity = carbon_intensity(configs[0].energy)  # a config error, before anything is opened
     plans = _preflight_all(configs)
     meter = plans[0].meter
@@ -133,6 +135,8 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *,
         baseline_w = _idle_baseline(meter, first, plans[0].where, timeline, say)
         for session in sessions:
             session.load_and_warm_up(say, timeline)
+        for which in settle or []:
+            sessions[which].settle(say, timeline)
         jitter = random.Random(first.random_seed)
         for position, which in enumerate(order):
             if position:
@@ -262,6 +266,12 @@ class _Session:
             with timeline.phase("warmup", owner=self.owner), \
                     say.phase(f"warmup{self.name}", len(warmup), batches=True) as bar:
                 self.backend.run(warmup, bar)
+
+    def settle(self, say: Progress, timeline: TimelineRecorder) -> None:
+        """One whole window's work, not measured (a warm-up phase on the timeline)."""
+        with timeline.phase("warmup", owner=self.owner), \
+                say.phase(f"settling window{self.name}", len(self.batches), batches=True) as bar:
+            self.backend.run(self.batches, bar)
 
     def measure_window(self, meter: EnergyMeter, baseline_w: float | None, say: Progress, of: int,
                        timeline: TimelineRecorder) -> None:

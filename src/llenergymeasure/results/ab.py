@@ -43,24 +43,50 @@ when the session drifts.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 
-from llenergymeasure.results.compare import Comparison, Threshold, VerdictBuilder, check_values
+from llenergymeasure.results.compare import (
+    Comparison,
+    Sensitivity,
+    Threshold,
+    VerdictBuilder,
+    check_values,
+    format_amount,
+    minimum_detectable_effect,
+    repeats_to_resolve,
+    resolve_text,
+)
 from llenergymeasure.results.stats import t_quantile
 
 BLOCKS = (("A", "B"), ("B", "A"))
 
 
-def abba_schedule(pairs: int) -> list[str]:
+def abba_schedule(pairs: int, first: str = "A") -> list[str]:
     """The order of the measured windows for ``pairs`` windows of each config, after the warm-up:
-    blocks of two, ``A B`` first, then ``B A``, alternating (A B B A A B B A ...). Block k holds the
-    k-th window of A and the k-th of B, which ``compare_ab`` pairs. An odd ``pairs`` ends on an
-    ``A B`` block: 5 gives A B B A A B B A A B (one more AB than BA block; see the module docstring
-    for what that leaves of a drift). Use an even number when you can."""
+    blocks of two, alternating ``A B`` and ``B A``, the first block starting with ``first``
+    (A B B A A B B A ... or B A A B B A A B ...). Block k holds the k-th window of A and the k-th of
+    B, which ``compare_ab`` pairs. An odd ``pairs`` ends on a block like the first: 5 gives A B B A A
+    B B A A B (see the module docstring for what that leaves of a drift). Use an even number when
+    you can. ``run_ab`` draws ``first`` at random for each session: whatever the first window of a
+    session suffers (a warm GPU, a clock still ramping) then falls on A as often as on B."""
     if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
         raise ValueError(f"pairs must be a whole number >= 1, got {pairs!r}")
-    return [window for k in range(pairs) for window in BLOCKS[k % 2]]
+    if first not in ("A", "B"):
+        raise ValueError(f"first must be 'A' or 'B', got {first!r}")
+    start = 0 if first == "A" else 1
+    return [window for k in range(pairs) for window in BLOCKS[(k + start) % 2]]
+
+
+SETTLING_PAIRS = 1  # windows of each config a session runs first and does not measure
+
+
+def session_schedule(pairs: int, seed: int) -> tuple[list[str], list[str]]:
+    """(the settling windows, the measured windows) of an A/B session of ``pairs`` pairs: the first
+    block's order drawn from ``seed``, a settling pair in ABBA order before the measured ones."""
+    schedule = abba_schedule(pairs + SETTLING_PAIRS, random.Random(seed).choice("AB"))
+    return schedule[:2 * SETTLING_PAIRS], schedule[2 * SETTLING_PAIRS:]
 
 
 def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: Sequence[str] | None = None,
@@ -102,6 +128,27 @@ def compare_ab(a: list[float], b: list[float], threshold: Threshold, *, order: S
     if threshold.relative:
         low, high = math.expm1(low), math.expm1(high)
     return result.from_ci(low, high, f"paired over {pairs} A/B pairs")
+
+
+def ab_sensitivity(a: list[float], b: list[float], threshold: Threshold) -> Sensitivity:
+    """What an A/B of these windows can resolve: the MDE of ``compare_ab`` (the paired SE and
+    df, the Hodges-Lehmann point estimate taken as efficient as the mean), and the pairs at which
+    a change the size of the threshold would be told apart 80% of the time: "MDE 7.9% at 5 pairs;
+    ~9 pairs would resolve the 5% threshold"."""
+    check_values("A", a)
+    check_values("B", b)
+    pairs = len(a)
+    if len(b) != pairs or pairs < 2:
+        return Sensitivity(math.nan, pairs, None, "no MDE: measure 3 or more A/B pairs")
+    if threshold.relative and min(*a, *b) <= 0:
+        return Sensitivity(math.nan, pairs, None, "no MDE: a relative threshold needs positive values")
+    diffs = [math.log(y / x) if threshold.relative else y - x for x, y in zip(a, b)]
+    mean = statistics.fmean(diffs)
+    sd = math.sqrt(math.fsum((d - mean) ** 2 for d in diffs) / (pairs - 1))
+    mde = minimum_detectable_effect(sd / math.sqrt(pairs), pairs - 1, threshold)
+    needed = repeats_to_resolve(lambda n: (sd / math.sqrt(n), n - 1), threshold)
+    tail = resolve_text(threshold, needed, pairs, "").replace("repeats", "pairs")
+    return Sensitivity(mde, pairs, needed, f"MDE {format_amount(threshold, mde)} at {pairs} pairs; {tail}")
 
 
 def paired_t_ci(diffs: list[float], confidence: float = 0.95) -> tuple[float, float]:

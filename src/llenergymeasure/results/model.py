@@ -123,6 +123,9 @@ class ExperimentResult(BaseModel):
     stats: dict[str, MetricStats] = Field(default_factory=dict)
     repeats: list[RepeatResult]
     measurement_warnings: list[MeasurementWarning] = Field(default_factory=list)
+    # Measured in an interleaved A/B session: its side ("A" or "B"), the measured windows' order,
+    # the settling pair run (and discarded) before them, and the seed that drew the first block.
+    ab: dict[str, Any] | None = None
     co2_g: float | None = None  # an estimate: energy x carbon intensity
     carbon_intensity_g_per_kwh: float | None = None
     carbon_intensity_source: str | None = None

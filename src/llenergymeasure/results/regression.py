@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from llenergymeasure.results.baselines import Baseline, BaselineEntry, MachineHistory, MachineInfo, Session, sessions_in
-from llenergymeasure.results.compare import HIGHER_IS_BETTER, Comparison, Threshold, compare_values
+from llenergymeasure.results.compare import HIGHER_IS_BETTER, Comparison, Threshold, compare_values, sensitivity
 from llenergymeasure.results.history import Reference, history_sensitivity, judge_history
 from llenergymeasure.results.model import ExperimentResult
 from llenergymeasure.results.segments import Selection, select
@@ -285,14 +285,13 @@ def _hinted(gate: Threshold, reference: Reference | list[list[float]], new: list
 
 def _hint(reference: Reference | list[list[float]], new: list[float], gate: Threshold) -> str:
     """What the data can resolve and what would resolve the threshold, in words."""
+    one_session = isinstance(reference, Reference) and not any(len(run) > 1 for run in reference.noise)
     sessions = reference.sessions() if isinstance(reference, Reference) else reference
-    if min(len(values) for values in [*sessions, new]) < 2:
+    if not one_session and min(len(values) for values in [*sessions, new]) < 2:
         return "measure 3 or more repeats on both sides (--llem-repeats 5) for a verdict"
     try:
         if isinstance(reference, Reference):
             return history_sensitivity(reference, new, gate).text
-        from llenergymeasure.results.compare import sensitivity
-
         return sensitivity(reference[0], new, gate).text
     except ValueError:
         return "the data cannot resolve this threshold"

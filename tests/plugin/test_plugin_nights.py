@@ -1,0 +1,97 @@
+"""The regression gate over CI nights, through real pytest sessions: a 2-item suite of fixture tests
+saved nightly with ``--llem-baseline auto --llem-save-baseline``, as README's CI job does on main.
+
+Energy comes from the fake GPU of ``fake_meter`` (exactly JOULES per window); each window's tokens
+carry seeded noise (a night's offset and each window's own), so J/token is exact and the nights
+are the same on any machine, under any load. Item ``a`` regresses +25% and stays so until it is
+accepted; item ``b`` creeps +1.5% a night.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+NIGHTLY = """\
+import os
+import random
+import time
+
+import pytest
+
+NIGHT = int(os.environ["NIGHT"])
+RNG = {item: random.Random(f"{NIGHT}/{item}") for item in "ab"}  # a re-run of a body draws fresh windows
+OFFSET = {item: RNG[item].gauss(0, 0.01) for item in "ab"}  # tonight's conditions, per item
+
+
+def tokens(item):
+    level = float(os.environ["LEVEL_" + item.upper()]) * (1 + OFFSET[item]) * RNG[item].gauss(1, 0.01)
+    return round(100_000 / level)  # 1 J per window over these tokens: J/token = level / 100000
+
+
+@pytest.mark.llem(regression={"joules_per_token": "5%"}, source="nvml")
+@pytest.mark.parametrize("item", ["a", "b"])
+def test_serving(llem_energy, item):
+    for _ in range(5):
+        with llem_energy.window(sync=None) as window:
+            time.sleep(0.12)  # longer than the 0.1 s the NVML meter needs
+            window.tokens = tokens(item)
+"""
+
+A, B = "test_nightly.py::test_serving[a]", "test_nightly.py::test_serving[b]"
+
+
+def test_a_regression_stays_red_until_accepted_and_creep_is_caught(pytester, fake_meter, monkeypatch):
+    fake_meter(joules=1.0)
+    pytester.makepyfile(test_nightly=NIGHTLY)
+    night = 0
+
+    def run(level_a: float, level_b: float, *args: str):
+        nonlocal night
+        night += 1
+        monkeypatch.setenv("NIGHT", str(night))
+        monkeypatch.setenv("LEVEL_A", str(level_a))
+        monkeypatch.setenv("LEVEL_B", str(level_b))
+        return pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-save-baseline",
+                                             "--llem-json=night.json", *args)
+
+    def verdicts() -> dict[str, dict]:
+        items = json.loads((pytester.path / "night.json").read_text())["items"]
+        return {item["nodeid"]: item for item in items}
+
+    for _ in range(4):  # a history of four green nights
+        run(1.0, 1.0).assert_outcomes(passed=2)
+
+    creep_red = None
+    for creep_night in range(1, 5):  # a regresses +25% and is not fixed for four nights; b creeps +1.5% a night
+        result = run(1.25, 1.015**creep_night)
+        items = verdicts()
+        assert items[A]["outcome"] == "failed", f"creep night {creep_night}: the unfixed regression went green"
+        assert items[A]["regression"]["confirmation"] == "confirmed"
+        result.stdout.fnmatch_lines(["*joules_per_token * vs * (+2?.?%, 95% CI *, over * history sessions*"
+                                     "> 5% threshold: regressed*",
+                                     "*confirmed on re-measurement: joules_per_token * (+2?.?%, 98% CI *: regressed*"])
+        if items[B]["outcome"] == "failed" and creep_red is None:
+            creep_red = creep_night
+    assert re.search(r"baseline of 2 item\(s\) \(1 regressed, 1 (passed|regressed)\) saved to ", result.stdout.str())
+
+    accepted = run(1.25, 1.015**5, "--llem-accept=test_nightly.py::test_serving[a]")
+    items = verdicts()
+    assert items[A]["outcome"] == "passed" and items[A]["regression"]["verdict"] == "accepted"
+    assert items[A]["regression"]["lines"][0].startswith("accepted: new level +2")
+    accepted.stdout.fnmatch_lines(["*1 item(s) accepted (--llem-accept)*"])
+    saved = sorted((pytester.path / ".llem" / "baselines").glob("*/*.json"))[-1]
+    assert json.loads(saved.read_text())["entries"][A]["status"] == "accepted"
+    if items[B]["outcome"] == "failed" and creep_red is None:
+        creep_red = 5
+
+    for creep_night in range(6, 11):  # the night after the accept, a is green at its new level
+        run(1.25, 1.015**creep_night)
+        items = verdicts()
+        assert items[A]["outcome"] == "passed", f"creep night {creep_night}: the accepted level is red"
+        if items[B]["outcome"] == "failed" and creep_red is None:
+            creep_red = creep_night
+    assert creep_red is not None, "a +1.5%/night creep went 10 nights without a red"
+    assert items[B]["outcome"] == "failed"  # ten nights in (+16%), it is red
+    reasons = items[B]["regression"]["lines"]
+    assert any(re.search(r"since 20\d\d-\d\d-\d\d, \d+ sessions|over \d+ history sessions", line) for line in reasons)
