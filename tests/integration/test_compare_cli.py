@@ -177,11 +177,11 @@ def test_a_baseline_with_a_nan_value_exits_2_naming_it(tmp_path, run_llem):
 def test_a_baseline_of_another_schema_version_exits_2_naming_it(tmp_path, run_llem):
     old = save_baseline(tmp_path / "old.json")
     data = json.loads(old.read_text())
-    data["schema_version"] = 2
+    data["schema_version"] = 3
     future = tmp_path / "future.json"
     future.write_text(json.dumps(data))
     done = run_llem("compare", str(future), str(old))
-    assert_config_error(done, future, "baseline schema_version 2 is not 1")
+    assert_config_error(done, future, "baseline schema_version 3 is not 1 or 2")
 
 
 def test_an_unknown_fail_on_metric_exits_2_listing_the_metrics(tmp_path, run_llem):

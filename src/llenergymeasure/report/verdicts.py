@@ -2,8 +2,8 @@
 
 Two sources: the regression records a pytest session wrote (``--llem-json`` items'
 ``"regression"``), and baseline files given beside results, compared here the way ``llem
-compare`` does (``check_regression`` across machines, the baseline files taken as a history,
-oldest first, the default ``joules_per_token:5%`` gate).
+compare`` does (``check_regression`` across machines, one file as the two-session verdict,
+several as a history, oldest first, the default ``joules_per_token:5%`` gate).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def baseline_verdicts(measured: list[Measured], baselines: list[tuple[str, Basel
         if not found:
             missing.append(item.label)
             continue
-        check = check_regression(history, key, entry, machine, gates, across_machines=True)
+        # one file: the two-session verdict, saying what it cannot hold; several: a history
+        check = check_regression(history[0] if len(history) == 1 else history, key, entry, machine, gates,
+                                 across_machines=True)
         rows = [MetricVerdict(c.metric, c.baseline, c.candidate, _finite(c.change), c.threshold.relative,
                               _finite(c.ci_low), _finite(c.ci_high), c.verdict) for c in check.comparisons]
         for metric in check.lost:
