@@ -146,6 +146,9 @@ class Judge:
         }
         if check.confirmation:
             self.record["regression"]["confirmation"] = check.confirmation
+        selection = (check.first or check).selection
+        if selection is not None:
+            self.record["regression"]["history"] = history_record(selection.seen())
         self.item.user_properties.append(("baseline_verdict", check.verdict))
         if check.failed:
             return [*check.lines(), f"baseline: {where}"]
@@ -165,6 +168,15 @@ class Judge:
         if self.settings.inconclusive == "warn":
             self.item.warn(LlemBaselineWarning(reason))  # located at the item (a YAML item: its line)
         return []
+
+
+def history_record(sessions: list[Any]) -> dict[str, Any]:
+    """The saved sessions a verdict looked at, as the report's history chart draws them."""
+    from llenergymeasure.results.segments import chart_points
+
+    points, pins = chart_points(sessions, "joules_per_token")
+    return {"points": [{"saved_at": p.saved_at.isoformat(), "joules_per_token": p.value, "kind": p.kind,
+                        "segment": p.segment} for p in points], "pins": pins}
 
 
 def _to_confirm(check: Any, verdicts: list[Any]) -> bool:

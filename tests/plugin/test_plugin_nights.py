@@ -86,7 +86,7 @@ def test_a_regression_stays_red_until_accepted_and_creep_is_caught(pytester, fak
         creep_red = 5
 
     for creep_night in range(6, 11):  # the night after the accept, a is green at its new level
-        run(1.25, 1.015**creep_night)
+        run(1.25, 1.015**creep_night, *(["--llem-html=report.html"] if creep_night == 10 else []))
         items = verdicts()
         assert items[A]["outcome"] == "passed", f"creep night {creep_night}: the accepted level is red"
         if items[B]["outcome"] == "failed" and creep_red is None:
@@ -95,3 +95,9 @@ def test_a_regression_stays_red_until_accepted_and_creep_is_caught(pytester, fak
     assert items[B]["outcome"] == "failed"  # ten nights in (+16%), it is red
     reasons = items[B]["regression"]["lines"]
     assert any(re.search(r"since 20\d\d-\d\d-\d\d, \d+ sessions|over \d+ history sessions", line) for line in reasons)
+
+    history = items[A]["regression"]["history"]  # what the report draws: a's sessions, its step, its red nights
+    assert [p["kind"] for p in history["points"]].count("regressed") == 4
+    assert [p["kind"] for p in history["points"]].count("accepted") == 1 and len(history["pins"]) == 2
+    page = (pytester.path / "report.html").read_text()
+    assert page.count('data-kind="history"') == 2

@@ -166,3 +166,31 @@ def test_two_baseline_files_are_a_history_chart_and_results_not_in_them_are_name
     assert page.count("llem_x.yaml::serving") >= 2  # a row per baseline file
     assert "Not in the baseline files, so not compared: elsewhere" in page
     assert 'data-kind="comparison"' not in page
+
+
+def test_a_machine_history_is_drawn_per_experiment_with_its_segments_steps_and_red_sessions(tmp_path):
+    pytest.importorskip("matplotlib")
+    from datetime import datetime, timedelta, timezone
+
+    from llenergymeasure.report.histories import histories
+    from llenergymeasure.results.baselines import Baseline, BaselineEntry, MachineInfo
+
+    machine = MachineInfo(cpu="Some CPU", energy_source="rapl")
+    nights = [(0.10, "passed")] * 4 + [(0.125, "regressed")] * 2 + [(0.125, "accepted"), (0.126, "passed")]
+    baselines = []
+    for night, (level, status) in enumerate(nights):
+        entry = BaselineEntry(experiment="serving", config_hash="0" * 16, config={"model": "tiny"}, status=status,
+                              repeats=[{"joules_per_token": level * f} for f in (0.99, 1.0, 1.01)])
+        baselines.append(Baseline(created_at=datetime(2026, 12, 1, tzinfo=timezone.utc) + timedelta(days=night),
+                                  machine=machine, entries={"llem_x.yaml::serving": entry}))
+    paths = [b.save(tmp_path / ".llem" / "baselines" / machine.key / f"2026120{n + 1}T030000Z.json")
+             for n, b in enumerate(baselines)]
+    [history] = histories([(str(p), b) for p, b in zip(paths, baselines)], [])
+    assert history.label == "llem_x.yaml::serving"
+    assert [p.kind for p in history.flagged] == ["regressed", "regressed"]
+    assert [p.saved_at.day for p in history.steps] == [7]
+    assert [p.segment for p in history.points] == [0, 0, 0, 0, None, None, 1, 1]
+    assert history.pins == [pytest.approx(0.10), pytest.approx(math.sqrt(0.125 * 0.126))]
+    page = write_report([tmp_path / ".llem" / "baselines" / machine.key], tmp_path / "r.html")[0].read_text()
+    assert page.count('data-kind="history"') == 1
+    assert "History of llem_x.yaml::serving: J/token per saved session, the pinned level of each segment" in page

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 import matplotlib
 from matplotlib.figure import Figure
 
+from llenergymeasure.report.histories import History
 from llenergymeasure.report.inputs import Measured
 from llenergymeasure.report.sweeps import Sweep
 from llenergymeasure.report.timeline import Timeline
 from llenergymeasure.report.verdicts import ExperimentVerdict
+from llenergymeasure.results.segments import Point
 
 MAX_LABEL = 60  # characters of a name on an axis; the tables have it whole
 WIDTH_IN = 9.0
@@ -190,23 +192,39 @@ def comparison_chart(verdicts: list[ExperimentVerdict]) -> Figure | None:
     return figure
 
 
-def history_chart(sessions: list[tuple[str, dict[str, tuple[float, float, float] | None]]]) -> Figure:
-    """Each experiment's J/token over baseline files: (file label, {experiment: (median, low, high)})."""
-    figure = _figure(3.6)
+def history_chart(history: History) -> Figure:
+    """One experiment's sessions over time: each session's median J/token, the pinned level of each
+    segment (a line across it), accepted sessions (a step: a new level) and red ones marked."""
+    figure = _figure(2.8)
     with _style("history"):
         ax = figure.subplots()
-        experiments = list(dict.fromkeys(name for _, values in sessions for name in values))
-        for name in experiments:
-            points = [(i, values[name]) for i, (_, values) in enumerate(sessions) if values.get(name)]
-            xs = [i for i, _ in points]
-            ys = [p[0] for _, p in points]
-            low = [p[0] - p[1] for _, p in points]
-            high = [p[2] - p[0] for _, p in points]
-            ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=short(name, 48))
-        ax.set_xticks(range(len(sessions)), [short(label, 20) for label, _ in sessions], rotation=20, ha="right")
-        ax.set_ylabel("J/token (median, 95% CI)")
-        ax.set_title("Baselines: J/token per saved session")
+        segments: dict[int, list[Point]] = {}
+        for point in history.points:
+            if point.segment is not None and point.value is not None:
+                segments.setdefault(point.segment, []).append(point)
+        for number, points in segments.items():
+            first = number == min(segments)
+            ax.plot([p.saved_at for p in points], [p.value for p in points], marker="o", markersize=4,
+                    color=MEASURED, linewidth=0.8, label="session (median)" if first else None)
+            pin = history.pins[number] if number < len(history.pins) else None
+            if pin is not None:
+                ax.hlines(pin, points[0].saved_at, points[-1].saved_at, colors="#37474f", linestyles="dashed",
+                          linewidth=1, label="pinned level" if first else None)
+        steps = [p for p in history.steps if p.value is not None]
+        if steps:
+            ax.scatter([p.saved_at for p in steps], [p.value for p in steps], marker="D", s=40, color="#2e7d32",
+                       zorder=3, label="accepted (a new level)")
+            for step in steps:
+                ax.axvline(step.saved_at, color="#2e7d32", alpha=0.3, linewidth=1)
+        for kind, marker, color in (("regressed", "x", SUSPECT), ("failed", "x", "#6d4c41"),
+                                    ("suspect", "^", ESTIMATED)):
+            red = [p for p in history.flagged if p.kind == kind and p.value is not None]
+            if red:
+                ax.scatter([p.saved_at for p in red], [p.value for p in red], marker=marker, s=36, color=color,
+                           zorder=3, label=f"{kind} (never a reference)")
+        ax.set_ylabel("J/token")
+        ax.set_title(f"History of {short(history.label)}")
         ax.grid(alpha=0.3)
-        if len(experiments) <= 12:
-            ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        figure.autofmt_xdate()
+        ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure

@@ -2,8 +2,9 @@
 as a PNG on request).
 
 Sections: the experiments (J/token with its 95% CI, marked estimated or suspect), J/token per
-experiment, sweeps, candidate against baseline with the verdicts, the baseline files, the power
-timeline of each result (per device, phases shaded), and every measurement warning.
+experiment, sweeps, candidate against baseline with the verdicts, the power timeline of each
+result (per device, phases shaded), each experiment's history of saved sessions (segments, their
+pinned levels, accepted steps, red sessions), the baseline files, and every measurement warning.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from llenergymeasure.exceptions import ConfigError, PreFlightError
 from llenergymeasure.report import html
 from llenergymeasure.report.html import Cell
+from llenergymeasure.report.histories import History, histories
 from llenergymeasure.report.inputs import Inputs, Measured, inputs_from_session, load_inputs
 from llenergymeasure.report.sweeps import find_sweeps
 from llenergymeasure.report.timeline import timeline_of
 from llenergymeasure.report.verdicts import ExperimentVerdict, baseline_verdicts, session_verdicts
-from llenergymeasure.results.stats import summarize
 from llenergymeasure.results.tables import change_text, ci_text, fmt
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from llenergymeasure.results.baselines import Baseline
 
 MAX_TIMELINES = 40  # charts; a larger study lists the rest by name
+MAX_HISTORIES = 40
 INSTALL_HINT = "pip install 'pytest-llem[report]'"
 
 
@@ -156,16 +158,13 @@ def build(inputs: Inputs, png: bool = False) -> tuple[str, list[Chart]]:
     results = [m for m in measured if m.result is not None]
     if results:
         body.append(html.section("Power timelines", *_timelines(results, chart), anchor="timelines"))
+    drawn = histories(inputs.baselines, measured)
+    if drawn:
+        body.append(html.section("History", *_histories(drawn, chart), anchor="history"))
     if inputs.baselines:
-        history = None
-        if len(inputs.baselines) >= 2:
-            history = draw.history_chart([(_baseline_label(origin, b), _entry_stats(b))
-                                          for origin, b in inputs.baselines])
         unmatched = html.paragraph("Not in the baseline files, so not compared: " + "; ".join(missing)) \
             if missing else ""
-        body.append(html.section("Baseline files", _baselines(inputs.baselines), unmatched,
-                                 chart(history, "history", "history", "J/token per experiment across baseline files"),
-                                 anchor="baselines"))
+        body.append(html.section("Baseline files", _baselines(inputs.baselines), unmatched, anchor="baselines"))
     if measured:
         body.append(html.section("Measurement warnings", _warnings(measured), anchor="warnings"))
     unmeasured = [m for m in measured if m.result is None]
@@ -260,20 +259,17 @@ def _baselines(baselines: list[tuple[str, Baseline]]) -> str:
     return html.table(["file", "saved", "machine", "commit", "experiment", "J/token (median)", "repeats"], rows)
 
 
-def _baseline_label(origin: str, baseline: Baseline) -> str:
-    return f"{baseline.created_at:%m-%d %H:%M}" if baseline.created_at else Path(origin).name
+def _histories(drawn: list[History], chart: Any) -> list[str]:
+    from llenergymeasure.report import charts as draw
 
-
-def _entry_stats(baseline: Baseline) -> dict[str, tuple[float, float, float] | None]:
-    stats: dict[str, tuple[float, float, float] | None] = {}
-    for key, entry in baseline.entries.items():
-        values = entry.values("joules_per_token")
-        if len(values) > 1:
-            s = summarize(values)
-            stats[key] = (s.median, s.ci95_low, s.ci95_high)
-        elif values:
-            stats[key] = (values[0], values[0], values[0])
-    return stats
+    parts = [chart(draw.history_chart(history), f"history-{number}-{_slug(history.label)}", "history",
+                   f"History of {history.label}: J/token per saved session, the pinned level of each segment, "
+                   "accepted steps and red sessions marked")
+             for number, history in enumerate(drawn[:MAX_HISTORIES], 1)]
+    if len(drawn) > MAX_HISTORIES:
+        parts.append(html.paragraph(f"Not drawn (only the first {MAX_HISTORIES} histories are): "
+                                    + "; ".join(h.label for h in drawn[MAX_HISTORIES:])))
+    return parts
 
 
 def _timelines(results: list[Measured], chart: Any) -> list[str]:

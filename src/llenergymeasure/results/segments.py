@@ -26,8 +26,11 @@ judged against that segment's level, with a note; it has no pin.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from llenergymeasure.results.baselines import BaselineEntry, Session
 from llenergymeasure.results.history import Reference
@@ -73,6 +76,11 @@ class Selection:
         since = f"since accepted on {day}" if self.accepted else f"since {day}"
         return f"{since}, {len(self.segment) + len(self.flagged)} sessions"
 
+    def seen(self) -> list[Session]:
+        """Every session the selection holds (the noise, the segment, its red ones), oldest first."""
+        held = {id(s): s for s in [*[s for run in self.noise for s in run], *self.segment, *self.flagged]}
+        return sorted(held.values(), key=lambda s: s.saved_at)
+
     def reference(self, metric: str) -> Reference | None:
         """The values of ``metric`` as results/history.py takes them; None when no session of the
         level measured it. Sessions that did not measure it are left out."""
@@ -84,6 +92,11 @@ class Selection:
         noise = [[values[id(s)] for s in run if values[id(s)]] for run in self.noise]
         pin = [values[id(s)] for s in self.pin if values[id(s)]]
         return Reference(level=level, noise=[run for run in noise if run], pin=pin, pin_note=self.pin_note)
+
+
+def begins_segment(older: BaselineEntry, newer: BaselineEntry) -> bool:
+    """Whether reference ``newer``, saved after reference ``older``, begins a new segment."""
+    return newer.status == "accepted" or bool(newer.config_changes(older))
 
 
 def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Selection | None:
@@ -106,7 +119,7 @@ def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Sel
                 flagged.append(session)
             continue
         newer = runs[-1][-1] if runs else None
-        if newer is None or newer.entry.status == "accepted" or entry.config_changes(newer.entry):
+        if newer is None or begins_segment(entry, newer.entry):
             if runs and taken >= wanted:
                 break  # the newest segment is whole and the noise full
             runs.append([])
@@ -126,3 +139,37 @@ def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Sel
         left -= len(noise[-1])
     return Selection(segment=segment, noise=noise[::-1], flagged=flagged[::-1], k=k,
                      config_changed=bool(candidate.config_changes(segment[-1].entry)))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One saved session as a history chart draws it: the median of the metric over its repeats
+    (None: not measured), what it was (passed, accepted, regressed, failed or suspect), and the
+    segment it belongs to (0, 1, ... oldest first; None for red and suspect sessions)."""
+
+    saved_at: datetime
+    value: float | None
+    kind: str
+    segment: int | None
+
+
+def chart_points(sessions: list[Session], metric: str) -> tuple[list[Point], list[float | None]]:
+    """``sessions`` (oldest first) as points, and each segment's pinned level (the geometric mean
+    of its first PIN_SESSIONS references' medians; None when they did not measure ``metric``)."""
+    points, pins, firsts = [], [], []
+    previous: BaselineEntry | None = None
+    for session in sorted(sessions, key=lambda s: s.saved_at):
+        entry, values = session.entry, session.entry.values(metric)
+        value = statistics.median(values) if values else None
+        if not entry.is_reference:
+            points.append(Point(session.saved_at, value, "suspect" if entry.energy_suspect else entry.status, None))
+            continue
+        if previous is None or begins_segment(previous, entry):
+            firsts.append([])
+        if len(firsts[-1]) < PIN_SESSIONS and value is not None and value > 0:
+            firsts[-1].append(value)
+        points.append(Point(session.saved_at, value, entry.status, len(firsts) - 1))
+        previous = entry
+    for first in firsts:
+        pins.append(math.exp(statistics.fmean(math.log(v) for v in first)) if first else None)
+    return points, pins
