@@ -54,9 +54,10 @@ class Judge:
         An item accepted by ``--llem-accept`` passes its regression gates: its measurement is the new
         level. One that regressed (and failed nothing else) is measured again with ``remeasure``
         (``--llem-confirm`` times, judged at the stricter confirmation level) and fails only if
-        every re-measurement regressed too. The first measurement is the session's (the one
-        recorded and saved as a baseline): a re-measurement only confirms it or not, and saving
-        it instead would bias the history low (benchmarks/compare_history.py)."""
+        every re-measurement regressed too. The last measurement is the session's (recorded, and
+        saved as its baseline entry): a spike the re-measurement did not confirm never enters the
+        history, where it would inflate the between-session variation for a month
+        (docs/compare.md, "A suite of experiments")."""
         from llenergymeasure.results.gates import check_expect
         from llenergymeasure.results.regression import CONFIRM_CONFIDENCE, confirm
 
@@ -69,8 +70,8 @@ class Judge:
         while tries and _to_confirm(check, verdicts):
             tries -= 1
             say_now(self.item, "regressed: measuring it again to confirm (--llem-confirm)")
-            again, ab_again, _ = remeasure()
-            check = confirm(check, self._check(again, ab_again, reference, CONFIRM_CONFIDENCE)[0])
+            result, ab_again, saved = remeasure()
+            check = confirm(check, self._check(result, ab_again, reference, CONFIRM_CONFIDENCE)[0])
         self.record_result(result, verdicts, saved)
         failures = [v.text for v in verdicts if not v.passed]
         if failures:
@@ -140,13 +141,11 @@ class Judge:
             "verdict": check.verdict,
             "lines": check.lines(),
             "against": where,
-            "changes": [{"metric": c.metric, "change": finite(c.change), "relative": c.threshold.relative,
-                         "ci_low": finite(c.ci_low), "ci_high": finite(c.ci_high), "verdict": c.verdict}
-                        for c in check.comparisons],
+            "changes": changes(check.comparisons),
         }
-        if check.confirmation:
-            self.record["regression"]["confirmation"] = check.confirmation
-        selection = (check.first or check).selection
+        if check.first is not None:
+            self.record["regression"].update(confirmation=check.confirmation, first=changes(check.first.comparisons))
+        selection = check.selection
         if selection is not None:
             self.record["regression"]["history"] = history_record(selection.seen())
         self.item.user_properties.append(("baseline_verdict", check.verdict))
@@ -168,6 +167,12 @@ class Judge:
         if self.settings.inconclusive == "warn":
             self.item.warn(LlemBaselineWarning(reason))  # located at the item (a YAML item: its line)
         return []
+
+
+def changes(comparisons: list[Any]) -> list[dict[str, Any]]:
+    """Comparisons as a record holds them (and JSON carries them)."""
+    return [{"metric": c.metric, "change": finite(c.change), "relative": c.threshold.relative,
+             "ci_low": finite(c.ci_low), "ci_high": finite(c.ci_high), "verdict": c.verdict} for c in comparisons]
 
 
 def history_record(sessions: list[Any]) -> dict[str, Any]:
@@ -197,14 +202,11 @@ def is_accepted(item: pytest.Item, patterns: list[str]) -> bool:
 
 
 def _keyword_match(item: pytest.Item, expression: str) -> bool:
-    """pytest's own -k matching (its expression language and keywords)."""
+    """pytest's own -k matching (its expression language and keywords; checked at configure)."""
     from _pytest.mark import KeywordMatcher
-    from _pytest.mark.expression import Expression, ParseError
+    from _pytest.mark.expression import Expression
 
-    try:
-        return Expression.compile(expression).evaluate(KeywordMatcher.from_item(item))
-    except ParseError as exc:
-        raise pytest.UsageError(f"--llem-accept={expression}: not a test id or a -k expression ({exc})") from None
+    return Expression.compile(expression).evaluate(KeywordMatcher.from_item(item))
 
 
 def save_result(result: Any, directory: str | None, failures: list[str]) -> str | None:

@@ -248,17 +248,22 @@ def baseline_cell(regression: dict[str, Any] | None) -> str:
     if not regression.get("changes"):
         return str(regression.get("verdict", "-"))
     accepted = regression.get("verdict") == "accepted"
-    cells = []
-    for change in regression["changes"]:
-        value = change.get("change")
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            amount = ""
-        else:
-            amount = f" {value:+.1%}" if change.get("relative") else f" {value:+.4g}"
-        verdict = "accepted" if accepted else change.get("verdict", "")
-        cells.append(f"{change.get('metric', '?')}{amount} {verdict}".rstrip())
+    cells = "; ".join(_cell(change, "accepted" if accepted else None) for change in regression["changes"])
     confirmation = regression.get("confirmation")
-    return "; ".join(cells) + (f" ({confirmation})" if confirmation else "")
+    if not confirmation:
+        return cells
+    first = "; ".join(_cell(change) for change in regression.get("first", []))
+    return f"{first}, re-measured: {cells} ({confirmation})"
+
+
+def _cell(change: dict[str, Any], verdict: str | None = None) -> str:
+    """``joules_per_token +3.1% unchanged``; no amount when the change is undefined (null or NaN)."""
+    value = change.get("change")
+    amount = ""
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        amount = f"{value:+.1%}" if change.get("relative") else f"{value:+.4g}"
+    return " ".join(part for part in (str(change.get("metric", "?")), amount, verdict or change.get("verdict", ""))
+                    if part)
 
 
 def dry_run_row(record: dict[str, Any]) -> dict[str, str]:

@@ -212,8 +212,18 @@ def _history(config: pytest.Config) -> int:
 
 
 def _accept(config: pytest.Config) -> list[str]:
-    """The --llem-accept patterns; a usage error when the space form took a test path as one."""
+    """The --llem-accept patterns; a usage error when the space form took a test path as one, or
+    for a -k expression pytest cannot parse."""
+    from _pytest.mark import expression
+
+    malformed = (SyntaxError, getattr(expression, "ParseError", SyntaxError))  # pytest 9 / pytest 8
     patterns = config.getoption("llem_accept") or []
+    for pattern in patterns:
+        if pattern != "*" and "::" not in pattern:
+            try:
+                expression.Expression.compile(pattern)
+            except malformed as exc:
+                raise pytest.UsageError(f"--llem-accept={pattern}: not a test id or a -k expression ({exc})") from None
     args = list(config.invocation_params.args)
     for flag, value in zip(args, args[1:]):
         if flag == "--llem-accept" and value in patterns and Path(value.split("::")[0]).exists():

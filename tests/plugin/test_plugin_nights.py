@@ -101,3 +101,67 @@ def test_a_regression_stays_red_until_accepted_and_creep_is_caught(pytester, fak
     assert [p["kind"] for p in history["points"]].count("accepted") == 1 and len(history["pins"]) == 2
     page = (pytester.path / "report.html").read_text()
     assert page.count('data-kind="history"') == 2
+
+
+SPIKE = """\
+import os
+import random
+import time
+
+import pytest
+
+NIGHT = int(os.environ["NIGHT"])
+RNG = random.Random(NIGHT)
+BODY_RUNS = []
+
+
+@pytest.mark.llem(regression={"joules_per_token": "5%"}, source="nvml")
+def test_serving(llem_energy):
+    BODY_RUNS.append(1)
+    spike = 1.3 if os.environ.get("SPIKE") and len(BODY_RUNS) == 1 else 1.0  # only the first run of the body
+    for _ in range(5):
+        with llem_energy.window(sync=None) as window:
+            time.sleep(0.12)
+            window.tokens = round(100_000 / (spike * RNG.gauss(1, 0.01)))
+"""
+
+
+def test_a_spike_the_re_measurement_does_not_confirm_passes_and_usage_errors_name_the_option(
+        pytester, fake_meter, monkeypatch):
+    fake_meter(joules=1.0)
+    pytester.makepyfile(test_spike=SPIKE)
+    for night in range(1, 4):
+        monkeypatch.setenv("NIGHT", str(night))
+        pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline").assert_outcomes(passed=1)
+
+    monkeypatch.setenv("NIGHT", "4")
+    monkeypatch.setenv("SPIKE", "1")
+    spiked = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-save-baseline",
+                                           "--llem-json=night.json")
+    spiked.assert_outcomes(passed=1)
+    [record] = json.loads((pytester.path / "night.json").read_text())["items"]
+    assert record["regression"]["verdict"] == "not confirmed"
+    assert record["regression"]["first"][0]["verdict"] == "regressed"
+    assert record["regression"]["lines"][1].startswith("not confirmed (noise): re-measured: joules_per_token ")
+    assert record["joules_per_token"] < 1.1e-5  # the session's measurement is the re-measurement
+    spiked.stdout.fnmatch_lines(["*test_spike.py::test_serving *joules_per_token +3?.?% regressed, re-measured: "
+                                 "joules_per_token * (not confirmed (noise))",
+                                 "llem: 1 regressed item(s) measured again (--llem-confirm): 0 confirmed, "
+                                 "1 not confirmed (noise)"])
+    saved = sorted((pytester.path / ".llem" / "baselines").glob("*/*.json"))[-1]
+    [entry] = json.loads(saved.read_text())["entries"].values()
+    assert entry["status"] == "passed" and entry["repeats"][0]["joules_per_token"] < 1.1e-5  # the spike is not saved
+
+    off = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-confirm=0")
+    off.assert_outcomes(failed=1)  # the same spike, not re-measured, against a history it did not enter
+    assert "measuring it again" not in off.stderr.str()
+
+    for args, message in ((["--llem-accept"], "--llem-accept needs --llem-save-baseline (without a PATH)"),
+                          (["--llem-save-baseline", "--llem-accept", "test_spike.py"],
+                           "--llem-accept took 'test_spike.py' as its PATTERN, and it is also a path pytest would run"),
+                          (["--llem-save-baseline", "--llem-accept=spike and (", ],
+                           "--llem-accept=spike and (: not a test id or a -k expression"),
+                          (["--llem-confirm=-1"], "--llem-confirm '-1': expected a whole number of re-measurements")):
+        refused = pytester.runpytest_subprocess(*args)
+        assert refused.ret == 4, args  # pytest's usage error
+        refused.stderr.fnmatch_lines([f"*{message}*"])

@@ -175,6 +175,8 @@ class BaselineEntry(BaseModel):
     def config_changes(self, before: BaselineEntry) -> list[str]:
         """``key old -> new`` for what changed since ``before``; a local model in another checkout
         (same directory name) is not a change."""
+        if self.config == before.config:
+            return []
         changes = []
         for key in sorted(set(self.config) | set(before.config)):
             old, new = before.config.get(key), self.config.get(key)

@@ -251,7 +251,7 @@ def confirm(first: RegressionCheck, again: RegressionCheck) -> RegressionCheck:
     """The session's verdict on an experiment whose check ``first`` regressed, once it was measured
     again in the same session with fresh windows and judged (``again``) at ``CONFIRM_CONFIDENCE``:
     the item fails only when that regressed too ("confirmed"); otherwise it passes, "not confirmed
-    (noise)". Either way the first measurement stays the session's: the re-measurement is a check."""
+    (noise)". The re-measurement is then the session's measurement (what is saved)."""
     again.first = first
     return again
 

@@ -43,13 +43,18 @@ PIN_SESSIONS = 3  # first sessions of a segment whose mean is its pinned level
 class Selection:
     """What an experiment's saved sessions give its candidate: ``segment``, the newest segment's
     references, oldest first; ``noise``, runs of references (oldest first, each oldest first);
-    ``flagged``, the red or suspect sessions saved since the segment began."""
+    ``red``, the red or suspect sessions met on the way (oldest first)."""
 
     segment: list[Session]
     noise: list[list[Session]]
-    flagged: list[Session]
+    red: list[Session]
     k: int
     config_changed: bool
+
+    @property
+    def flagged(self) -> list[Session]:
+        """The red or suspect sessions saved since the segment began."""
+        return [s for s in self.red if s.saved_at > self.segment[0].saved_at]
 
     @property
     def level(self) -> list[Session]:
@@ -78,7 +83,7 @@ class Selection:
 
     def seen(self) -> list[Session]:
         """Every session the selection holds (the noise, the segment, its red ones), oldest first."""
-        held = {id(s): s for s in [*[s for run in self.noise for s in run], *self.segment, *self.flagged]}
+        held = {id(s): s for s in [*[s for run in self.noise for s in run], *self.segment, *self.red]}
         return sorted(held.values(), key=lambda s: s.saved_at)
 
     def reference(self, metric: str) -> Reference | None:
@@ -106,7 +111,7 @@ def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Sel
         raise ValueError(f"k must be at least 1, got {k}")
     wanted = max(k, NOISE_SESSIONS)
     runs: list[list[Session]] = []  # newest first, each newest first
-    flagged: list[Session] = []
+    red: list[Session] = []
     seen: list[list[dict[str, float | None]]] = []
     taken = 0
     for session in sessions:
@@ -115,8 +120,7 @@ def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Sel
             continue  # a schema-1 file's copy of an entry another file holds
         seen.append(entry.repeats)
         if not entry.is_reference:
-            if len(runs) <= 1:
-                flagged.append(session)
+            red.append(session)
             continue
         newer = runs[-1][-1] if runs else None
         if newer is None or begins_segment(entry, newer.entry):
@@ -130,14 +134,13 @@ def select(sessions: Iterable[Session], candidate: BaselineEntry, k: int) -> Sel
     if not runs:
         return None
     segment = runs[0][::-1]
-    flagged = [s for s in flagged if s.saved_at > segment[0].saved_at]
     noise, left = [], wanted
     for run in runs:
         if left <= 0:
             break
         noise.append(run[:left][::-1])
         left -= len(noise[-1])
-    return Selection(segment=segment, noise=noise[::-1], flagged=flagged[::-1], k=k,
+    return Selection(segment=segment, noise=noise[::-1], red=red[::-1], k=k,
                      config_changed=bool(candidate.config_changes(segment[-1].entry)))
 
 

@@ -58,6 +58,7 @@ def t95(df: float) -> float:
     return t_quantile(0.975, df)
 
 
+@functools.lru_cache(maxsize=4096)
 def t_quantile(p: float, df: float) -> float:
     """The ``p`` quantile of Student's t with ``df`` degrees of freedom, exact for a fractional
     ``df`` too (Welch-Satterthwaite's, a history's): a df rounded down widens young histories'
