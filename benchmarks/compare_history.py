@@ -52,6 +52,7 @@ SCENARIOS = (
     ("s = 0, 10 repeats, 1 in 10 at +15% in every session", 0.0, 10, "all"),
     ("s = 2%, 10 repeats, 1 in 10 at +15% in every session", 0.02, 10, "all"),
     ("s = 2%, 10 repeats, 1 in 10 at +15% in the candidate only", 0.02, 10, "candidate"),
+    ("s = 2%, 5 repeats, heavy tails: t3 windows, 1 in 20 at +30%", 0.02, 5, "heavy"),
 )
 
 Method = Callable[[list[list[float]], list[float]], Comparison]
@@ -63,19 +64,29 @@ METHODS: dict[str, Method] = {
 
 
 def draw_session(rng: random.Random, *, cv: float, s: float, repeats: int, shift: float,
-                 outlier: bool) -> list[float]:
+                 outlier: bool, heavy: bool = False) -> list[float]:
     scale = (1 + shift) * math.exp(rng.gauss(0, s))
-    values = [scale * rng.gauss(1.0, cv) for _ in range(repeats)]
+    if heavy:  # Student t with 3 df, scaled to SD cv; each window 1 in 20 at +30%
+        values = [scale * (1 + cv * _t3(rng) / math.sqrt(3)) * (1.3 if rng.random() < 0.05 else 1.0)
+                  for _ in range(repeats)]
+    else:
+        values = [scale * rng.gauss(1.0, cv) for _ in range(repeats)]
     if outlier:
         values[rng.randrange(repeats)] *= 1.15
     return values
 
 
+def _t3(rng: random.Random) -> float:
+    return rng.gauss(0, 1) / math.sqrt(sum(rng.gauss(0, 1) ** 2 for _ in range(3)) / 3)
+
+
 def draw_trial(rng: random.Random, *, cv: float, s: float, repeats: int, sessions: int, shift: float,
                outliers: str | None) -> tuple[list[list[float]], list[float]]:
-    history = [draw_session(rng, cv=cv, s=s, repeats=repeats, shift=0.0, outlier=outliers == "all")
+    heavy = outliers == "heavy"
+    history = [draw_session(rng, cv=cv, s=s, repeats=repeats, shift=0.0, outlier=outliers == "all", heavy=heavy)
                for _ in range(sessions)]
-    candidate = draw_session(rng, cv=cv, s=s, repeats=repeats, shift=shift, outlier=outliers is not None)
+    candidate = draw_session(rng, cv=cv, s=s, repeats=repeats, shift=shift,
+                             outlier=outliers in ("all", "candidate"), heavy=heavy)
     return history, candidate
 
 

@@ -12,7 +12,7 @@ files are kept in memory (``Baseline`` objects, what ``MachineHistory`` reads fr
 Values: item i's window measures ``level_i x exp(offset) x N(1, cv)``. A measurement's offset is
 ``c + u``: ``c`` ~ N(0, s sqrt(rho)) drawn once a night and shared by every item and every
 re-measurement that night, ``u`` ~ N(0, s sqrt(1 - rho)) fresh for each measurement (each item,
-each re-measurement). A night's saved measurement is its last, as the plugin saves it.
+each re-measurement). A night's saved measurement is its first, as the plugin saves it.
 ``rho`` is the share of a session's offset that the whole session shares:
 1 when a night is simply hot or cold for everything in it, 0 when each measurement meets its own
 conditions. Total between-session SD: s.
@@ -71,20 +71,19 @@ class Suite:
         common = self.rng.gauss(0.0, self.s * math.sqrt(self.rho))
         entries, night = {}, Night({}, {}, {})
         for item in self.items:
-            entry = self.measure(item, levels[item], common)
-            check = self.judge(item, entry)
+            first = self.measure(item, levels[item], common)
+            check = self.judge(item, first)
             accepted = item in accept
             check.accepted = accepted
             night.flagged[item] = bool(check.regressed)
             for _ in range(self.confirm):
                 if not check.needs_confirmation:
                     break
-                entry = self.measure(item, levels[item], common)
-                check = confirm(check, self.judge(item, entry, CONFIRM_CONFIDENCE))
+                check = confirm(check, self.judge(item, self.measure(item, levels[item], common), CONFIRM_CONFIDENCE))
             night.red[item], night.verdict[item] = check.failed, check.verdict
             record = {"outcome": "failed" if check.failed else "passed", "accepted": accepted,
                       "regression": {"verdict": check.verdict}, "energy_suspect": False}
-            entries[item] = entry.model_copy(update={"status": status(record)})  # the last, as the plugin saves
+            entries[item] = first.model_copy(update={"status": status(record)})  # the first, as the plugin saves
         self.files.append(Baseline.model_construct(schema_version=2, kind="llem-baseline", machine=MACHINE,
                                                    commit=None, entries=entries,
                                                    created_at=START + timedelta(days=len(self.files))))

@@ -54,10 +54,9 @@ class Judge:
         An item accepted by ``--llem-accept`` passes its regression gates: its measurement is the new
         level. One that regressed (and failed nothing else) is measured again with ``remeasure``
         (``--llem-confirm`` times, judged at the stricter confirmation level) and fails only if
-        every re-measurement regressed too. The last measurement is the session's (recorded, and
-        saved as its baseline entry): a spike the re-measurement did not confirm never enters the
-        history, where it would inflate the between-session variation for a month
-        (docs/compare.md, "A suite of experiments")."""
+        every re-measurement regressed too. The first measurement stays the session's (recorded,
+        and saved as its baseline entry): a re-measurement only confirms it or not, and saving it
+        instead would bias the history low (docs/compare.md, "A suite of experiments")."""
         from llenergymeasure.results.gates import check_expect
         from llenergymeasure.results.regression import CONFIRM_CONFIDENCE, confirm
 
@@ -70,8 +69,8 @@ class Judge:
         while tries and _to_confirm(check, verdicts):
             tries -= 1
             say_now(self.item, "regressed: measuring it again to confirm (--llem-confirm)")
-            result, ab_again, saved = remeasure()
-            check = confirm(check, self._check(result, ab_again, reference, CONFIRM_CONFIDENCE)[0])
+            again, ab_again, _ = remeasure()  # saved where results go; the first stays the session's
+            check = confirm(check, self._check(again, ab_again, reference, CONFIRM_CONFIDENCE)[0])
         self.record_result(result, verdicts, saved)
         failures = [v.text for v in verdicts if not v.passed]
         if failures:
@@ -137,15 +136,16 @@ class Judge:
         measured, or the energy is suspect); for a check that could not decide (inconclusive,
         unverified) the reason and what to do, in the summary and JUnit, and by
         ``--llem-inconclusive`` (``--llem-require-baseline`` for unverified) a warning or a failure."""
+        first = check.first or check  # the session's measurement: a re-measurement only confirms it
         self.record["regression"] = {
             "verdict": check.verdict,
             "lines": check.lines(),
             "against": where,
-            "changes": changes(check.comparisons),
+            "changes": changes(first.comparisons),
         }
         if check.first is not None:
-            self.record["regression"].update(confirmation=check.confirmation, first=changes(check.first.comparisons))
-        selection = check.selection
+            self.record["regression"].update(confirmation=check.confirmation, again=changes(check.comparisons))
+        selection = first.selection
         if selection is not None:
             self.record["regression"]["history"] = history_record(selection.seen())
         self.item.user_properties.append(("baseline_verdict", check.verdict))

@@ -252,8 +252,8 @@ def baseline_cell(regression: dict[str, Any] | None) -> str:
     confirmation = regression.get("confirmation")
     if not confirmation:
         return cells
-    first = "; ".join(_cell(change) for change in regression.get("first", []))
-    return f"{first}, re-measured: {cells} ({confirmation})"
+    again = "; ".join(_cell(change) for change in regression.get("again", []))
+    return f"{cells}, re-measured: {again} ({confirmation})"
 
 
 def _cell(change: dict[str, Any], verdict: str | None = None) -> str:

@@ -219,6 +219,32 @@ def test_a_step_in_the_history_inflates_one_difference_only():
     assert sd < 0.025
 
 
+def test_one_outlier_session_cannot_blind_the_noise_estimate():
+    # 30 sessions at s = 2%, one of them +30% (a thermal event for a whole session): its two
+    # successive differences are capped at 4 robust SDs, so it inflates the between-session SD
+    # less than half as much as it would uncapped.
+    rng = random.Random(12)
+    clean = [_session(rng, s=0.02) for _ in range(30)]
+    spiked = [list(session) for session in clean]
+    spiked[15] = [1.3 * v for v in spiked[15]]
+    sd_clean, sd_spiked = between_session_sd(clean), between_session_sd(spiked)
+    plain = math.sqrt(_tau2(spiked) - _within(spiked))  # the uncapped estimate
+    assert sd_spiked - sd_clean < (plain - sd_clean) / 2
+    assert between_session_sd(clean) == pytest.approx(math.sqrt(_tau2(clean) - _within(clean)), rel=0.02)
+    # young histories (under 10 differences) are not capped: the median of a few is no scale
+    assert between_session_sd(clean[:6]) == pytest.approx(math.sqrt(max(0.0, _tau2(clean[:6]) - _within(clean[:6]))))
+
+
+def _tau2(history: list[list[float]]) -> float:
+    summaries = [hodges_lehmann([math.log(v) for v in session]) for session in history]
+    return sum((b - a) ** 2 for a, b in zip(summaries, summaries[1:])) / (2 * (len(history) - 1))
+
+
+def _within(history: list[list[float]]) -> float:
+    logs = [[math.log(v) for v in session] for session in history]
+    return statistics.fmean(statistics.variance(session) for session in logs) / 5
+
+
 def test_between_session_sd_recovers_the_offset_sd():
     rng = random.Random(10)
     history = [_session(rng, s=0.02) for _ in range(400)]

@@ -31,7 +31,9 @@ Method (docs/compare.md, "Against a history of sessions", has the reasoning and 
   in ten barely moves it. The change is the candidate's summary minus the mean of the level's.
 * tau^2, the variance of one session's summary (offset plus its own repeat noise): half the mean
   square successive difference of the summaries in time order, pooled over the noise runs, so a
-  step (a driver update) inflates one difference instead of every deviation from the mean.
+  step (a driver update) inflates one difference instead of every deviation from the mean; from
+  10 differences on, each capped at 4 robust SDs, so one outlier session cannot inflate it for the
+  30 sessions it stays in the window.
 * Variance of the change: tau^2 (1 + 1/n) against n reference sessions (the candidate is one more
   session, compared with a mean of n), plus max(0, w_c - w_h), the excess of the candidate's repeat
   noise over a history session's. w_c is the candidate's variance with every repeat first pulled to
@@ -74,6 +76,12 @@ from llenergymeasure.results.compare import (
 from llenergymeasure.results.stats import t_quantile
 
 CLIP_SDS = 3.0  # a candidate repeat counts at most this many pooled SDs from its centre in its spread
+CAP_SDS = 4.0  # a successive difference counts at most this many of its robust SDs in tau^2 ...
+CAP_FROM = 10  # ... once there are this many differences to take that SD from
+# E[min(Z^2, CAP_SDS^2)] for a standard normal Z: what the cap leaves of clean data (0.99988)
+_CAPPED_MEAN = (1 - 2 * (CAP_SDS * statistics.NormalDist().pdf(CAP_SDS) + 1 - statistics.NormalDist().cdf(CAP_SDS))
+                + CAP_SDS**2 * 2 * (1 - statistics.NormalDist().cdf(CAP_SDS)))
+_CHI2_1_MEDIAN = 0.454936  # the median of a chi-square with 1 df
 
 
 @dataclass(frozen=True)
@@ -253,7 +261,7 @@ def _fit(reference: Reference, relative: bool, robust: bool) -> _Fit:
     squares = [(b - a) ** 2 for run in runs for a, b in zip(run, run[1:])]
     lengths = [len(run) - 1 for run in runs if len(run) > 1]
     differences = len(squares)
-    tau2 = math.fsum(squares) / (2 * differences) if differences else math.nan
+    tau2 = _successive_variance(squares) if differences else math.nan
     df_sessions = 2 * differences**2 / sum(3 * m - 1 for m in lengths) if differences else math.nan
     sessions = [_session(tuple(session), relative, robust) for session in reference.sessions()]
     spreads = [(s.repeats - 1, s.variance) for s in sessions if s.variance is not None]
@@ -263,6 +271,18 @@ def _fit(reference: Reference, relative: bool, robust: bool) -> _Fit:
     level = statistics.fmean(summary(session) for session in reference.level)
     return _Fit(level, len(reference.level), len(sessions), differences, tau2, df_sessions, within, within_df,
                 inverse_repeats)
+
+
+def _successive_variance(squares: list[float]) -> float:
+    """tau^2 from the squared successive differences: half their mean, each first capped at
+    CAP_SDS robust SDs (from their median) once there are CAP_FROM of them. One outlier session
+    (a whole session a thermal event or a neighbour inflated) makes two huge differences; capped,
+    it cannot widen every CI for the 30 sessions it stays in the noise window. Clean differences
+    almost never reach the cap (the mean is divided by what the cap leaves of them, 0.99988)."""
+    if len(squares) < CAP_FROM:
+        return math.fsum(squares) / (2 * len(squares))
+    cap = CAP_SDS**2 * statistics.median(squares) / _CHI2_1_MEDIAN
+    return math.fsum(min(d2, cap) for d2 in squares) / (2 * len(squares) * _CAPPED_MEAN)
 
 
 @dataclass(frozen=True)
