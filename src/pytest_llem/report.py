@@ -1,8 +1,8 @@
 """What the plugin tells the user and keeps: a header line, the results table, a JSON file of
 results, a markdown report for CI pages, and saved baselines.
 
-Baselines are saved by ``baselines.save_session`` (only items that passed with measured,
-undoubted energy; the summary says how many were left out and why). An output that was asked for (``--llem-json``, ``--llem-markdown``,
+Baselines are saved by ``baselines.save_session`` (every item that measured energy, with its
+status; the summary says how many of each, and what was left out and why). An output that was asked for (``--llem-json``, ``--llem-markdown``,
 ``--llem-save-baseline``, ``$GITHUB_STEP_SUMMARY``) and could not be written fails the session:
 its exit status becomes 1 (pytest.ExitCode.TESTS_FAILED, what a failed item gives: CI fails the
 job either way, and 3, "internal error", would send the user looking for a bug in pytest) unless

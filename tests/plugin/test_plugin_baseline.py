@@ -83,13 +83,14 @@ def test_save_then_unchanged_passes_then_more_energy_per_token_fails(pytester, w
     regressed.stdout.re_match_lines([
         r"joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 95% CI \+200\.0%\.\.\+200\.0%, over 2 history sessions, "
         r"between-session SD 0\.0%\) > 50% threshold: regressed",
-        r"confirmed on re-measurement: joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 98% CI .*: regressed",
+        r"confirmed on re-measurement: joules_per_token 0.01172 vs 0.003906 \(\+200\.0%, 98\.5% CI .*: regressed",
         r"config changed since the baseline: max_input_tokens 32 -> 24",
         r"judged against the level of the previous config \(a new config has no history yet\)",
         rf"baseline: this machine's history in {baseline.parent}",
     ])
     regressed.stdout.re_match_lines([r"llem_tiny.yaml::tiny .* FAIL: regressed against the baseline \(confirmed\)\s+"
-                                     r"joules_per_token \+200\.0% regressed \(confirmed\)",
+                                     r"joules_per_token \+200\.0% regressed, re-measured: joules_per_token \+200\.0% "
+                                     r"regressed \(confirmed\)",
                                      r"FAILED llem_tiny.yaml::tiny - joules_per_token"])
     report = (pytester.path / "report.md").read_text()
     assert "| llem_tiny.yaml::tiny |" in report and "regressed" in report

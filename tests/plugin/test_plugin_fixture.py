@@ -117,7 +117,7 @@ def test_fixture_tests_save_a_baseline_and_are_judged_against_it(pytester, fake_
     assert worse.ret == 1
     worse.assert_outcomes(failed=2)
     worse.stdout.fnmatch_lines(["*joules_per_token 0.02 vs 0.01 (+100.0%*) > 10% threshold: regressed*",
-                                "*confirmed on re-measurement: joules_per_token 0.02 vs 0.01 (+100.0%, 98% CI*"])
+                                "*confirmed on re-measurement: joules_per_token 0.02 vs 0.01 (+100.0%, 98.5% CI*"])
     assert worse.stderr.str().count("regressed: measuring it again to confirm (--llem-confirm)") == 2
 
 

@@ -70,7 +70,7 @@ def test_a_regression_stays_red_until_accepted_and_creep_is_caught(pytester, fak
         assert items[A]["regression"]["confirmation"] == "confirmed"
         result.stdout.fnmatch_lines(["*joules_per_token * vs * (+2?.?%, 95% CI *, over * history sessions*"
                                      "> 5% threshold: regressed*",
-                                     "*confirmed on re-measurement: joules_per_token * (+2?.?%, 98% CI *: regressed*"])
+                                     "*confirmed on re-measurement: joules_per_token * (+2?.?%, 98.5% CI *: regressed*"])
         if items[B]["outcome"] == "failed" and creep_red is None:
             creep_red = creep_night
     assert re.search(r"baseline of 2 item\(s\) \(1 regressed, 1 (passed|regressed)\) saved to ", result.stdout.str())

@@ -276,7 +276,7 @@ def test_confirmation_fails_only_when_the_re_measurement_regressed_too():
     assert not noise.failed and noise.verdict == "not confirmed" and noise.confirmation == "not confirmed (noise)"
     assert noise.lines()[0] == first.comparisons[0].text
     assert noise.lines()[1].startswith("not confirmed (noise): re-measured: joules_per_token ")
-    assert "98% CI" in noise.lines()[1]
+    assert "98.5% CI" in noise.lines()[1]
     real = confirm(first, check_regression(history, KEY, entry(noisy(0.46, 52)), H200, JPT_5,
                                            confidence=CONFIRM_CONFIDENCE))
     assert real.failed and real.verdict == "regressed" and real.confirmation == "confirmed"

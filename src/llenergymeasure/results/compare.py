@@ -237,7 +237,7 @@ class VerdictBuilder:
                  change: float | None = None, confidence: float = 0.95) -> None:
         """``change`` defaults to the change from ``baseline`` to ``candidate``; an analysis whose point
         estimate is not that (the paired A/B one) passes its own. ``confidence``: the CI's level,
-        for its label (a confirmation is held to 98%)."""
+        for its label (a confirmation is held to 98.5%)."""
         self.threshold = threshold
         self.confidence = confidence
         self.baseline = baseline
@@ -284,7 +284,7 @@ class VerdictBuilder:
 
     @property
     def ci_name(self) -> str:
-        return f"{self.confidence:.0%} CI"
+        return f"{round(self.confidence * 100, 2):g}% CI"
 
     def _ci_text(self, low: float, high: float, note: str) -> str:
         return f"{self.ci_name} {self._format_change(low)}..{self._format_change(high)}" + (f", {note}" if note else "")

@@ -74,6 +74,7 @@ from llenergymeasure.results.compare import (
     resolve_text,
 )
 from llenergymeasure.results.stats import t_quantile
+from llenergymeasure.results.tables import change_text
 
 CLIP_SDS = 3.0  # a candidate repeat counts at most this many pooled SDs from its centre in its spread
 CAP_SDS = 4.0  # a successive difference counts at most this many of its robust SDs in tau^2 ...
@@ -139,7 +140,7 @@ def judge_history(reference: Reference, candidate: list[float], threshold: Thres
     if drift is None:
         return recent
     if recent.verdict == "regressed":  # both: the recent comparison, and the drift said with it
-        return Comparison(**{**vars(recent), "text": f"{recent.text}; {_change(threshold, drift.change)} "
+        return Comparison(**{**vars(recent), "text": f"{recent.text}; {change_text(drift.change, threshold.relative)} "
                                                       f"{reference.pin_note}"})
     return drift
 
@@ -333,10 +334,6 @@ def _note(fit: _Fit, threshold: Threshold, repeats: int) -> str:
     if repeats == 1:
         note += ", single candidate repeat: its spread taken from the history"
     return note
-
-
-def _change(threshold: Threshold, change: float) -> str:
-    return f"{change:+.1%}" if threshold.relative else f"{change:+.4g}"
 
 
 def _scale(values: Sequence[float], relative: bool) -> list[float]:

@@ -28,6 +28,7 @@ from llenergymeasure.results.compare import HIGHER_IS_BETTER, Comparison, Thresh
 from llenergymeasure.results.history import Reference, history_sensitivity, judge_history
 from llenergymeasure.results.model import ExperimentResult
 from llenergymeasure.results.segments import Selection, select
+from llenergymeasure.results.tables import change_text
 
 DEFAULT_THRESHOLDS = ("joules_per_token:5%",)
 DEFAULT_LEVEL = 10  # sessions of the current segment whose mean is the reference level (--llem-history)
@@ -105,18 +106,12 @@ class RegressionCheck:
         lost = [f"{metric} was measured in the baseline but not in this run" for metric in self.lost]
         texts = [c.text for c in self.comparisons]
         if self.accepted:
-            texts = [f"accepted: new level {_amount(c)} ({c.text})" for c in self.comparisons]
+            texts = [f"accepted: new level {change_text(c.change, c.threshold.relative)} ({c.text})"
+                     for c in self.comparisons]
         elif self.first is not None:
             again = "confirmed on re-measurement" if self.regressed else "not confirmed (noise): re-measured"
             texts = [c.text for c in self.first.regressed] + [f"{again}: {text}" for text in texts]
         return texts + lost + self.notes
-
-
-def _amount(comparison: Comparison) -> str:
-    change = comparison.change
-    if change != change:  # NaN: undefined
-        return "n/a"
-    return f"{change:+.1%}" if comparison.threshold.relative else f"{change:+.4g}"
 
 
 def thresholds(file_regression: dict[str, str | float], fail_on: list[str]) -> list[Threshold]:
