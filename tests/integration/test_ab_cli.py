@@ -11,6 +11,9 @@ window by more than the change measured here (docs/measurements.md). With it, an
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from llem_helpers import result_files
@@ -46,7 +49,11 @@ def test_a_costlier_candidate_fails_with_the_paired_numbers(run_llem, study, tmp
     assert done.returncode == 1, done.stdout + done.stderr
     assert "paired over 5 A/B pairs) > 50% threshold: regressed" in done.stdout
     assert "B differs from A in: pytorch.batch_size 8 -> 1" in done.stdout
-    assert len(result_files(tmp_path / "out")) == 2
+    assert re.search(r"windows ([AB] ){9}[AB] after an unmeasured settling pair [AB] [AB] \(order seed \d+\)",
+                     done.stdout)
+    results = [json.loads(path.read_text()) for path in result_files(tmp_path / "out")]
+    assert sorted(r["ab"]["side"] for r in results) == ["A", "B"]
+    assert results[0]["ab"]["order"] == results[1]["ab"]["order"] and len(results[0]["ab"]["settling"]) == 2
 
 
 def test_identical_configs_pass(run_llem, study):

@@ -133,8 +133,8 @@ def test_a_malformed_fail_on_is_a_usage_error(pytester, write_llem):
 
 def test_a_partial_save_holds_what_it_measured_and_the_others_history_is_read_past_it(pytester, write_llem, fake_meter):
     fake_meter(joules=1.0)
-    write_llem("llem_pair.yaml", METERED.replace("n: 8", "n: 4")
-               + "experiments:\n  - {name: small, pytorch: {batch_size: 1}}\n  - {name: big, max_output_tokens: 16}\n")
+    # both keep METERED's 8 prompts x 32 tokens one at a time: windows well above the 0.1 s the meter needs
+    write_llem("llem_pair.yaml", METERED + "experiments:\n  - {name: small}\n  - {name: big, max_input_tokens: 24}\n")
     for _ in range(2):
         pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline").assert_outcomes(passed=2)
     partial = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-save-baseline", "-k", "small")

@@ -4,6 +4,7 @@ simulation (an offset per session, a linear drift per window, 3% noise per windo
 from __future__ import annotations
 
 import math
+import re
 import random
 import subprocess
 import sys
@@ -274,3 +275,20 @@ def test_a_pair_with_an_unmeasured_window_is_left_out_and_the_design_stays_balan
     order = abba_schedule(4)  # A B | B A | A B | B A
     a, b, kept = complete_pairs([1.0, None, 1.0, 1.0], [1.1, 1.1, 1.1, None], order)
     assert (a, b, kept) == ([1.0, 1.0], [1.1, 1.1], ["A", "B", "A", "B"])
+
+
+def test_an_inconclusive_ab_says_what_would_resolve_it():
+    from llenergymeasure.core.ab import AbRun, judge_ab
+    from result_builders import make_repeat, make_result
+
+    def side(energies: list[float]):
+        return make_result([make_repeat(i, energy_j=e) for i, e in enumerate(energies)])
+
+    run = AbRun(side([10.0, 10.4, 9.7, 10.2, 9.9]), side([10.6, 10.1, 10.9, 10.3, 10.8]),
+                order=abba_schedule(5, "B"), settled=["A", "B"], seed=7)
+    check = judge_ab(run, [FIVE_PCT])
+    [comparison] = check.comparisons
+    assert comparison.verdict == "inconclusive"
+    [hint] = check.hints
+    assert re.fullmatch(r"joules_per_token: MDE \d+\.\d% at 5 pairs; ~\d+ pairs would resolve the 5% threshold", hint)
+    assert "windows B A A B B A A B B A after an unmeasured settling pair A B (order seed 7)" in check.notes
