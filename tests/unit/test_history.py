@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from llenergymeasure.results.ab import hodges_lehmann
-from llenergymeasure.results.compare import Threshold, compare_values, minimum_detectable_effect, sensitivity
+from llenergymeasure.results.compare import Threshold, compare_values, minimum_detectable_effect
 from llenergymeasure.results.history import (
     Reference,
     between_session_sd,
