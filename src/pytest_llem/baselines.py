@@ -13,6 +13,10 @@ allows for how much whole sessions differ. A path compares with that one file.
 A saved session holds every item it measured, each with its status: passed, accepted
 (``--llem-accept``), regressed or failed. Red ones are kept for the record and the report; only
 passed and accepted ones are ever a reference.
+
+A history's files may come from anywhere (a CI cache): one that cannot be read (corrupt, too
+large, not a regular file) is left out, and ``note_unreadable`` names it in a warning, once, and
+in the record of each item judged against that history (for the summary and the JSON report).
 """
 
 from __future__ import annotations
@@ -20,22 +24,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 if TYPE_CHECKING:
     from llenergymeasure.results.baselines import Baseline, MachineHistory
     from pytest_llem.settings import Settings
 
 MIN_SAVED_REPEATS = 3  # fewer, and a later comparison has no spread to judge by
+WARNED = pytest.StashKey[set[str]]()  # unreadable baseline files this process has warned of
 
 
 class NotWritten(Exception):
     """An output that was asked for has nothing to hold (the text says why)."""
 
 
-def locate(path: Path, rootdir: Path) -> tuple[Path, str]:
-    """(the directory holding ``.llem/baselines`` for benchmark file ``path``, the file's key)."""
+def locate(path: Path, config: pytest.Config) -> tuple[Path, str]:
+    """(the directory holding ``.llem/baselines`` for benchmark file ``path``, the file's key).
+
+    The top of the file's git work tree; outside git, the directory of pytest's ini file, else the
+    file's own directory. Never pytest's rootdir as such: without an ini file it is derived from
+    the arguments, so ``pytest benchmarks/`` and ``pytest .`` would keep two histories."""
     from llenergymeasure.results.project import project_root
 
-    root = project_root(path) or rootdir
+    root = project_root(path) or (config.inipath.parent if config.inipath else path.parent)
     try:
         return root, path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -59,6 +70,29 @@ def read_reference(settings: Settings, root: Path, machine_key: str
         return None, (f"no baseline saved for this machine ({machine_key}) under {root}/.llem/baselines; "
                       "save one with --llem-save-baseline")
     return history, f"this machine's history in {history.directory}"
+
+
+def note_unreadable(item: pytest.Item, record: dict[str, Any]) -> None:
+    """Name in ``record`` (as ``unreadable_baselines``) the files of the history ``record`` was
+    judged against that could not be read so far, and warn of each the first time."""
+    from llenergymeasure.results.baselines import MachineInfo
+    from pytest_llem.gating import LlemBaselineWarning
+    from pytest_llem.settings import SETTINGS
+
+    settings = item.config.stash[SETTINGS]
+    if settings.baseline != "auto" or "regression" not in record or "machine" not in record:
+        return
+    machine = MachineInfo.model_validate(record["machine"])
+    history, _ = settings.load_reference(Path(record["root"]), machine.key)  # read once per process
+    unreadable = list(getattr(history, "unreadable", []))
+    if not unreadable:
+        return
+    record["unreadable_baselines"] = unreadable
+    warned = item.config.stash.setdefault(WARNED, set())
+    for line in unreadable:
+        if line not in warned:
+            warned.add(line)
+            item.warn(LlemBaselineWarning(f"left out of this machine's baseline history: {line}"))
 
 
 def save_session(settings: Settings, records: list[dict[str, Any]], lines: list[str]) -> None:

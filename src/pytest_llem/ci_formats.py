@@ -10,6 +10,10 @@ estimated or doubted. Items without a measured number are left out (the tool can
 The markdown report lists what needs attention first (failed and regressed items, then those
 that could not be judged), and stays under GitHub's limit for a comment or step summary
 (65,536 characters): past it, the rows that passed are left out from the end, with a count.
+
+Each output replaces an existing file only when that file begins as the plugin writes it
+(``SESSION_JSON``, ``BENCHMARK_JSON``, ``MARKDOWN``; results.io.output_problem): never a result,
+a baseline or anyone else's file.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from llenergymeasure.results.io import Output
+
 BENCHMARK_METRICS = {"joules_per_token": "J/token", "wh_per_1000_queries": "Wh/1000 queries"}
 GITHUB_COMMENT_LIMIT = 65_536
+
+# How each file the plugin writes begins (json.dumps(..., indent=2) of the documents below).
+SESSION_JSON = Output("a session JSON file (--llem-json)", (b'{\n  "llem_version": ',))
+BENCHMARK_JSON = Output("a github-action-benchmark JSON file", (b"[]", b'[\n  {\n    "name": '))
+MARKDOWN = Output("a markdown report of llem", (b"## llem ",))
 
 
 def benchmark_entries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ class LlemFile(pytest.File):
             if settings.gating or experiment.reference is not None:
                 for config in (experiment.config, experiment.reference):
                     _enough_repeats(config)
-        root, key = locate(self.path, self.config.rootpath)
+        root, key = locate(self.path, self.config)
         items = []
         for index, experiment in enumerate(study.experiments):
             item = LlemItem.from_parent(self, name=experiment.id, experiment=experiment, study=study, index=index)
@@ -178,13 +178,21 @@ class LlemItem(pytest.Item):
         from llenergymeasure.core.dry_run import dry_run
 
         machine = self.settings.machine
-        report = dry_run(self.experiment.config, machine.gpus[0].memory_gb if machine.gpus else None)
+        gpu_gb = machine.gpus[0].memory_gb if machine.gpus else None
+        report = dry_run(self.experiment.config, gpu_gb)
+        problems, notes = list(report.problems), list(report.notes)
+        reference = self.experiment.reference
+        if reference is not None:  # measured beside the experiment: pre-flight checks it too
+            checked = dry_run(reference, gpu_gb)
+            where = f"against ({reference.name})"
+            problems += [f"{where}: {problem}" for problem in checked.problems if problem not in report.problems]
+            notes += [f"{where}: {note}" for note in checked.notes if note not in report.notes]
         vram = round(report.vram.total_gb, 3) if report.vram else None
-        self.record.update(dry_run=True, vram_estimate_gb=vram, notes=[*report.notes, *self.record.get("notes", [])])
+        self.record.update(dry_run=True, vram_estimate_gb=vram, notes=[*notes, *self.record.get("notes", [])])
         if vram is not None:
             self.user_properties.append(("vram_estimate_gb", vram))
-        if report.problems:
-            raise LlemFailure(report.problems)
+        if problems:
+            raise LlemFailure(problems)
 
     def _measure(self) -> None:
         config, machine = self.experiment.config, self.settings.machine

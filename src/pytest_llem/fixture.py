@@ -14,6 +14,13 @@
 window, and returns the last call's result. ``tokens`` is the number of tokens one call generates,
 or a function of its result giving it. Every ``window()`` block is one more repeat.
 
+Misuse is an error naming the test, never a wrong number: a window opened while another of the
+test is open (nested, or from another thread: the meter holds one start reading), an ``fn`` that
+returns a generator, coroutine or other lazy iterator (its work would run after the window
+closed), ``tokens`` other than a whole number, 0 or more, and ``repeats`` outside 1 to the cap of
+a benchmark file's ``repeats``. A marker's bad ``source`` or ``devices``, or a device this process
+does not see, fails the test at setup.
+
 Repeats: ``--llem-repeats`` wins, then ``repeats=``; without either one window, or five when the
 session compares or saves baselines (as for benchmark files). The marker's ``expect`` and
 ``regression`` take the keys of a benchmark file, with its rules; ``source`` and ``devices`` choose
@@ -28,16 +35,18 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
-import operator
+import os
 import sys
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 
-from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.exceptions import ConfigError, PreFlightError
 from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 
@@ -80,31 +89,80 @@ class EnergyFixture:
     """What ``llem_energy`` is: a callable measuring ``fn``, and ``window()`` for a block."""
 
     def __init__(self, item: pytest.Item, settings: Settings, options: dict[str, Any]) -> None:
+        from llenergymeasure.energy.window import energy_config
+
         self.item, self.settings = item, settings
         self.source = options.get("source", "auto")
         self.devices = options.get("devices")
+        energy_config(self.source, self.devices, where=f"{item.nodeid}: @pytest.mark.llem")
         self.expect, self.regression = gates(item, options)
         self.started = datetime.now(timezone.utc)
         self.repeats: list[Any] = []
         self.readings: list[Any] = []
         self._monitor: Any = None
         self._stack = contextlib.ExitStack()
+        self._window_open = threading.Lock()
+
+    def missing_device(self) -> str | None:
+        """Why the marker's ``devices`` name a GPU that this process does not see (the test would
+        otherwise measure nothing of it and pass with no J/token), naming the test; or None."""
+        from llenergymeasure.energy.meters import select_gpus
+
+        gpus = [device for device in self.devices or [] if str(device).lower() != "cpu"]
+        if not gpus:
+            return None
+        try:
+            select_gpus(self.settings.machine.gpus, gpus)  # type: ignore[arg-type]  # Gpu has the uuid it matches
+        except PreFlightError as exc:
+            xdist = "PYTEST_XDIST_WORKER" in os.environ
+            hint = "; under xdist (-n) each worker sees only its own GPU(s)" if xdist else ""
+            return f"{self.item.nodeid}: @pytest.mark.llem {exc.problems[0]}{hint}"
+        return None
 
     def __call__(self, fn: Callable[..., Any], *args: Any, tokens: int | Callable[[Any], int],
                  repeats: int | None = None, warmup: int = 1, sync: Any = "auto", **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)``: ``warmup`` calls unmeasured, then a window around each of the
         repeats; the last call's result."""
+        from llenergymeasure.energy.window import whole_tokens
+
+        __tracebackhide__ = True  # pytest shows the test's line that called, not this function
         count = self._repeats(repeats)
         if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
-            raise TypeError(f"llem_energy(warmup={warmup!r}): a whole number of calls, 0 or more")
+            raise ConfigError(f"{self.item.nodeid}: llem_energy(warmup={warmup!r}): a whole number of calls, 0 or more")
+        what = f"{self.item.nodeid}: llem_energy: tokens"
+        if not callable(tokens):
+            whole_tokens(tokens, what)
         for _ in range(warmup):
-            fn(*args, **kwargs)
+            self._done(fn, fn(*args, **kwargs))
         result = None
         for _ in range(count):
             with self.window(sync=sync) as window:
-                result = fn(*args, **kwargs)
-                window.tokens = _token_count(tokens(result) if callable(tokens) else tokens)
+                result = self._done(fn, fn(*args, **kwargs))
+                window.tokens = whole_tokens(tokens(result) if callable(tokens) else tokens, what)
         return result
+
+    def _done(self, fn: Callable[..., Any], result: Any) -> Any:
+        """``result``, unless it is work that runs only when consumed or awaited (after the window
+        closed): then ConfigError naming the test, the coroutine or generator closed first, so that
+        Python does not warn it was never awaited."""
+        __tracebackhide__ = True
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        kind = type(result).__name__
+        if inspect.isawaitable(result):
+            kind = "a coroutine" if inspect.iscoroutine(result) else f"an awaitable ({kind})"
+            when, how = "awaited", f"await it inside the call, e.g. llem_energy(lambda: asyncio.run({name}(...)), ...)"
+        elif isinstance(result, AsyncIterator):
+            kind = "an async generator" if inspect.isasyncgen(result) else f"an async iterator ({kind})"
+            when, how = "consumed", "consume it inside the call, e.g. in a coroutine that collects it (asyncio.run)"
+        elif isinstance(result, Iterator):
+            kind = "a generator" if inspect.isgenerator(result) else f"a lazy iterator ({kind})"
+            when, how = "consumed", f"consume it inside the call, e.g. llem_energy(lambda: list({name}(...)), ...)"
+        else:
+            return result
+        if inspect.iscoroutine(result) or inspect.isgenerator(result):
+            result.close()
+        raise ConfigError(f"{self.item.nodeid}: llem_energy({name}) returned {kind}: its work runs only when it is "
+                          f"{when}, after the window has closed, so the window would measure none of it; {how}")
 
     @contextlib.contextmanager
     def window(self, sync: Any = "auto") -> Iterator[Any]:
@@ -112,21 +170,32 @@ class EnergyFixture:
         from llenergymeasure.backends.base import BatchOutput
         from llenergymeasure.core.runner import repeat_result
 
-        monitor = self._open()
-        with monitor.window(sync=sync) as window:
-            yield window
+        __tracebackhide__ = True
+        if not self._window_open.acquire(blocking=False):
+            raise ConfigError(f"{self.item.nodeid}: llem_energy: a window was opened while another window of the test "
+                              "is open (nested, from another thread, or llem_energy(fn) inside a window); the meter "
+                              "holds one start reading, so each would measure part of the energy. Close each window "
+                              "before opening the next: every window is one repeat")
+        try:
+            with self._open().window(sync=sync) as window:
+                window.owner = self.item.nodeid
+                yield window
+        finally:
+            self._window_open.release()
         if window.tokens is None:
             pytest.fail(f"{self.item.nodeid}: llem_energy.window(): set window.tokens to the number of tokens "
                         "generated inside the with block", pytrace=False)
-        window.tokens = _token_count(window.tokens)
         output = BatchOutput(input_tokens=0, output_tokens=window.tokens, latency_s=window.duration_s, ttft_s=None)
         self.readings.append(window.reading)
         self.repeats.append(repeat_result(len(self.repeats), [output], window.reading, window.duration_s,
                                           1, None, None))
 
     def _repeats(self, repeats: int | None) -> int:
-        if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1):
-            raise TypeError(f"llem_energy(repeats={repeats!r}): a whole number of windows, 1 or more")
+        cap = max_repeats()
+        if repeats is not None and (not isinstance(repeats, int) or isinstance(repeats, bool)
+                                    or not 1 <= repeats <= cap):
+            raise ConfigError(f"{self.item.nodeid}: llem_energy(repeats={repeats!r}): a whole number of windows, "
+                              f"1 to {cap} (as a benchmark file's repeats)")
         return self.settings.repeats or repeats or (GATING_REPEATS if self.settings.gating else 1)
 
     def _open(self) -> Any:
@@ -194,16 +263,11 @@ class EnergyFixture:
         )
 
 
-def _token_count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        try:
-            value = operator.index(value)  # a numpy or torch integer scalar
-        except TypeError:
-            raise TypeError(f"llem_energy: tokens must be a whole number of generated tokens, 0 or more "
-                            f"(got {value!r})") from None
-        if value < 0:
-            raise TypeError(f"llem_energy: tokens must be 0 or more (got {value})")
-    return int(value)
+def max_repeats() -> int:
+    """The cap of a benchmark file's ``repeats`` (ExperimentConfig's), so the fixture's is the same."""
+    from llenergymeasure.config.models import ExperimentConfig
+
+    return next(rule.le for rule in ExperimentConfig.model_fields["repeats"].metadata if hasattr(rule, "le"))
 
 
 def _libraries() -> dict[str, str]:
@@ -223,6 +287,10 @@ def energy_fixture(request: pytest.FixtureRequest) -> Iterator[EnergyFixture]:
     except (pytest.UsageError, ConfigError) as exc:
         record["error"] = str(exc)
         pytest.fail(str(exc), pytrace=False)
+    missing = None if settings.dry_run else fixture.missing_device()  # a dry run checks the marker's form only
+    if missing:
+        record["error"] = missing
+        pytest.fail(missing, pytrace=False)
     if settings.dry_run:
         record.update(dry_run=True, notes=["measured only without --llem-dry-run"])
         pytest.skip("llem dry run: the energy of this test is measured only without --llem-dry-run")
@@ -237,7 +305,7 @@ def record_for(item: pytest.Item) -> dict[str, Any]:
     """The report record of a test that uses the fixture, ordered in the table by its line."""
     from pytest_llem.baselines import locate
 
-    root, key = locate(item.path, item.config.rootpath)
+    root, key = locate(item.path, item.config)
     name, line = item.nodeid.split("::", 1)[-1], (item.reportinfo()[1] or 0) + 1
     return {"nodeid": item.nodeid, "experiment": name, "file": item.nodeid.split("::", 1)[0], "index": line,
             "line": line, "root": str(root), "baseline_key": f"{key}::{name}"}

@@ -72,12 +72,21 @@ class Judge:
             again, ab_again, _ = remeasure()  # saved where results go; the first stays the session's
             check = confirm(check, self._check(again, ab_again, reference, CONFIRM_CONFIDENCE)[0])
         self.record_result(result, verdicts, saved)
-        failures = [v.text for v in verdicts if not v.passed]
+        failures = [v.text for v in verdicts if not v.passed] + self._required_energy(result)
         if failures:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
         if check is not None:
             failures.extend(self.judge(check, where))
         return failures
+
+    def _required_energy(self, result: Any) -> list[str]:
+        """Under ``--llem-require-energy``, why ``result`` fails for energy that came out empty (its
+        meter ran but measured nothing, in one window or all): a missing source fails at setup."""
+        why = result.energy_unavailable_reason
+        if not self.settings.require_energy or (result.metrics.energy_j is not None and not why):
+            return []
+        where = "" if result.metrics.energy_j is None else " in every window"
+        return [f"energy not measured{where}: {why or 'its meter measured nothing'} (--llem-require-energy)"]
 
     def _check(self, result: Any, ab_check: Any, reference: str | None, confidence: float = 0.95
                ) -> tuple[Any, str]:

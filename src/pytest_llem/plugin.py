@@ -10,6 +10,8 @@ Options (command line, or the ini key in brackets):
     --llem-dry-run          validate and estimate VRAM; load no model, measure nothing
     --llem-output DIR       a result JSON per item                               [llem_output]
     --llem-repeats N        measurement windows per experiment                   [llem_repeats]
+    --llem-api-key-env NAME the environment variable holding a server's API key (a variable a
+                            benchmark file names is read only when named here too)
     --llem-json PATH        every item's result in one JSON file
     --llem-require-energy   fail, instead of skip or estimate, without a measured energy source
                                                                                  [llem_require_energy]
@@ -37,8 +39,11 @@ Options (command line, or the ini key in brackets):
                                   (default: wait as long as it takes)           [llem_lock_timeout]
     ini llem_files          file patterns to collect (default: llem_*.yaml llem_*.yml)
 
-An output path that cannot be written is a usage error at start-up; an output that still fails
-at the end of the session (a full disk) fails the session (exit 1, like a failed item).
+An output path that cannot be written is a usage error at start-up, and so is one that names a
+file llem must not replace: an input of the session, or an existing file that is not that output
+as llem writes it (a result, a baseline, anyone else's file). An output that still fails at the
+end of the session (a full disk) fails the session (exit 1, like a failed item); Ctrl-C or SIGTERM
+while outputs are written leaves no partial or temp file and exits 130 or 143.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_llem import workers
-from pytest_llem.report import LlemReporter
+from pytest_llem.report import LlemReporter, check_replaced_outputs
 from pytest_llem.settings import SETTINGS, Settings
 
 if TYPE_CHECKING:
@@ -81,6 +86,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="Write each item's result JSON into DIR (ini: llem_output).")
     group.addoption("--llem-repeats", metavar="N", type=int, default=None,
                     help="Measurement windows per experiment, overriding the files (ini: llem_repeats).")
+    group.addoption("--llem-api-key-env", metavar="NAME", default=None,
+                    help="The environment variable holding an OpenAI-compatible server's API key (default "
+                         "OPENAI_API_KEY). A variable a benchmark file names is read only when named here too.")
     group.addoption("--llem-json", metavar="PATH", default=None,
                     help="Write the results of every llem item of the session to PATH.")
     group.addoption("--llem-require-energy", action="store_true", default=None,
@@ -150,6 +158,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                        "gates of a test that measures with the llem_energy fixture (every item of "
                                        "a llem_*.yaml file has this mark too)")
     settings = Settings.from_config(config)
+    if not hasattr(config, "workerinput"):  # the controller writes the outputs
+        check_replaced_outputs(settings)
     config.stash[SETTINGS] = settings
     workers.pin_worker_gpus(config, settings.reaches_benchmarks)
     config.pluginmanager.register(LlemReporter(config, settings), "llem-reporter")
@@ -189,3 +199,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.annotate(outcome.get_result())
     elif fixture is not None:
         fixture.annotate(item, outcome.get_result())
+    record = getattr(outcome.get_result(), "llem", None)
+    if record is not None and record.get("regression"):
+        from pytest_llem.baselines import note_unreadable
+
+        note_unreadable(item, record)

@@ -8,6 +8,15 @@ its exit status becomes 1 (pytest.ExitCode.TESTS_FAILED, what a failed item give
 job either way, and 3, "internal error", would send the user looking for a bug in pytest) unless
 it is already non-zero.
 
+An output replaces only a file of its own kind that llem wrote, or an empty file
+(``check_replaced_outputs``, at start-up, is a usage error; the same check at the end fails the
+session). Ctrl-C or SIGTERM while the outputs are written stops them as ``llem run`` stops its
+save: each file is whole or absent, no temp file is left, no traceback, and pytest exits 130
+(SIGINT) or 143 (SIGTERM).
+
+Baseline files of this machine's history that could not be read (corrupt, too large, not a
+regular file) are named in a warning, in each judged item's record and in the summary.
+
 Every llem item's report carries a ``llem`` record (a plain dict, so pytest-xdist ships it from
 worker to controller with the report). The reporter keeps the records it sees in
 ``pytest_runtest_logreport`` and reports them at the end, so a serial run and ``-n 2`` print
@@ -78,6 +87,12 @@ class LlemReporter:
                                         f"(--llem-inconclusive={self.settings.inconclusive}):")
             for nodeid, why in undecided:
                 terminalreporter.write_line(f"  {nodeid}: {why}")
+        unreadable = unreadable_baselines(self.ordered())
+        if unreadable:
+            terminalreporter.write_line(f"llem: {len(unreadable)} baseline file(s) of this machine's history could not "
+                                        "be read and were left out:")
+            for line in unreadable:
+                terminalreporter.write_line(f"  {line}")
         for line in self.written:
             terminalreporter.write_line(f"llem: {line}")
 
@@ -109,14 +124,25 @@ class LlemReporter:
             writes.append(("$GITHUB_STEP_SUMMARY", self._append_step_summary))
         if not writes:
             return
+        from llenergymeasure.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, sigterm_raises
+        from llenergymeasure.exceptions import LLEMError
         from pytest_llem.baselines import NotWritten
 
-        for what, write in writes:
-            try:
-                write()
-            except (OSError, NotWritten) as exc:
-                self.failed_outputs.append(what)
-                self.written.append(f"could not write {what}: {exc}")
+        what = ""
+        try:
+            with sigterm_raises():  # SIGTERM raises, as Ctrl-C does: the file being written is removed
+                for what, write in writes:
+                    try:
+                        write()
+                    except (OSError, LLEMError, NotWritten) as exc:
+                        self.failed_outputs.append(what)
+                        self.written.append(f"could not write {what}: {exc}")
+        except KeyboardInterrupt as exc:
+            name = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            self.written.append(f"{name} while writing {what}: it and the outputs after it were not written "
+                                "(no partial or temp file is left)")
+            session.exitstatus = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+            return
         if self.failed_outputs and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.written.append(f"the session fails (exit {int(pytest.ExitCode.TESTS_FAILED)}): "
@@ -139,19 +165,22 @@ class LlemReporter:
     def _write_json(self) -> None:
         import json
 
-        from llenergymeasure.results.io import atomic_write_text
+        from llenergymeasure.results.io import write_output
+        from pytest_llem.ci_formats import SESSION_JSON
 
-        atomic_write_text(self.settings.json_path, json.dumps(self.session_document(), indent=2) + "\n")
+        write_output(self.settings.json_path, json.dumps(self.session_document(), indent=2) + "\n", SESSION_JSON,
+                     session_inputs(self.settings))
         self.written.append(f"results written to {self.settings.json_path}")
 
     def _write_benchmark_json(self) -> None:
         import json
 
-        from llenergymeasure.results.io import atomic_write_text
-        from pytest_llem.ci_formats import benchmark_entries
+        from llenergymeasure.results.io import write_output
+        from pytest_llem.ci_formats import BENCHMARK_JSON, benchmark_entries
 
         entries = benchmark_entries(self.ordered())
-        atomic_write_text(self.settings.benchmark_json, json.dumps(entries, indent=2) + "\n")
+        write_output(self.settings.benchmark_json, json.dumps(entries, indent=2) + "\n", BENCHMARK_JSON,
+                     session_inputs(self.settings))
         self.written.append(f"{len(entries)} benchmark value(s) written to {self.settings.benchmark_json} "
                             "(github-action-benchmark, customSmallerIsBetter)")
 
@@ -179,6 +208,10 @@ class LlemReporter:
         tail = []
         if any(r.get("estimated") for r in self.records.values()):
             tail += ["", ESTIMATED_NOTE]
+        unreadable = unreadable_baselines(records)
+        if unreadable:
+            note = f"{len(unreadable)} baseline file(s) of this machine's history could not be read and were left out:"
+            tail += ["", note, "", *(f"- `{line}`" for line in unreadable)]
         details = [(r["nodeid"], r["regression"]["lines"]) for r in records
                    if r.get("regression") and attention(r) < 2]
         if details:
@@ -187,12 +220,13 @@ class LlemReporter:
         return fit_markdown(head, table[2:], tail, keep=sum(attention(r) < 2 for r in records))
 
     def _write_markdown(self) -> None:
-        from llenergymeasure.results.io import atomic_write_text
+        from llenergymeasure.results.io import write_output
+        from pytest_llem.ci_formats import MARKDOWN
 
         step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if step_summary and Path(self.settings.markdown).resolve() == Path(step_summary).resolve():
             return  # the step summary gets it appended
-        atomic_write_text(self.settings.markdown, self.markdown())
+        write_output(self.settings.markdown, self.markdown(), MARKDOWN, session_inputs(self.settings))
         self.written.append(f"markdown report written to {self.settings.markdown}")
 
     def _append_step_summary(self) -> None:
@@ -200,6 +234,38 @@ class LlemReporter:
         with open(step_summary, "a", encoding="utf-8") as fh:  # the step summary is shared by all steps: append
             fh.write(self.markdown())
         self.written.append(f"markdown report appended to $GITHUB_STEP_SUMMARY ({step_summary})")
+
+
+def session_inputs(settings: Settings) -> list[str]:
+    """Files the session reads that an output could name: the ``--llem-baseline`` file."""
+    return [settings.baseline] if settings.baseline not in (None, "auto") else []
+
+
+def check_replaced_outputs(settings: Settings) -> None:
+    """UsageError, before anything runs, for an output that names a file llem must not replace:
+    an input of the session, or an existing file that is not that output as llem writes it. (A
+    baseline is never replaced: it is created, or numbered on; the step summary is appended to.)"""
+    if not (settings.json_path or settings.benchmark_json or settings.html or settings.markdown):
+        return  # nothing to check: nothing more to import
+    from llenergymeasure.report.document import REPORT
+    from llenergymeasure.results.io import output_problem
+    from pytest_llem.ci_formats import BENCHMARK_JSON, MARKDOWN, SESSION_JSON
+
+    markdown, step_summary = settings.markdown, os.environ.get("GITHUB_STEP_SUMMARY")
+    if markdown and step_summary and Path(markdown).resolve() == Path(step_summary).resolve():
+        markdown = None
+    outputs = [("--llem-json", settings.json_path, SESSION_JSON),
+               ("--llem-benchmark-json", settings.benchmark_json, BENCHMARK_JSON),
+               ("--llem-html", settings.html, REPORT), ("--llem-markdown", markdown, MARKDOWN)]
+    for option, path, kind in outputs:
+        problem = path and output_problem(path, kind, session_inputs(settings))
+        if problem:
+            raise pytest.UsageError(f"{option} {path}: {problem}")
+
+
+def unreadable_baselines(records: list[dict[str, Any]]) -> list[str]:
+    """Every baseline file of a history that could not be read, as its items recorded it, once each."""
+    return list(dict.fromkeys(line for record in records for line in record.get("unreadable_baselines", [])))
 
 
 def verdict_lines(records: list[dict[str, Any]], saving: bool) -> list[str]:

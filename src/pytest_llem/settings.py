@@ -14,6 +14,7 @@ on first use, after an xdist worker has been pinned to its GPU, and never throug
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from importlib.util import find_spec
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ class Settings:
     dry_run: bool = False
     output: str | None = None
     repeats: int | None = None
+    api_key_env: str | None = None  # the server API key's variable, named by the user (files may not choose it)
     json_path: str | None = None
     benchmark_json: str | None = None  # github-action-benchmark's customSmallerIsBetter
     html: str | None = None  # the llem report of the session
@@ -97,6 +99,7 @@ class Settings:
             dry_run=config.getoption("llem_dry_run"),
             output=config.getoption("llem_output") or config.getini("llem_output") or None,
             repeats=_repeats(config),
+            api_key_env=_api_key_env(config),
             json_path=config.getoption("llem_json"),
             benchmark_json=config.getoption("llem_benchmark_json"),
             html=config.getoption("llem_html"),
@@ -113,7 +116,7 @@ class Settings:
             confirm=_confirm(config),
             inconclusive=_inconclusive(config),
             against=_against(config),
-            root=_project_root(config.rootpath),
+            root=_project_root(config),
             reaches_benchmarks=targets_benchmarks(config, config.args),
         )
         if not hasattr(config, "workerinput"):  # the controller checked them; it writes the outputs
@@ -157,13 +160,13 @@ class Settings:
     @property
     def overrides(self) -> dict[str, Any]:
         """What the options change in every experiment, as config overrides."""
-        values = {"repeats": self.repeats, "output_dir": self.output}
+        values = {"repeats": self.repeats, "output_dir": self.output, "openai.api_key_env": self.api_key_env}
         return {key: value for key, value in values.items() if value is not None}
 
     @property
     def overrides_label(self) -> str:
         """Where ``overrides`` come from, for config errors and ``sources()``."""
-        flags = {"repeats": "--llem-repeats", "output_dir": "--llem-output"}
+        flags = {"repeats": "--llem-repeats", "output_dir": "--llem-output", "openai.api_key_env": "--llem-api-key-env"}
         return "pytest " + "/".join(flags[key] for key in self.overrides)
 
     @cached_property
@@ -186,10 +189,19 @@ class Settings:
         return self._baselines[root, machine_key]
 
 
-def _project_root(rootdir: Path) -> Path:
+def _api_key_env(config: pytest.Config) -> str | None:
+    name = config.getoption("llem_api_key_env")
+    if name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+        raise pytest.UsageError(f"--llem-api-key-env {name!r}: not an environment variable name "
+                                "(letters, digits and _, not starting with a digit)")
+    return name
+
+
+def _project_root(config: pytest.Config) -> Path:
+    """Where ``.llem/baselines`` is, as ``baselines.locate`` finds it for files under the rootdir."""
     from llenergymeasure.results.project import project_root
 
-    return project_root(rootdir) or rootdir
+    return project_root(config.rootpath) or (config.inipath.parent if config.inipath else config.rootpath)
 
 
 def _inconclusive(config: pytest.Config) -> str:
@@ -267,6 +279,9 @@ def _against(config: pytest.Config) -> str | None:
     return ref
 
 
+MAX_REPEATS = 1000  # config/models.py ExperimentConfig.repeats (not imported here: pydantic stays unloaded)
+
+
 def _repeats(config: pytest.Config) -> int | None:
     repeats = config.getoption("llem_repeats")
     if repeats is None and config.getini("llem_repeats"):
@@ -276,8 +291,9 @@ def _repeats(config: pytest.Config) -> int | None:
             raise pytest.UsageError(
                 f"ini llem_repeats = {config.getini('llem_repeats')!r}: expected a whole number of repeats"
             ) from None
-    if repeats is not None and repeats < 1:
-        raise pytest.UsageError(f"--llem-repeats {repeats}: need at least 1 measurement window")
+    if repeats is not None and not 1 <= repeats <= MAX_REPEATS:
+        raise pytest.UsageError(f"--llem-repeats {repeats}: a whole number of measurement windows, 1 to "
+                                f"{MAX_REPEATS} (as a benchmark file's repeats)")
     return repeats
 
 

@@ -31,11 +31,20 @@ def hang() -> None:
     RELEASE.wait()
 
 
+# The telemetry sampler's thread (energy/sampler.py). It reads the energy counter at every tick
+# for the stall check, apart from the window's edge reads that ``reads`` counts.
+SAMPLER_THREAD = "llem-sampler"
+
+
 @dataclass
 class FakeGpu:
     """``counter_mj``: successive values of the energy counter (the last repeats), or the counter
     as a function of seconds since creation, or None for a pre-Volta GPU without one.
-    ``power_w``: power as a function of seconds since creation."""
+    ``power_w``: power as a function of seconds since creation.
+
+    The sampler's reads of the counter (``sampled_counter``) are not among ``reads``: a list
+    scripts the reads outside the sampler (the listing's probe, each window's edges); a function
+    of time is read by the sampler too, so a test can freeze it for part of a window."""
 
     uuid: str
     name: str = "NVIDIA H100 80GB HBM3"
@@ -53,6 +62,7 @@ class FakeGpu:
     created: float = field(default_factory=time.perf_counter)
     reads: int = 0
     power_reads: int = 0
+    sampler_reads: int = 0
 
     def counter(self) -> int:
         if self.counter_mj is None:
@@ -67,6 +77,14 @@ class FakeGpu:
             value = self.counter_mj[min(self.reads, len(self.counter_mj) - 1)]
         self.reads += 1
         return value
+
+    def sampled_counter(self) -> int:
+        """The counter as the sampler reads it between a window's edges: a list scripts none of
+        those reads, so there it is not supported (the meter then has no stall check to make)."""
+        if not callable(self.counter_mj):
+            raise NVMLError(NOT_SUPPORTED, "Not Supported")
+        self.sampler_reads += 1
+        return int(self.counter_mj(self.elapsed()))
 
     def power_mw(self) -> int:
         self.power_reads += 1
@@ -127,6 +145,8 @@ class FakeNvml:
         return gpu.uuid
 
     def nvmlDeviceGetTotalEnergyConsumption(self, gpu: FakeGpu) -> int:
+        if threading.current_thread().name == SAMPLER_THREAD:
+            return gpu.sampled_counter()
         return gpu.counter()
 
     def nvmlDeviceGetPowerUsage(self, gpu: FakeGpu) -> int:

@@ -94,13 +94,18 @@ class StubServer:
         http_500      HTTP 500 with an OpenAI error body
         error_chunk   one text chunk, then ``data: {"error": ...}`` (how vLLM reports a failure mid-stream)
         hang          one text chunk, then nothing until the stub stops
+        redirect      every request (GET too) answered 307 to ``http://elsewhere.invalid/v1``
 
     With ``api_key`` set, every request without ``Authorization: Bearer <api_key>`` gets 401.
-    ``headers`` keeps the headers of every request received.
+    ``headers`` keeps the headers of every request received. ``usage`` replaces the usage an ok
+    stream reports, ``error`` the message of http_500 (a hostile server says what it likes).
     """
 
-    def __init__(self, model: str = "stub-model", behaviour: str = "ok", api_key: str | None = None) -> None:
+    def __init__(self, model: str = "stub-model", behaviour: str = "ok", api_key: str | None = None,
+                 usage: dict[str, Any] | None = None, error: str = "CUDA out of memory (stub)") -> None:
         self.model, self.behaviour, self.api_key = model, behaviour, api_key
+        self.usage = usage or {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        self.error = error
         self.headers: list[dict[str, str]] = []
         self.released = threading.Event()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -126,6 +131,12 @@ class StubServer:
 
             def _authorized(self) -> bool:
                 stub.headers.append(dict(self.headers))
+                if stub.behaviour == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", "http://elsewhere.invalid/v1" + self.path.removeprefix("/v1"))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return False
                 if stub.api_key and self.headers.get("Authorization") != f"Bearer {stub.api_key}":
                     self._json(401, {"error": {"message": "Invalid API key", "type": "invalid_request_error"}})
                     return False
@@ -154,7 +165,7 @@ class StubServer:
                 if not self._authorized():
                     return
                 if stub.behaviour == "http_500":
-                    self._json(500, {"error": {"message": "CUDA out of memory (stub)", "code": 500}})
+                    self._json(500, {"error": {"message": stub.error, "code": 500}})
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
@@ -167,8 +178,8 @@ class StubServer:
                 elif stub.behaviour == "hang":
                     stub.released.wait(120)
                 elif stub.behaviour == "ok":
-                    self._event({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3,
-                                                          "total_tokens": 8}})
+                    self._event(json.dumps({"choices": [], "usage": stub.usage}) if isinstance(stub.usage, dict)
+                                else stub.usage)
                 self._event("[DONE]")
 
         return Handler

@@ -210,7 +210,8 @@ def test_the_key_named_by_api_key_env_is_sent_and_nothing_without_it(run_llem, t
 
         monkeypatch.setenv("LLEM_TEST_KEY", "sekrit-123")
         stub.headers.clear()
-        proc = run_llem("run", str(config), "-o", str(tmp_path / "out"), timeout=60)
+        # The file names the variable; the user names it too (the opt-in: see test_untrusted_servers.py).
+        proc = run_llem("run", str(config), "--api-key-env", "LLEM_TEST_KEY", "-o", str(tmp_path / "out"), timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert [h.get("Authorization") for h in stub.headers] == ["Bearer sekrit-123"] * 4  # /models + 3 prompts
     [saved] = result_files(tmp_path / "out")

@@ -223,7 +223,13 @@ def test_rapl_run_has_a_power_timeline_per_zone(tiny_model, tmp_path, monkeypatc
         assert samples and all(s["power_w"] >= 0 and isinstance(s["energy_uj"], int) and "estimated" not in s
                                for s in samples)
     assert phases(result) == [("load", None), ("warmup", None), ("window", 0), ("prefill", 0)]
-    assert_adds_up_per_repeat(result)
+    if result.repeats[0].metrics.prefill_energy_j is None:
+        # The prefill window is ~10 ms: a writer thread starved for all of it (a loaded machine) leaves
+        # the counters still, and a window below the meter's resolution is unavailable, never 0 J.
+        [note] = [w.message for w in result.measurement_warnings if w.code == "prefill_unmeasured"]
+        assert "the meter's resolution is 1 uJ" in note
+    else:
+        assert_adds_up_per_repeat(result)
     assert set(result.repeats[0].timeline) == {"package-0", "dram-0"}
 
 

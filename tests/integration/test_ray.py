@@ -301,6 +301,48 @@ def test_a_ray_address_where_nothing_listens_is_a_preflight_error(tmp_path, ray_
     assert "no Ray cluster answers at 127.0.0.1:" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("listener", ["http", "silent"])
+def test_a_ray_address_where_something_else_listens_is_refused_within_seconds(tmp_path, ray_env, tiny_model,
+                                                                                listener):
+    """Without the check, ray.init retries a web server's port for minutes, printing Ray's logs."""
+    import http.server
+    import threading
+
+    study = tmp_path / "llem_sweep.yaml"
+    study.write_text(SWEEP.format(model=tiny_model))
+    if listener == "http":
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port, close = server.server_address[1], server.shutdown
+    else:  # accepts, never answers
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port, close = sock.getsockname()[1], sock.close
+    try:
+        started = time.monotonic()
+        proc = llem_process("run", str(study), "--ray-address", f"127.0.0.1:{port}", env=ray_env, timeout=120)
+        elapsed = time.monotonic() - started
+    finally:
+        close()
+    assert proc.returncode == 1, proc.stderr
+    assert f"something listens at 127.0.0.1:{port}, but it is not a Ray cluster" in proc.stderr
+    assert ("(it answered '" if listener == "http" else "did not answer an HTTP/2 handshake") in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert elapsed < 60  # a 5 s probe and llem's start; ray.init alone would go on for minutes
+
+
+def test_ray_client_without_its_extra_is_a_preflight_error(tmp_path, ray_env, tiny_model):
+    if ray_client_installed():
+        pytest.skip("ray[client] is installed here")
+    study = tmp_path / "llem_sweep.yaml"
+    study.write_text(SWEEP.format(model=tiny_model))
+    proc = llem_process("run", str(study), "--ray-address", "ray://127.0.0.1:10001", env=ray_env, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Ray address ray://127.0.0.1:10001: Ray Client requires pip package `ray[client]`" in proc.stderr
+    assert "Internal error" not in proc.stderr
+
+
 def test_an_error_comes_back_from_a_task_as_the_same_error():
     from llenergymeasure.core.locks import LockError
     from llenergymeasure.exceptions import BackendError, ConfigError, PreFlightError

@@ -222,7 +222,7 @@ def test_model_problem_a_file_instead_of_a_directory(tmp_path):
     file = tmp_path / "model.bin"
     file.write_bytes(b"x")
     problem = model_problem(str(file))
-    assert problem is not None and "does not exist" in problem
+    assert problem is not None and "is a regular file, not a model directory" in problem
 
 
 def test_model_problem_hub_id_offline_and_uncached(hf_cache):

@@ -23,17 +23,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import os
 import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.backends.base import BatchOutput
+from llenergymeasure.backends.credentials import request_headers, server_text
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.exceptions import BackendError, ExperimentError
 
 MAX_CONNECT_TIMEOUT_S = 10.0
+PROMPT_SPECIAL_TOKENS = 64  # BOS/EOS and a chat template's markers, beyond the prompt's own tokens
 ERROR_TEXT_CHARS = 500  # of a server's error body, in a message
 
 
@@ -145,17 +146,18 @@ class OpenAIBackend:
         try:
             return await asyncio.wait_for(self._stream(client, request), limit)
         except asyncio.TimeoutError:
-            raise ExperimentError(f"{what}: no complete response within openai.timeout_s = {limit:g} s") from None
+            problem = f"no complete response within openai.timeout_s = {limit:g} s"
         except httpx.TimeoutException as exc:
-            raise ExperimentError(f"{what}: timed out ({describe_error(exc)}); openai.timeout_s is {limit:g} s") from None
+            problem = f"timed out ({describe_error(exc)}); openai.timeout_s is {limit:g} s"
         except httpx.ConnectError as exc:
-            raise ExperimentError(f"{what}: cannot connect ({describe_error(exc)}); is the server still running?") from None
+            problem = f"cannot connect ({describe_error(exc)}); is the server still running?"
         except httpx.RemoteProtocolError as exc:
-            raise ExperimentError(f"{what}: the server broke off the response ({describe_error(exc)})") from None
+            problem = f"the server broke off the response ({describe_error(exc)})"
         except httpx.HTTPError as exc:
-            raise ExperimentError(f"{what}: {describe_error(exc)}") from None
+            problem = describe_error(exc)
         except _BadResponse as exc:
-            raise ExperimentError(f"{what}: {exc}") from None
+            problem = str(exc)
+        raise ExperimentError(f"{what}: {server_text(problem, self._config)}")
 
     async def _stream(self, client: Any, request: Request) -> BatchOutput:
         body = request_body(self._config, request.prompt)  # type: ignore[arg-type]
@@ -165,7 +167,10 @@ class OpenAIBackend:
         gaps: list[float] = []
         usage: Any = None
         async with client.stream("POST", self._url, json=body) as response:
-            self._server_software = self._server_software or response.headers.get("server")
+            if not self._server_software and response.headers.get("server"):
+                self._server_software = server_text(response.headers["server"], None)[:200]
+            if 300 <= response.status_code < 400:
+                raise _BadResponse(redirect_text(response))
             if response.status_code >= 400:
                 raise _BadResponse(f"HTTP {response.status_code} {response.reason_phrase}: "
                                    f"{error_text(await response.aread())}")
@@ -194,8 +199,8 @@ class OpenAIBackend:
             raise _BadResponse("the response reported no token usage; llem counts tokens only from the server's "
                                "usage (vLLM sends it when asked with stream_options.include_usage, which llem does); "
                                "this server does not report it")
-        return BatchOutput(input_tokens=_count(usage, "prompt_tokens"), output_tokens=_count(usage, "completion_tokens"),
-                           latency_s=latency, ttft_s=None if first is None else first - start, itls_s=gaps)
+        prompt_tokens, completion_tokens = checked_usage(usage, request.prompt, body["max_tokens"])
+        return BatchOutput(input_tokens=prompt_tokens, output_tokens=completion_tokens, latency_s=latency, ttft_s=None if first is None else first - start, itls_s=gaps)
 
     def synchronize(self) -> None:
         """Nothing to wait for: every response has ended when ``run`` returns."""
@@ -232,12 +237,6 @@ class OpenAIBackend:
 
     def unload(self) -> None:
         pass
-
-
-def request_headers(config: ExperimentConfig) -> dict[str, str]:
-    """The API key from the environment variable ``openai.api_key_env`` names, when it is set."""
-    key = os.environ.get(config.openai.api_key_env)
-    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 def request_body(config: ExperimentConfig, prompt: str) -> dict[str, Any]:
@@ -291,11 +290,38 @@ def _chunk(data: str) -> dict[str, Any]:
     return chunk
 
 
-def _count(usage: dict[str, Any], key: str) -> int:
+def checked_usage(usage: dict[str, Any], prompt: str, max_tokens: int) -> tuple[int, int]:
+    """(prompt_tokens, completion_tokens) of a response, each within what the request allows.
+
+    A server that reports more tokens than it could have produced would divide the energy by them:
+    a completion above ``max_tokens`` or a prompt above its UTF-8 length (no tokenizer makes more
+    than a token a byte) plus room for special tokens is an error, never a smaller J/token."""
+    prompt_tokens = _count(usage, "prompt_tokens", len(prompt.encode()) + PROMPT_SPECIAL_TOKENS,
+                           f"the prompt's length in bytes plus {PROMPT_SPECIAL_TOKENS} special tokens")
+    completion_tokens = _count(usage, "completion_tokens", max_tokens, "the request's max_tokens")
+    return prompt_tokens, completion_tokens
+
+
+def _count(usage: dict[str, Any], key: str, bound: int, what: str) -> int:
     value = usage.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _BadResponse(f"usage.{key} is {value!r}, not a token count")
+        raise _BadResponse(f"usage.{key} is {_short(value)}, not a token count")
+    if value > bound:
+        raise _BadResponse(f"usage.{key} is {_short(value)}, more than {what} ({bound}) allows; the server's token "
+                           "count cannot be trusted")
     return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, int) or value < 10**30 else f"a {len(str(value))}-digit number"
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def redirect_text(response: Any) -> str:
+    """A redirect, said as one: llem does not follow it (a key must not go where the server points)."""
+    location = response.headers.get("location") or "no Location given"
+    return (f"the server answered a redirect (HTTP {response.status_code} to {location[:300]}); llem does not "
+            "follow redirects: set openai.base_url to where the server really is")
 
 
 def describe_error(exc: BaseException) -> str:

@@ -67,7 +67,8 @@ class PyTorchBackend:
         self._gpus = sorted({t for t in device_map.values() if isinstance(t, int)}) if device_map else (
             [torch.device(device).index or 0] if device.startswith("cuda") else [])
         options = {"revision": config.pytorch.revision, "trust_remote_code": config.pytorch.trust_remote_code}
-        model_options: dict[str, Any] = {"dtype": DTYPES[config.precision], **options}
+        # Never a pickle (pytorch_model.bin can run code when loaded): safetensors only.
+        model_options: dict[str, Any] = {"dtype": DTYPES[config.precision], "use_safetensors": True, **options}
         if config.pytorch.attn_implementation:
             model_options["attn_implementation"] = config.pytorch.attn_implementation
         if device_map:

@@ -7,37 +7,29 @@
     143  terminated by SIGTERM (CI cancellation, docker stop)   "Terminated." (128 + 15, as a shell says)
 
 Errors a user can cause print one friendly message; a traceback only with ``--verbose``. SIGTERM
-is turned into an exception in the main thread, like Ctrl-C, so that the same clean-up runs: the
-meter and the model are released, a result being written is whole or absent, temp files go.
-A second SIGTERM during that clean-up ends the process at once.
+is turned into an exception in the main thread, like Ctrl-C, so that the same clean-up runs
+(signals.py).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
 
-from llenergymeasure.exceptions import ConfigError, LLEMError
-
-EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the main thread is, so everything that cleans up after Ctrl-C runs."""
-
+from llenergymeasure.exceptions import ConfigError, LLEMError, PreFlightError
+from llenergymeasure.signals import EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, sigterm_raises
+from llenergymeasure.text import printable
 
 @contextmanager
 def exit_codes(verbose: bool) -> Iterator[None]:
     try:
         with sigterm_raises():
+            _check_working_directory()
             yield
     except Terminated:
         print("\nTerminated.", file=sys.stderr)
@@ -64,25 +56,17 @@ def exit_codes(verbose: bool) -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-@contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises Terminated (once; a second one kills as usual)."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def terminate(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
+def _check_working_directory() -> None:
+    """Relative paths, the result files' names and the model's lookup all need the current directory."""
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        os.getcwd()
+    except OSError as exc:
+        raise PreFlightError(f"the current directory cannot be used ({exc.strerror}: it was deleted, or this user "
+                             "cannot read it); cd to an existing directory and run again") from None
 
 
 def error_text(exc: LLEMError) -> str:
+    """The message, printable: it may quote a file's or a server's text (see text.py)."""
     if isinstance(exc, ConfigError):
-        return "Config error:\n" + "\n".join(f"  {p}" for p in exc.problems)
-    return f"Error: {exc}"
+        return printable("Config error:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    return printable(f"Error: {exc}")

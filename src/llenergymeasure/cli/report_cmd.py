@@ -1,9 +1,12 @@
 """``llem report RESULTS... -o report.html [--png DIR]``: one self-contained HTML report.
 
 Inputs are result JSONs, directories of them, baseline files and ``pytest --llem-json`` session
-files, recognised by their content. Exit codes: 0 written; 2 an input that is missing,
-unreadable or not one of those kinds, or an output path that cannot be written (each named);
-1 matplotlib missing, or a write that failed after all (a full disk).
+files, recognised by their content; only regular files of at most 64 MiB are read (a FIFO, a
+device or a symlink to one is refused). Exit codes: 0 written; 2 an input that is missing,
+unreadable or not one of those kinds, or an output path that cannot be written or must not be
+(each named): the report and its PNGs replace only an earlier report or chart of llem's (or an
+empty file), never a file that was read, a result, a baseline or any other file; 1 matplotlib
+missing, or a write that failed after all (a full disk).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ def report(
     inputs: Annotated[list[Path], typer.Argument(
         metavar="RESULTS...", show_default=False,
         help="Result JSONs, directories of them, baseline files (.llem/baselines/...) or pytest --llem-json files.")],
-    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE", help="The HTML file to write.")],
+    output: Annotated[Path, typer.Option("--output", "-o", metavar="FILE",
+                                         help="The HTML file to write (it replaces only an earlier llem report).")],
     png: Annotated[Path | None, typer.Option("--png", metavar="DIR",
                                              help="Also write each chart as a PNG in DIR (for a PR comment).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,

@@ -40,6 +40,12 @@ def run(
         typer.Option("--output", "-o", help="Directory for result JSON files (created if missing; files in it are "
                                             "never overwritten). Without it nothing is saved."),
     ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", metavar="NAME",
+                                 help="The environment variable holding the server's API key (openai.api_key_env; "
+                                      "default OPENAI_API_KEY). A variable an experiment file names is read only "
+                                      "when you name it here too.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate, show the resolved config and a VRAM estimate; load nothing.")
     ] = False,
@@ -65,6 +71,7 @@ def run(
         "precision": precision,
         "repeats": repeats,
         "output_dir": output,
+        "openai.api_key_env": api_key_env,
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     with exit_codes(verbose):

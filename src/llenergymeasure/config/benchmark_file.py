@@ -182,8 +182,12 @@ def _parse_against(doc: YamlDocument, problems: list[str]) -> Layer | None:
                         "e.g. 'against: {precision: bf16}'")
         return None
     misplaced = [k for k in raw if k in FILE_KEYS]
-    if misplaced:
-        problems.extend(_misplaced(doc, ("against", k)) for k in misplaced)
+    problems.extend(_misplaced(doc, ("against", k)) for k in misplaced)
+    unmeasured = [k for k in raw if k in ("name", "output_dir")]
+    problems.extend(f"{doc.where(('against', k))}: '{k}' in 'against' changes nothing that is measured; 'against' "
+                    "holds only how the reference differs in what is measured (llem names it <experiment>~against)"
+                    for k in unmeasured)
+    if misplaced or unmeasured:
         return None
     return yaml_layer(doc, raw, ("against",))
 
@@ -304,8 +308,8 @@ def _too_many(doc: YamlDocument, points: int, extras: int) -> str:
 
 
 def _misplaced(doc: YamlDocument, key_path: tuple[Any, ...]) -> str:
-    """A file-level key written inside a sweep or an experiments entry."""
-    where = "'sweep'" if key_path[0] == "sweep" else "an entry of 'experiments'"
+    """A file-level key written inside a sweep, an experiments entry or ``against``."""
+    where = {"sweep": "'sweep'", "against": "'against'"}.get(key_path[0], "an entry of 'experiments'")
     return (
         f"{doc.where(key_path)}: unknown key '{key_path[-1]}' in {where}; {_FILE_LEVEL} are file-level keys: "
         "move it to the top level of the file"

@@ -38,6 +38,7 @@ CLI_FLAGS = {
     "output_dir": "--output",
     "pytorch.batch_size": "--batch-size",
     "repeats": "--repeats",
+    "openai.api_key_env": "--api-key-env",
 }
 
 # Fields naming a file or directory; "./x" in a YAML file means "x beside that file".

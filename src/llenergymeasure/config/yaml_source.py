@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from llenergymeasure.exceptions import ConfigError
+from llenergymeasure.paths import path_kind
 
 KeyPath = tuple[Any, ...]
 
@@ -98,6 +99,15 @@ class _BoundedLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor, y
         self._depth = 0
         self._nodes = 0
 
+    def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+        """An int, or a YAML error at its line for one too long for Python to convert (4,300 digits)."""
+        try:
+            return self.construct_yaml_int(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"an integer of {len(str(node.value))} characters is past every limit llem has",
+                node.start_mark) from None
+
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self._depth += 1
         self._nodes += 1
@@ -109,6 +119,9 @@ class _BoundedLoader(yaml.composer.Composer, yaml.constructor.SafeConstructor, y
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_bounded_int)
 
 
 def read_yaml(path: str | Path, text: str | None = None) -> YamlDocument:
@@ -143,6 +156,9 @@ def _checked_text(path: Path, text: str) -> str:
 
 
 def _read_text(path: Path) -> str:
+    kind = path_kind(path)
+    if kind not in (None, "a regular file"):  # a FIFO would block the read; /dev/zero never ends
+        raise ConfigError(f"{path}: cannot read config file: it is {kind}, not a regular file")
     try:
         with path.open("rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)

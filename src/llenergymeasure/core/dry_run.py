@@ -18,7 +18,9 @@ out once per process, not once per experiment: files are cached by version (core
 ``backend: openai`` is the one exception to "never the network": its dry run asks the server
 (GET {base_url}/models, a few seconds at most, once per URL and process) whether it serves the
 model. A server that answers without the model is a problem; no server answering is a note, as
-a GPU that is not visible here is: the server may run only where the experiment will.
+a GPU that is not visible here is: the server may run only where the experiment will. The dry
+run sends no API key (it runs on pull requests, whose files choose the URL): a server that wants
+one is reachable, and whether it serves the model is left to pre-flight.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from pathlib import Path
 
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import answered_here, model_problem, repo_id_problem
-from llenergymeasure.core.server import ServerCheck, check_server
+from llenergymeasure.backends.credentials import key_problem
+from llenergymeasure.core.server import ServerCheck, arrival_problem, arrival_warnings, check_server
 from llenergymeasure.core.vram import VramEstimate, context_problem, estimate_vram_explained, vram_problem
 from llenergymeasure.datasets import check_dataset
 from llenergymeasure.results import io
@@ -135,9 +138,9 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
     """The dry run of an experiment that measures a server: the server holds the model, so no VRAM estimate."""
     report = DryRunReport(None, notes=["no VRAM estimate: the server holds the model"])
     _check_dataset(config, report)
-    problem = output_dir_problem(config)
-    if problem:
-        report.problems.append(problem)
+    report.problems.extend(problem for problem in (output_dir_problem(config), key_problem(config),
+                                                   arrival_problem(config)) if problem)
+    report.notes.extend(text for _, text in arrival_warnings(config))
     if not installed("httpx"):
         report.notes.append("httpx not installed here: pip install 'pytest-llem[openai]' to run it")
         return report
@@ -146,14 +149,17 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
         report.problems.append(check.problem)
     elif check.problem:
         report.notes.append(f"{check.problem.removeprefix('openai.base_url: ')} (not checked further here)")
+    if check.note:
+        report.notes.append(check.note)
     return report
 
 
 def _server_check(config: ExperimentConfig) -> ServerCheck:
-    """``check_server``, asked once per server, model and key in this process (a study repeats them)."""
-    key = (config.openai.base_url, config.model, config.openai.api_key_env, config.openai.timeout_s)
+    """``check_server`` without a key (a dry run sends none), asked once per server and model in this
+    process (a study repeats them)."""
+    key = (config.openai.base_url, config.model, config.openai.timeout_s)
     if key not in _SERVER_CHECKS:
-        _SERVER_CHECKS[key] = check_server(config)
+        _SERVER_CHECKS[key] = check_server(config, with_key=False)
     return _SERVER_CHECKS[key]
 
 

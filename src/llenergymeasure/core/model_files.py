@@ -23,6 +23,7 @@ from typing import Any
 
 from llenergymeasure.core import hub
 from llenergymeasure.core.file_cache import cached_by_file
+from llenergymeasure.paths import path_kind
 
 MAX_CONFIG_JSON_BYTES = 16 << 20  # a config.json is a few kB; some carry large label maps
 MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors format's own limit on its JSON header
@@ -78,7 +79,9 @@ def model_problem(model: str, revision: str | None = None) -> str | None:
     if local is not None:
         if not _is_file(local / "config.json"):
             return f"model: {local} is a directory but has no config.json; point --model at a saved transformers model"
-        return _files_problem(local / "config.json", local_weight_files(local))
+        weights = local_weight_files(local)
+        problem = _files_problem(local / "config.json", weights)
+        return pickled_weights_problem(local) if problem is None and not weights else problem
     if looks_like_path(model) or _exists(_expand(model)):
         return missing_path_problem(model)
     invalid = repo_id_problem(model)
@@ -101,8 +104,26 @@ def answered_here(model: str, revision: str | None = None) -> bool:
             or cached_model_file(model, "config.json", revision) is not None)
 
 
+PICKLE_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def pickled_weights_problem(directory: Path) -> str | None:
+    """A model directory whose weights are pickles and not safetensors: llem never unpickles them."""
+    pickles = sorted(p.name for pattern in PICKLE_WEIGHTS for p in directory.glob(pattern))
+    if not pickles:
+        return None
+    return (f"model: {directory} has no .safetensors weights; it holds {', '.join(pickles[:3])}: pickle files, "
+            "which can run code when loaded, so llem does not load them; save the model with safetensors "
+            "(model.save_pretrained(dir, safe_serialization=True))")
+
+
 def missing_path_problem(model: str) -> str:
-    """A model path that is not there; a relative one names the directory it was looked for in."""
+    """A model path that is not a model directory: what is there instead, or that nothing is (a
+    relative path names the directory it was looked for in)."""
+    kind = path_kind(_expand(model))
+    if kind is not None:
+        return (f"model: {model!r} is {kind}, not a model directory (a directory holding config.json and the "
+                "weights), nor a hub id")
     if _expand(model).is_absolute():
         return f"model: path {model!r} does not exist"
     return (f"model: path {model!r} does not exist (looked for in {Path.cwd()}; run from the directory it is "

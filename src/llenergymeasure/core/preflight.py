@@ -24,7 +24,8 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.dry_run import output_dir_problem
 from llenergymeasure.core.model_files import model_problem
 from llenergymeasure.core.placement import Placement, plan_placement
-from llenergymeasure.core.server import INSTALL_HINT, check_server, decoder_warnings, server_meter
+from llenergymeasure.backends.credentials import key_problem
+from llenergymeasure.core.server import INSTALL_HINT, arrival_problem, arrival_warnings, check_server, decoder_warnings, server_meter
 from llenergymeasure.core.vram import context_problem, estimate_vram, vram_problem
 from llenergymeasure.datasets import load_prompts
 from llenergymeasure.energy import EnergyMeter, NoEnergyMeter
@@ -101,6 +102,7 @@ def _preflight_server(config: ExperimentConfig) -> Plan:
     prompts = _output_and_prompts(config, problems)
 
     meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
+    problems.extend(problem for problem in (key_problem(config), arrival_problem(config)) if problem)
     if not missing:
         check = check_server(config)
         if check.problem:
@@ -111,7 +113,7 @@ def _preflight_server(config: ExperimentConfig) -> Plan:
         meter.close()
         raise PreFlightError(problems)
     return Plan(prompts=prompts, device=f"server:{config.openai.base_url}", meter=meter,
-                warnings=decoder_warnings(config))
+                warnings=decoder_warnings(config) + arrival_warnings(config))
 
 
 def _output_and_prompts(config: ExperimentConfig, problems: list[str]) -> list[str]:

@@ -17,6 +17,7 @@ import difflib
 from pathlib import Path
 
 from llenergymeasure.exceptions import PreFlightError
+from llenergymeasure.paths import path_kind
 
 NAMED = ("aienergyscore", "builtin", "synthetic")
 
@@ -77,8 +78,10 @@ def dataset_kind(dataset: str) -> str:
 
 def unknown_dataset_problem(dataset: str) -> str:
     path = Path(dataset)
-    if _is_dir(path):
-        return f"dataset: cannot read {dataset}: it is a directory; pass a .jsonl file (one JSON prompt per line)"
+    kind = path_kind(path)
+    if kind is not None:
+        return (f"dataset: cannot read {dataset}: it is {kind}, not a regular file; pass a .jsonl file (one JSON "
+                "prompt per line)")
     if _looks_like_path(dataset):
         where = "" if path.is_absolute() else f" (looked for in {Path.cwd()})"
         return f"dataset: file {dataset!r} does not exist{where}; check the path"
@@ -114,13 +117,6 @@ def _is_file(dataset: str) -> bool:
     try:
         return Path(dataset).is_file()
     except (OSError, ValueError):  # a name too long for the filesystem: not a file, then
-        return False
-
-
-def _is_dir(path: Path) -> bool:
-    try:
-        return path.is_dir()
-    except (OSError, ValueError):
         return False
 
 

@@ -31,6 +31,10 @@ class DeviceEnergy:
     source: str
     samples: int = 0
     max_power_w: float | None = None  # the enforced power limit, where the device has one
+    # One step of its meter (its resolution): a reading under it cannot be told from none
+    # (sanity.py), and ``resolution`` says what the step is ("1 mJ of the energy counter").
+    resolution_j: float = 0.0
+    resolution: str = ""
 
 
 @dataclass

@@ -8,6 +8,10 @@ The TDP comes from codecarbon's table of CPU models (read as a file; codecarbon 
 imported). An unknown CPU gets codecarbon's own fallback of 4 W per thread. Every reading is
 flagged ``estimated`` and every summary prints "(estimated)".
 
+Its resolution is one step of the CPU-time clock it reads x W per CPU: a tick (10 ms) for a
+process tree, whose CPU time the kernel counts in ticks, so a light window of a server can read
+no tick at all; such a window has no energy ("unavailable", with the reason: sanity.py), not 0 J.
+
 Its timeline is the same model over time: a sampler probe reads the CPU seconds at the sampling
 interval and turns each interval's CPU seconds per second (1.5 = one and a half CPUs busy) into
 watts; every sample says ``"estimated": true``.
@@ -67,7 +71,9 @@ class CpuEstimateMeter:
         self.cpu_seconds = cpu_seconds
         self.interval_s = interval_s
         # This process's CPU time is exact to the nanosecond; a process tree's (psutil) to the tick.
-        self.update_period_s = 0.0 if cpu_seconds is time.process_time else KERNEL_TICK_S
+        own = cpu_seconds is time.process_time
+        self.update_period_s = 0.0 if own else KERNEL_TICK_S
+        self.tick_s = time.get_clock_info("process_time").resolution if own else KERNEL_TICK_S
         self.tdp_w, self.matched = cpu_tdp(cpu_name)
         self.watts_per_cpu_second = self.tdp_w / (os.cpu_count() or 1)
         basis = (f"TDP {self.tdp_w:g} W of {self.matched}" if self.matched else
@@ -103,10 +109,12 @@ class CpuEstimateMeter:
         warnings = [("energy_estimated", self.note)]
         if sampler is not None and sampler.error is not None:
             warnings.append(("sampler_failed", f"the CPU time sampler stopped early: {sampler.error}"))
+        watts = self.watts_per_cpu_second
+        device = DeviceEnergy("cpu", self.cpu_name, joules, self.source, samples=len(samples.get("cpu", [])),
+                              resolution_j=self.tick_s * watts,
+                              resolution=f"{_duration(self.tick_s)} of CPU time x {watts:.3g} W per CPU")
         return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, estimated=True,
-                             devices=[DeviceEnergy("cpu", self.cpu_name, joules, self.source,
-                                                   samples=len(samples.get("cpu", [])))],
-                             warnings=warnings, timeline=samples)
+                             devices=[device], warnings=warnings, timeline=samples)
 
     def _stop_sampler(self) -> dict[str, list[dict[str, Any]]]:
         sampler, self._sampler = self._sampler, None
@@ -114,3 +122,7 @@ class CpuEstimateMeter:
 
     def close(self) -> None:
         self._stop_sampler()
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e3:g} ms" if seconds >= 1e-3 else f"{seconds * 1e9:g} ns"

@@ -10,11 +10,14 @@ CUDA's when CUDA_DEVICE_ORDER=PCI_BUS_ID).
 
 Every NVML call that could block goes through ``hardware.bounded`` (a time limit), and every
 counter difference through ``sanity.counter_delta`` (wraps, resets); a GPU with a counter is
-also cross-checked against its integrated power samples (``sanity.counter_disagreement``).
+also cross-checked against its integrated power samples (``sanity.counter_disagreement``), and
+its counter, read again at every sampler tick, must not stand still for part of the window
+(``sanity.counter_stall``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -25,7 +28,14 @@ from llenergymeasure.energy import hardware
 from llenergymeasure.energy.base import DeviceEnergy, EnergyReading
 from llenergymeasure.energy.hardware import DriverTimeout, bounded
 from llenergymeasure.energy.sampler import Sampler, trapezoid_energy_j
-from llenergymeasure.energy.sanity import MAX_MEAN_POWER_W, POWER_LIMIT_HEADROOM, counter_delta, counter_disagreement
+from llenergymeasure.energy.sanity import (
+    COUNTER_STEP_J,
+    MAX_MEAN_POWER_W,
+    POWER_LIMIT_HEADROOM,
+    counter_delta,
+    counter_disagreement,
+    counter_stall,
+)
 from llenergymeasure.exceptions import ExperimentError, PreFlightError
 
 # The energy counter and the power reading are refreshed about every 100 ms; a window must
@@ -197,8 +207,10 @@ class NvmlMeter:
                     "has no energy counter, so the window's energy cannot be integrated")
             else:
                 joules, source = trapezoid_energy_j(trace, self._t0, t1), "nvml_power"
+            step = COUNTER_STEP_J if source == "nvml_counter" else 0.0
             per_device.append(DeviceEnergy(device=f"gpu{device.index}", name=device.name, energy_j=joules,
-                                           source=source, samples=len(trace), max_power_w=device.power_limit_w))
+                                           source=source, samples=len(trace), max_power_w=device.power_limit_w,
+                                           resolution_j=step, resolution="1 mJ of the energy counter" if step else ""))
 
         if duration < SENSOR_PERIOD_S:
             return EnergyReading(
@@ -230,10 +242,12 @@ class NvmlMeter:
                                                 "window; the difference allows for it"))
         powers = [s["power_w"] for s in trace if s.get("power_w") is not None]
         if sampler_error is None and len(powers) >= 3 and duration >= SENSOR_PERIOD_S:
-            problem = counter_disagreement(device.label, joules, trapezoid_energy_j(trace, self._t0, self._t0 + duration),
-                                           max(powers))
-            if problem:
-                warnings.append(("energy_disagrees", problem))
+            t1 = self._t0 + duration
+            integrated = trapezoid_energy_j(trace, self._t0, t1)
+            problems = [counter_disagreement(device.label, joules, integrated, max(powers)),
+                        counter_stall(device.label, counter_reads(trace, (self._t0, before), (t1, after)), trace,
+                                      duration)]
+            warnings.extend(("energy_disagrees", problem) for problem in problems if problem)
         return joules
 
     def _counters(self) -> list[int | None]:
@@ -254,7 +268,7 @@ class NvmlMeter:
         nvml, handle = self.nvml, device.handle
 
         def probe() -> dict[str, Any]:
-            return {
+            sample = {
                 "power_w": nvml.nvmlDeviceGetPowerUsage(handle) / 1000.0,
                 "temperature_c": nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU),
                 "sm_clock_mhz": nvml.nvmlDeviceGetClockInfo(handle, nvml.NVML_CLOCK_SM),
@@ -262,6 +276,12 @@ class NvmlMeter:
                 "utilization_pct": nvml.nvmlDeviceGetUtilizationRates(handle).gpu,
                 "throttle_reasons": nvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle),
             }
+            if device.has_counter:
+                # Only the stall check reads the counter between the window's edges: a read that
+                # fails here leaves it a gap, and the edges' own reads report a failing counter.
+                with contextlib.suppress(nvml.NVMLError):
+                    sample["energy_mj"] = nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+            return sample
 
         return probe
 
@@ -291,6 +311,13 @@ class NvmlMeter:
                 warnings.append(("temperature_drift", f"{label} temperature moved {min(temps)}-{max(temps)} C "
                                                       "during the window; power depends on temperature"))
         return warnings
+
+
+def counter_reads(trace: list[dict[str, Any]], start: tuple[float, int], end: tuple[float, int]
+                  ) -> list[tuple[float, int]]:
+    """(time, counter in mJ) of a window: its ``start`` and ``end`` reads and the sampler's between them."""
+    inside = [(s["t"], s["energy_mj"]) for s in trace if "energy_mj" in s and start[0] <= s["t"] <= end[0]]
+    return [start, *inside, end]
 
 
 def environment_warnings(nvml: ModuleType, devices: list[NvmlDevice]) -> list[tuple[str, str]]:

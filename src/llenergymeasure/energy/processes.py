@@ -72,11 +72,16 @@ def _psutil() -> Any:
 
 def find_server(pid: int | None = None, port: int | None = None) -> ProcessTree:
     """The process tree of the server: process ``pid``, else the process(es) listening on TCP
-    ``port`` of this machine (the topmost, when a socket is shared with children)."""
+    ``port`` of this machine (the topmost, when a socket is shared with children). Given both,
+    ``pid`` must be the listener or one of its ancestors, where a listener can be seen: a file
+    cannot point the CPU estimate at an idle process to make a server look cheap."""
     psutil = _psutil()
     if pid is not None:
         try:
-            return ProcessTree([psutil.Process(pid)])
+            process = psutil.Process(pid)
+            if port is not None:
+                _check_serves(psutil, process, port)
+            return ProcessTree([process])
         except psutil.NoSuchProcess:
             raise ServerNotFound(f"openai.server_pid: there is no process {pid} on this machine") from None
         except psutil.AccessDenied:
@@ -100,6 +105,36 @@ def find_server(pid: int | None = None, port: int | None = None) -> ProcessTree:
     if not processes:
         raise ServerNotFound(f"the process listening on port {port} ended")
     return ProcessTree(processes)
+
+
+# Processes that listen on a port for a server elsewhere (a container's published port).
+PORT_FORWARDERS = frozenset({"docker-proxy", "rootlessport", "slirp4netns", "pasta", "kubectl", "conmon"})
+
+
+def _check_serves(psutil: Any, process: Any, port: int) -> None:
+    """ServerNotFound unless ``process`` or a descendant listens on ``port``. Nothing visible listening
+    (a container's own network, another user's socket) or a port forwarder cannot be checked."""
+    listeners, _ = _listening(psutil, port)
+    if not listeners:
+        return
+    tree = {process.pid} | {child.pid for child in process.children(recursive=True)}
+    if listeners & tree:
+        return
+    names = {pid: _name(psutil, pid) for pid in sorted(listeners)}
+    if set(names.values()) & PORT_FORWARDERS:
+        return
+    holder = ", ".join(f"{pid} ({name})" for pid, name in names.items())
+    raise ServerNotFound(f"openai.server_pid: process {process.pid} ({_name(psutil, process.pid)}) is not the "
+                         f"server at port {port}: process {holder} listens there, and it is not {process.pid} nor "
+                         "one of its children; set openai.server_pid to the server's process, or leave it unset to "
+                         "find it by the port")
+
+
+def _name(psutil: Any, pid: int) -> str:
+    try:
+        return psutil.Process(pid).name()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "?"
 
 
 def _listening(psutil: Any, port: int) -> tuple[set[int], bool]:

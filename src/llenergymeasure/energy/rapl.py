@@ -123,7 +123,8 @@ class RaplMeter:
                 warnings.append(("counter_wrapped", f"{what}: the energy counter wrapped around during the window; "
                                                     "the difference allows for it"))
             devices.append(DeviceEnergy(device=zone.path.name, name=zone.name, energy_j=delta / 1e6, source=self.source,
-                                        samples=len(samples.get(key, []))))
+                                        samples=len(samples.get(key, [])), resolution_j=1e-6,
+                                        resolution="1 uJ, the unit of energy_uj"))
         joules = sum(d.energy_j for d in devices)
         return EnergyReading(source=self.source, energy_j=joules, cpu_energy_j=joules, devices=devices,
                              warnings=warnings, timeline=samples)

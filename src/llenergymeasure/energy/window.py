@@ -14,6 +14,10 @@ Several windows over one meter (repeats, a server under load), opened once:
             with monitor.window(sync=torch.cuda.synchronize) as window:
                 ...
 
+A monitor has one window open at a time: its meter holds one start reading and one power
+sampler, so a window opened inside another (or beside it, from another thread) raises
+ConfigError; overlapping work is measured with an EnergyMonitor of its own.
+
 ``source`` is that of ``llem run`` (auto, nvml, rapl, cpu_estimate, none). ``devices`` names
 what the work runs on: GPUs by visible index, ``cuda:N`` or UUID, and "cpu"; by default every
 visible GPU (and RAPL beside them), or the CPU on a machine without GPUs. ``sync`` is called just
@@ -21,7 +25,8 @@ before the window opens and just before it closes, so queued GPU work lands insi
 default, "auto", is ``torch.cuda.synchronize`` once this process has started CUDA (and nothing
 otherwise), so a forgotten sync cannot move a kernel's energy out of its window.
 
-The numbers are set when the ``with`` block ends, after the same sanity checks as every other
+``window.tokens`` takes a whole number of tokens, 0 or more (ConfigError otherwise). The numbers
+are set when the ``with`` block ends, after the same sanity checks as every other
 reading (sanity.py): an impossible reading raises ExperimentError, a doubtful one is
 ``suspect``, and a window too short for the sensor has no energy (``unavailable_reason``)
 rather than a wrong one. An exception inside the block closes the window and measures nothing.
@@ -31,23 +36,49 @@ The runner, the pytest fixture and the server backend all measure through ``open
 from __future__ import annotations
 
 import contextlib
+import operator
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.energy.base import DeviceEnergy, EnergyMeter, EnergyReading
 from llenergymeasure.exceptions import ConfigError
 
+if TYPE_CHECKING:
+    from llenergymeasure.config.models import EnergyConfig
 
-@dataclass
+
+def whole_tokens(value: Any, what: str) -> int:
+    """``value`` as a count of tokens (numpy and torch integer scalars included); ConfigError
+    naming ``what`` and the value unless it is a whole number, 0 or more."""
+    if not isinstance(value, bool):
+        with contextlib.suppress(TypeError):
+            count = operator.index(value)
+            if count >= 0:
+                return count
+    raise ConfigError(f"{what} must be a whole number of generated tokens, 0 or more (got {value!r})")
+
+
 class EnergyWindow:
     """One window's measurement. Everything but ``tokens`` is filled in when the window closes."""
 
-    tokens: int | None = None  # set by the caller: output tokens generated in the window
-    reading: EnergyReading | None = None
-    duration_s: float | None = None
+    def __init__(self) -> None:
+        self.owner = ""  # who opened the window (a test's node id), named by its errors
+        self.reading: EnergyReading | None = None
+        self.duration_s: float | None = None
+        self._tokens: int | None = None
+
+    @property
+    def tokens(self) -> int | None:
+        """Output tokens generated in the window, set by the caller."""
+        return self._tokens
+
+    @tokens.setter
+    def tokens(self, value: Any) -> None:
+        what = f"{self.owner}: window.tokens" if self.owner else "window.tokens"
+        self._tokens = None if value is None else whole_tokens(value, what)
 
     @property
     def closed(self) -> bool:
@@ -130,7 +161,8 @@ def resolve_sync(sync: Sync) -> Callable[[], Any] | None:
 
 @contextlib.contextmanager
 def open_window(meter: EnergyMeter, sync: Sync = None) -> Iterator[EnergyWindow]:
-    """One window of ``meter`` around the block: sync, start, the block, sync, stop."""
+    """One window of ``meter`` around the block: sync, start, the block, sync, stop. A meter has
+    one window open at a time (its start reading and sampler are single; EnergyMonitor enforces it)."""
     sync = resolve_sync(sync)
     window = EnergyWindow()
     if sync is not None:
@@ -149,31 +181,59 @@ def open_window(meter: EnergyMeter, sync: Sync = None) -> Iterator[EnergyWindow]
     window.reading = meter.stop()
 
 
+def energy_config(source: str, devices: Any, *, sample_interval_ms: int = 100,
+                  where: str = "measure_energy") -> EnergyConfig:
+    """The EnergyConfig of a window's meter; ConfigError naming ``where`` and the value for a bad
+    ``source`` or sample interval, or ``devices`` other than a list of GPUs (visible index,
+    "cuda:N" or UUID) and/or "cpu"."""
+    from pydantic import ValidationError
+
+    from llenergymeasure.config.models import EnergyConfig
+
+    try:
+        config = EnergyConfig(source=source, sample_interval_ms=sample_interval_ms)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigError([f"{where}({error['loc'][0]}={error.get('input')!r}): {error['msg']}"
+                           for error in exc.errors()]) from None
+    if devices is not None and (isinstance(devices, str) or not isinstance(devices, Sequence) or not devices
+                                or not all(_device_like(d) for d in devices)):
+        raise ConfigError(f"{where}(devices={devices!r}): give a list of GPUs (index, 'cuda:N' or UUID) "
+                          "and/or 'cpu', or None for every visible GPU")
+    return config
+
+
+def _device_like(device: Any) -> bool:
+    if isinstance(device, bool):
+        return False
+    return (isinstance(device, int) and device >= 0) or (isinstance(device, str) and bool(device.strip()))
+
+
 class EnergyMonitor:
     """A meter held open for several windows (a context manager; ``close`` releases it)."""
 
     def __init__(self, source: str = "auto", devices: Sequence[int | str] | None = None, *,
                  sample_interval_ms: int = 100, cpu_seconds: Callable[[], float] | None = None) -> None:
-        from pydantic import ValidationError
-
-        from llenergymeasure.config.models import EnergyConfig
         from llenergymeasure.energy.meters import create_meter
 
-        try:
-            config = EnergyConfig(source=source, sample_interval_ms=sample_interval_ms)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            problems = [f"measure_energy({error['loc'][0]}={error.get('input')!r}): {error['msg']}"
-                        for error in exc.errors()]
-            raise ConfigError(problems) from None
-        if devices is not None and (isinstance(devices, (str, int)) or not devices):
-            raise ConfigError(f"measure_energy(devices={devices!r}): give a list of GPUs (index, 'cuda:N' or UUID) "
-                              "and/or 'cpu', or None for every visible GPU")
+        config = energy_config(source, devices, sample_interval_ms=sample_interval_ms)
         self.meter = create_meter(config, gpus=None if devices is None else list(devices), cpu_seconds=cpu_seconds,
                                   all_gpus=devices is None)
         self.source = self.meter.source
+        self._window_open = threading.Lock()
 
-    def window(self, sync: Sync = "auto") -> contextlib.AbstractContextManager[EnergyWindow]:
-        return open_window(self.meter, sync)
+    @contextlib.contextmanager
+    def window(self, sync: Sync = "auto") -> Iterator[EnergyWindow]:
+        """One window of the meter; ConfigError while another is open (see the module text)."""
+        if not self._window_open.acquire(blocking=False):
+            raise ConfigError("EnergyMonitor.window(): another window of this monitor is still open (nested, or in "
+                              "another thread), and its meter holds one start reading and one sampler, so each window "
+                              "would measure part of the energy; close it before opening the next, or measure the "
+                              "overlapping work with an EnergyMonitor of its own")
+        try:
+            with open_window(self.meter, sync) as window:
+                yield window
+        finally:
+            self._window_open.release()
 
     def close(self) -> None:
         self.meter.close()

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llenergymeasure.exceptions import LLEMError, PreFlightError
+from llenergymeasure.text import printable
 
 if TYPE_CHECKING:
     from llenergymeasure.config.models import ExperimentConfig
@@ -149,6 +150,8 @@ def connect(ray: Any, address: str | None) -> None:
         ray.init(address=address, log_to_driver=True)
     except ConnectionError as exc:
         raise PreFlightError(f"could not connect to the Ray cluster at {address}: {exc}") from None
+    except ValueError as exc:  # Ray's word for an address it cannot use (ray:// without ray[client], ...)
+        raise PreFlightError(f"Ray address {address}: {' '.join(str(exc).split())}") from None
     finally:
         if previous is not None:  # None: a handler not set from Python, which cannot be put back
             signal.signal(signal.SIGTERM, previous)
@@ -184,18 +187,48 @@ class SigtermKept(contextlib.AbstractContextManager):
 
 
 def check_reachable(address: str) -> None:
-    """PreFlightError naming ``address`` when nothing listens there (ray.init would retry for minutes)."""
+    """PreFlightError naming ``address`` when no Ray cluster answers there: nothing listens, or
+    something that is not Ray's GCS (ray.init would retry for minutes, printing Ray's own logs)."""
     if address in ("auto", "local") or "://" in address:
         return
     host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise PreFlightError(f"Ray address {address!r} is not HOST:PORT (the head's `ray start` port, "
                              "e.g. 10.0.0.5:6379)")
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as sock:
+            answer = _http2_answer(sock)
     except OSError as exc:
         raise PreFlightError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
                              "`ray start --head` there, or check RAY_ADDRESS / --ray-address") from None
+    if answer is not None:
+        raise PreFlightError(f"something listens at {address}, but it is not a Ray cluster (it {answer}); give the "
+                             "port of the head's `ray start` (6379 by default) in RAY_ADDRESS / --ray-address")
+
+
+# What an HTTP/2 client sends first: the preface, then an empty SETTINGS frame.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _http2_answer(sock: socket.socket) -> str | None:
+    """None when the peer answers as an HTTP/2 (gRPC) server does, with a SETTINGS frame, as Ray's
+    GCS does; else what it did instead."""
+    sock.settimeout(CONNECT_TIMEOUT_S)
+    try:
+        sock.sendall(_HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            part = sock.recv(9 - len(head))
+            if not part:
+                return "closed the connection" if not head else f"answered {head!r}"
+            head += part
+    except socket.timeout:
+        return f"did not answer an HTTP/2 handshake within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        return f"broke off the connection ({exc.strerror or exc})"
+    if head[3] == 0x04:  # a frame header whose type is SETTINGS
+        return None
+    return f"answered {printable(head.decode('latin-1'))!r}..."
 
 
 def node_gpu_counts(ray: Any) -> list[int]:

@@ -9,10 +9,10 @@ pinned levels, accepted steps, red sessions), the baseline files, and every meas
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import tempfile
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,10 +21,11 @@ from llenergymeasure.exceptions import ConfigError, PreFlightError
 from llenergymeasure.report import html
 from llenergymeasure.report.html import Cell
 from llenergymeasure.report.histories import History, histories
-from llenergymeasure.report.inputs import Inputs, Measured, inputs_from_session, load_inputs
+from llenergymeasure.report.inputs import Inputs, Measured, input_files, inputs_from_session, load_inputs
 from llenergymeasure.report.sweeps import find_sweeps
 from llenergymeasure.report.timeline import timeline_of
 from llenergymeasure.report.verdicts import ExperimentVerdict, baseline_verdicts, session_verdicts
+from llenergymeasure.results.io import Output, output_problem, write_output
 from llenergymeasure.results.tables import change_text, ci_text, fmt
 
 if TYPE_CHECKING:
@@ -34,34 +35,38 @@ if TYPE_CHECKING:
 MAX_TIMELINES = 40  # charts; a larger study lists the rest by name
 MAX_HISTORIES = 40
 INSTALL_HINT = "pip install 'pytest-llem[report]'"
+# What may be replaced: a report or a chart llem wrote (how each begins), never any other file.
+REPORT = Output("an HTML report", (html.PAGE_START.encode(),))
+PNG = Output("a PNG chart", (b"\x89PNG\r\n\x1a\n",))
 
 
 def write_report(paths: list[Path], output: Path, png_dir: Path | None = None) -> list[Path]:
     """The report of ``paths`` (result JSONs, directories of them, baseline files, ``--llem-json``
     session files) written to ``output``, and each chart as a PNG in ``png_dir`` when given.
     Returns the files written, the HTML first. ConfigError (exit 2) for an input or output path
-    that is unusable, naming it; PreFlightError when matplotlib is missing; OSError when a write
-    fails after all."""
+    that is unusable, naming it: an output may not be a file that was read (given, or found in a
+    given directory), nor replace a file that is not a report (a chart) llem wrote; PreFlightError
+    when matplotlib is missing; OSError when a write fails after all."""
     output, png_dir = Path(output), Path(png_dir) if png_dir is not None else None
-    paths = [Path(p) for p in paths]
-    if any(output.resolve() == path.resolve() for path in paths):
-        raise ConfigError(f"-o {output}: is one of the inputs; write the report to another file")
-    check_outputs(output, png_dir)
-    return _write(load_inputs(paths), output, png_dir)
+    files = input_files([Path(p) for p in paths])
+    check_outputs(output, png_dir, files)
+    return _write(load_inputs(files), output, png_dir)
 
 
 def write_report_from_session(document: dict[str, Any], path: str | Path) -> Path:
     """The report of a pytest session, from its in-memory ``--llem-json`` document (its items'
     ``"result"`` dumps included), written to ``path``; returns ``path``. OSError when the write
-    fails; PreFlightError when matplotlib is missing."""
+    fails; ConfigError when ``path`` is a file llem must not replace (``results.io.output_problem``);
+    PreFlightError when matplotlib is missing."""
     return _write(inputs_from_session(document), Path(path), None)[0]
 
 
-def check_outputs(output: Path, png_dir: Path | None) -> None:
-    """Before any input is read: can ``output`` (a file) and ``png_dir`` (a directory) be written?"""
+def check_outputs(output: Path, png_dir: Path | None, inputs: Sequence[Path] = ()) -> None:
+    """Before anything is drawn: can ``output`` (a file) and ``png_dir`` (a directory) be written, and
+    is ``output`` neither one of ``inputs`` nor a file llem would not replace?"""
     if output.is_dir():
         raise ConfigError(f"-o {output}: is a directory; give the report's file name (-o report.html)")
-    problem = _unwritable(output.parent)
+    problem = _unwritable(output.parent) or output_problem(output, REPORT, inputs)
     if problem:
         raise ConfigError(f"-o {output}: {problem}")
     if png_dir is not None:
@@ -87,28 +92,17 @@ def _unwritable(directory: Path) -> str | None:
 
 
 def _write(inputs: Inputs, output: Path, png_dir: Path | None) -> list[Path]:
-    from llenergymeasure.results.io import atomic_write_text
-
     text, charts = build(inputs, png=png_dir is not None)
-    written = [atomic_write_text(output, text)]
-    if png_dir is not None:
-        png_dir.mkdir(parents=True, exist_ok=True)
-        for number, chart in enumerate(charts, 1):
-            written.append(_write_bytes(png_dir / f"{number:02d}-{chart.slug}.png", chart.png or b""))
+    pngs = [(png_dir / f"{number:02d}-{chart.slug}.png", chart.png or b"")
+            for number, chart in enumerate(charts, 1)] if png_dir is not None else []
+    for path, _ in pngs:  # all checked before anything is written
+        problem = output_problem(path, PNG, inputs.sources)
+        if problem:
+            raise ConfigError(f"--png {png_dir}: {path.name} {problem}")
+    written = [write_output(output, text, REPORT, inputs.sources)]
+    for path, data in pngs:
+        written.append(write_output(path, data, PNG, inputs.sources))
     return written
-
-
-def _write_bytes(path: Path, data: bytes) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def build(inputs: Inputs, png: bool = False) -> tuple[str, list[Chart]]:

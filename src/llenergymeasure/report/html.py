@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # charts imports matplotlib: only when a report is drawn
     from llenergymeasure.report.charts import Chart
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# How every page begins: an existing file is replaced by a report only when it begins so (results.io.Output).
+PAGE_START = ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+              f'<meta http-equiv="Content-Security-Policy" content="{CSP}">')
 
 STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2933;
@@ -91,10 +94,8 @@ def bullet_list(lines: list[str]) -> str:
 
 def page(title: str, body: list[str]) -> str:
     return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        PAGE_START
+        + '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n"
         f"<body>\n{''.join(body)}\n</body></html>\n"
     )

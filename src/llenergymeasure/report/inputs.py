@@ -1,5 +1,7 @@
 """What ``llem report`` reads: result JSONs, directories of them, baseline files and ``--llem-json``
-session files, each recognised by its content (not its name).
+session files, each recognised by its content (not its name). Every file, given or found in a
+given directory, is read through ``results.io.read_limited``: a regular file of at most
+MAX_DOCUMENT_BYTES (a FIFO, a device or a symlink to one is refused, never opened for reading).
 
 Everything measured becomes a ``Measured``: one experiment's result (from a result file or a
 session item's ``"result"``), with the session record when it came from one. A file that is none
@@ -20,6 +22,7 @@ from pydantic import ValidationError
 from llenergymeasure.config.models import flatten
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.results.baselines import Baseline
+from llenergymeasure.results.io import read_limited
 from llenergymeasure.results.model import TIMELINE_SUFFIX, ExperimentResult
 
 KINDS = "a result JSON (llem run -o DIR), a directory of them, a baseline file (.llem/baselines/) " \
@@ -96,20 +99,28 @@ class Inputs:
 
 def load_inputs(paths: list[Path]) -> Inputs:
     """Every input read and checked; the first bad one raises ConfigError naming it."""
+    inputs = Inputs()
+    for file in input_files(paths):
+        _add_file(inputs, file)
+    return inputs.finish()
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """The files ``load_inputs`` reads: each file given, and the JSON files of each directory given
+    (not the timeline sidecars, nor hidden files); ConfigError when there are none."""
     if not paths:
         raise ConfigError(f"no inputs: give {KINDS}")
-    inputs = Inputs()
+    files = []
     for path in paths:
-        if path.is_dir():
-            files = sorted(p for p in path.glob("*.json")
-                           if not p.name.endswith(TIMELINE_SUFFIX) and not p.name.startswith("."))
-            if not files:
-                raise ConfigError(f"{path}: no result, baseline or session JSON files in this directory")
-            for file in files:
-                _add_file(inputs, file)
-        else:
-            _add_file(inputs, path)
-    return inputs.finish()
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = sorted(p for p in path.glob("*.json")
+                       if not p.name.endswith(TIMELINE_SUFFIX) and not p.name.startswith("."))
+        if not found:
+            raise ConfigError(f"{path}: no result, baseline or session JSON files in this directory")
+        files.extend(found)
+    return files
 
 
 def inputs_from_session(document: dict[str, Any], origin: str = "pytest session") -> Inputs:
@@ -125,10 +136,10 @@ def _add_file(inputs: Inputs, path: Path) -> None:
     origin = str(path)
     inputs.sources.append(origin)
     if kind == "result":
-        result = ExperimentResult.load(path)
+        result = ExperimentResult.load(path, data)
         inputs.measured.append(Measured(result.name, origin, result))
     elif kind == "baseline":
-        inputs.baselines.append((origin, Baseline.load(path)))
+        inputs.baselines.append((origin, Baseline.load(path, data)))
     elif kind == "session":
         _add_session(inputs, origin, data)
     elif kind == "timeline":
@@ -154,14 +165,17 @@ def kind_of(data: Any) -> str | None:
 
 
 def _read_json(path: Path) -> Any:
+    """The JSON of an input, read by ``read_limited``: a regular file of at most MAX_DOCUMENT_BYTES."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = read_limited(path, "a result, baseline or session file")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file or directory") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}: not JSON ({exc}); give {KINDS}") from None
 

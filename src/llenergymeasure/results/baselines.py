@@ -18,7 +18,6 @@ entries for experiments the session did not save; they are read as passed, the c
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import statistics
@@ -34,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from llenergymeasure.config.models import flatten
 from llenergymeasure.exceptions import ConfigError
-from llenergymeasure.results.io import create_numbered, load_document
+from llenergymeasure.results.io import create_numbered, load_document, read_json
 from llenergymeasure.results.metrics import METRIC_NAMES
 from llenergymeasure.results.model import ExperimentResult
 
@@ -231,10 +230,11 @@ class Baseline(BaseModel):
         return create_numbered(_numbered(path), [self.model_dump_json(indent=2) + "\n"])[0]
 
     @classmethod
-    def load(cls, path: str | Path) -> Baseline:
-        """A baseline file; a missing, corrupt or foreign file is a ConfigError naming it and what is wrong."""
+    def load(cls, path: str | Path, data: Any = None) -> Baseline:
+        """A baseline file (or ``data``, its JSON already read); a missing, oversized, corrupt or
+        foreign file, or one that is not a regular file, is a ConfigError naming it and what is wrong."""
         return load_document(cls, path, noun="baseline", version=READ_VERSIONS, kind="llem-baseline",
-                             hint="baselines are written by pytest --llem-save-baseline")
+                             hint="baselines are written by pytest --llem-save-baseline", data=data)
 
 
 def load_comparable(path: str | Path) -> Baseline:
@@ -247,16 +247,13 @@ def load_comparable(path: str | Path) -> Baseline:
         return Baseline.from_results([ExperimentResult.load(p) for p in files])
     if not path.exists():
         raise ConfigError(f"{path}: no such file or directory")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        data = {"kind": "llem-baseline"}  # let Baseline.load word the error
+    data = read_json(path, "baseline")
     if not isinstance(data, dict) or data.get("kind") != "llem-baseline" and "experiment_id" not in data:
         raise ConfigError(f"{path}: neither an llem baseline file (pytest --llem-save-baseline) nor a result JSON "
                           "(llem run -o DIR); give one of those, or a directory of result JSONs")
     if data.get("kind") == "llem-baseline":
-        return Baseline.load(path)
-    return Baseline.from_results([ExperimentResult.load(path)])
+        return Baseline.load(path, data)
+    return Baseline.from_results([ExperimentResult.load(path, data)])
 
 
 def machine_dir(root: str | Path, key: str) -> Path:

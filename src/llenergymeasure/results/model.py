@@ -219,9 +219,10 @@ class ExperimentResult(BaseModel):
         return create_numbered(names, texts)[-1]
 
     @classmethod
-    def load(cls, path: str | Path) -> ExperimentResult:
-        """Read a result file; a missing, corrupt or newer-schema file is a ConfigError naming it."""
-        return load_document(cls, path, noun="result", version=SCHEMA_VERSION)
+    def load(cls, path: str | Path, data: Any = None) -> ExperimentResult:
+        """Read a result file (or take ``data``, its JSON already read); a missing, oversized, corrupt
+        or newer-schema file, or one that is not a regular file, is a ConfigError naming it."""
+        return load_document(cls, path, noun="result", version=SCHEMA_VERSION, data=data)
 
 
 def make_experiment_id(name: str, config_hash: str, started_at: datetime) -> str:
