@@ -121,3 +121,16 @@ def test_llem_repeats_has_the_benchmark_files_cap(tmp_path):
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 4, proc.stderr  # pytest's usage error
     assert f"--llem-repeats {MAX_REPEATS + 1}: a whole number of measurement windows, 1 to {MAX_REPEATS}" in proc.stderr
+
+
+@pytest.mark.parametrize(("name", "said"), [
+    ('"a\\u202eevil"', ":4: control character U+202E in 'experiments.0.name'"),
+    ('"a\\u200fx"', ":4: control character U+200F in 'experiments.0.name'"),
+    ('"b\\nPASSED fake line"', ":4: the experiment's name 'b\\nPASSED fake line' holds a line break"),
+], ids=["bidi-override", "rtl-mark", "line-break"])
+def test_a_name_that_would_forge_terminal_lines_is_a_config_error(run_llem, tmp_path, name, said):
+    path = tmp_path / "llem_names.yaml"
+    path.write_text(f"model: gpt2\nn: 2\nexperiments:\n  - name: {name}\n")
+    proc = run_llem("run", str(path), "--dry-run", timeout=60)
+    assert_said(proc, 2, f"{path}{said}")
+    assert "PASSED fake line  " not in proc.stdout

@@ -153,3 +153,17 @@ def test_server_pid_must_be_the_process_listening_on_the_port(run_llem, tmp_path
     assert f"is not the server at port {stub.base_url.split(':')[2].split('/')[0]}: process {os.getpid()}" \
            in refused.stderr
     assert measured.returncode == 0, measured.stderr
+
+
+@pytest.mark.parametrize("where", ["defaults/llem_pr.yaml", "CLI --x/llem_pr.yaml", "user config/llem_pr.yaml"])
+def test_no_file_path_makes_a_file_named_variable_the_users(run_llem, tmp_path, monkeypatch, where):
+    """Who chose a value is recorded as such, never read from the text of its origin's label."""
+    monkeypatch.setenv("MY_CI_DEPLOY_TOKEN", SECRET)
+    with StubServer(api_key=SECRET) as stub:
+        path = tmp_path / where
+        path.parent.mkdir(parents=True)
+        hostile_file(path, stub)
+        proc = run_llem("run", where, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot choose which secret goes to the server it names" in proc.stderr
+    assert all(key is None for key in sent_keys(stub))

@@ -167,3 +167,14 @@ def error_free(call: Callable[[], Any], unblock: Path) -> Any:
         pytest.fail("reading the history blocked")
     assert outcome, "it raised (see the thread's traceback above)"
     return outcome[0]
+
+
+def test_a_file_of_more_values_than_the_cap_is_refused_before_validation(tmp_path):
+    """A validator builds an error per bad value: 2M of them took 2.5 GB before the cap."""
+    from llenergymeasure.results.io import MAX_VALUES
+
+    path = tmp_path / "bomb.json"
+    path.write_text('{"schema_version": 1, "latencies_s": [' + ",".join(["{}"] * (MAX_VALUES + 1)) + "]}")
+    with pytest.raises(ConfigError, match=rf"bomb.json: not a valid result file \(it holds more than "
+                                          rf"{MAX_VALUES:,} values, the cap for one file\)"):
+        ExperimentResult.load(path)

@@ -18,17 +18,11 @@ from llenergymeasure.text import printable
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 KEY_FIELD = "openai.api_key_env"
 
-# Where a value the user chose comes from (config/layers.py labels; "default" when nothing set it).
-_USER_ORIGINS = ("default", "CLI ", "user config", "pytest ", "run_experiment(")
-
-
 def named_by_file(config: ExperimentConfig) -> str | None:
     """The file and line that chose ``openai.api_key_env``, when a file (not the user) did."""
-    name = config.openai.api_key_env
-    origin = config.sources().get(KEY_FIELD, "default")
-    if name == DEFAULT_KEY_ENV or origin.startswith(_USER_ORIGINS):
+    if config.openai.api_key_env == DEFAULT_KEY_ENV or not config.set_by_file(KEY_FIELD):
         return None
-    return origin
+    return config.sources().get(KEY_FIELD, "an experiment file")
 
 
 def api_key(config: ExperimentConfig) -> str | None:

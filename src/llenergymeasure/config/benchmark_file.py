@@ -160,6 +160,9 @@ def _build(
             found.update(dict.fromkeys(exc.problems))
             continue
         exp_id = explicit_name or _experiment_id(base_name, params)
+        if "\n" in exp_id or "\r" in exp_id:  # an id heads a line of every summary: one line, or it forges others
+            found[f"{doc.path}:{line}: the experiment's name {exp_id!r} holds a line break; a name is one line"] = None
+            continue
         if exp_id in seen_ids:
             found[
                 f"{doc.path}:{line}: experiment '{exp_id}' is defined twice (first at line {seen_ids[exp_id]}); "

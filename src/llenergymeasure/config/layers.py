@@ -56,6 +56,7 @@ class Layer:
     values: dict[str, Any]
     origins: dict[str, str] = field(default_factory=dict)
     key_origins: dict[str, str] = field(default_factory=dict)
+    from_file: bool = False  # an experiment or benchmark file: untrusted (it may come in a pull request)
 
     @classmethod
     def uniform(cls, values: dict[str, Any], label: str) -> Layer:
@@ -102,7 +103,8 @@ def unflatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def yaml_layer(
-    doc: YamlDocument, values: dict[str, Any], prefix: KeyPath, label: str = "", *, picks: dict[str, int] | None = None
+    doc: YamlDocument, values: dict[str, Any], prefix: KeyPath, label: str = "", *, picks: dict[str, int] | None = None,
+    from_file: bool = True,
 ) -> Layer:
     """A layer of ``values`` found under ``prefix`` in ``doc``, each leaf labelled ``[label ]file:line``.
 
@@ -134,7 +136,7 @@ def yaml_layer(
         where = next((label for path, label in origins.items() if path == exc.key or path.endswith("." + exc.key)),
                      at(prefix))
         raise ConfigError(f"{where}: {exc.problems[0]}") from None
-    return Layer(nested, origins, key_origins)
+    return Layer(nested, origins, key_origins, from_file)
 
 
 def _beside(doc: YamlDocument, values: dict[str, Any]) -> dict[str, Any]:
@@ -157,9 +159,11 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = (), where: str
     merged: dict[str, Any] = {}
     origins: dict[str, str] = {}
     key_origins: dict[str, str] = {}
+    from_files: set[str] = set()
     for layer in layers:
         leaves = dict.fromkeys(leaf_paths(layer.values))  # ordered, and a set for the lookups
         _drop_stale(origins, leaves.keys())
+        from_files = from_files | set(leaves) if layer.from_file else from_files - set(leaves)
         for path in leaves:
             origins[path] = layer.origins.get(path, "config")
             key_origins.pop(path, None)
@@ -173,6 +177,7 @@ def resolve(layers: list[Layer], *, extra_keys: tuple[str, ...] = (), where: str
     except ValidationError as exc:
         raise ConfigError(_describe_all(exc.errors(), origins, key_origins, extra_keys, where)) from None
     config._sources = origins
+    config._from_files = frozenset(from_files)
     return config
 
 

@@ -58,6 +58,16 @@ def _path_like(text: str) -> str:
 
 # Text without control characters: a NUL in a path or a name is never meant.
 Text = Annotated[str, AfterValidator(_plain)]
+
+
+def _one_line(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise ValueError("a name is one line: remove the line break")
+    return text
+
+
+# An experiment's name: also one line (it heads a line of every summary and table).
+Name = Annotated[str, AfterValidator(_plain), AfterValidator(_one_line)]
 # A path or hub id, each part short enough for a filesystem to hold (so checking it cannot crash).
 PathText = Annotated[str, AfterValidator(_plain), AfterValidator(_path_like), Field(max_length=4095)]
 
@@ -258,7 +268,7 @@ BACKEND_SECTIONS = ("pytorch", "openai")
 class ExperimentConfig(_Section):
     """One experiment: a model, a workload, and how to measure it."""
 
-    name: Text | None = None
+    name: Name | None = None
     model: PathText = Field(min_length=1)
     backend: Literal["pytorch", "openai"] = "pytorch"
     n: int = Field(100, ge=1, le=1_000_000, description="number of prompts")
@@ -279,6 +289,8 @@ class ExperimentConfig(_Section):
     # Where each resolved value came from ("default", "CLI --batch-size", "llem_x.yaml:12", ...),
     # keyed by dotted path. Filled by the loader; not part of the config's identity.
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    # Fields an experiment or benchmark file set (not the user's flags, user config or Python call).
+    _from_files: frozenset[str] = PrivateAttr(default_factory=frozenset)
 
     @model_serializer(mode="wrap")
     def _dump_used_backend(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -293,6 +305,10 @@ class ExperimentConfig(_Section):
     def sources(self) -> dict[str, str]:
         """Every leaf field as a dotted path, mapped to where its value came from."""
         return {path: self._sources.get(path, "default") for path in leaf_paths(self.model_dump())}
+
+    def set_by_file(self, key: str) -> bool:
+        """Whether field ``key`` (dotted) holds a value an experiment or benchmark file chose."""
+        return key in self._from_files
 
     def set_if_default(self, key: str, value: Any, label: str) -> bool:
         """Give field ``key`` ``value`` when no layer (file, flag, user config) set it, labelled

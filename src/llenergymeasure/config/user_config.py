@@ -48,4 +48,4 @@ def user_config_layer(defaults: dict[str, Any] | None = None) -> Layer:
     values = doc.data.get("defaults") or {}
     if not isinstance(values, dict):
         raise ConfigError(f"{doc.where(('defaults',))}: 'defaults' must be a mapping of experiment fields")
-    return yaml_layer(doc, values, ("defaults",), label="user config")
+    return yaml_layer(doc, values, ("defaults",), label="user config", from_file=False)  # the user's own

@@ -34,8 +34,9 @@ MAX_DEPTH = 32
 MAX_NODES = 100_000
 """Keys, values and list items in one file, each alias counted as all it stands for."""
 
-# C0 controls but tab, newline and carriage return, and DEL: never meant in a config value.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls but tab, newline and carriage return, DEL, C1 controls, and the bidirectional marks,
+# embeddings, overrides and isolates (a name that reads as something else): never meant in a config value.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass

@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.backends import Backend, BatchOutput, get_backend
+from llenergymeasure.config.layers import unflatten
 from llenergymeasure.config.loader import load_experiment_config
-from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.core.environment import snapshot
 from llenergymeasure.core.preflight import Plan, preflight
 from llenergymeasure.core.progress import Progress
@@ -93,8 +94,10 @@ def run_experiment(
     label = "run_experiment(...)"  # not a CLI flag: the caller never used the CLI
     if isinstance(config, ExperimentConfig):
         if cli:
+            chosen_by_files = config._from_files - set(flatten(unflatten(cli)))  # what a file chose stays so
             config = load_experiment_config(cli_overrides={**config.model_dump(exclude_defaults=True), **cli},
                                             user_config_defaults={}, override_label=label)
+            config._from_files = chosen_by_files
     else:
         config = load_experiment_config(config, cli_overrides=cli, override_label=label)
     result = measure(config, progress=progress)

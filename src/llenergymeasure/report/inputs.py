@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from llenergymeasure.config.models import flatten
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.results.baselines import Baseline
-from llenergymeasure.results.io import read_limited
+from llenergymeasure.results.io import parse_json, read_limited
 from llenergymeasure.results.model import TIMELINE_SUFFIX, ExperimentResult
 
 KINDS = "a result JSON (llem run -o DIR), a directory of them, a baseline file (.llem/baselines/) " \
@@ -172,12 +172,7 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path}: no such file or directory") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not JSON ({exc}); give {KINDS}") from None
+    return parse_json(raw, path, "result, baseline or session", hint=f"give {KINDS}")
 
 
 def _add_session(inputs: Inputs, origin: str, document: dict[str, Any]) -> None:

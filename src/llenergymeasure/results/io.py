@@ -364,17 +364,29 @@ def read_json(path: str | Path, noun: str, hint: str = "") -> Any:
         raise ConfigError(f"{path}: {noun} file not found{'; ' + hint if hint else ''}") from None
     except OSError as exc:  # stat failed: a permission, a name too long, a symlink loop
         raise ConfigError(f"{path}: not a readable {noun} file ({exc.strerror or exc})") from None
+    return parse_json(raw, path, noun)
+
+
+MAX_NUMBER = 1e15  # past every count, joule, second or byte llem records: 277 GWh, 31 million years
+MAX_VALUES = 1_000_000  # values and keys in one file: a latency and a TTFT for 50,000 prompts x 10 repeats
+
+
+def parse_json(raw: bytes, path: Path, noun: str, hint: str = "") -> Any:
+    """``raw`` as JSON, bounded before anything validates it (a validator's errors grow with the
+    values it is given): ConfigError naming ``path`` when it is not UTF-8 JSON, nests too deep,
+    holds more than MAX_VALUES values, or a number that is not finite or is past MAX_NUMBER.
+    Every string comes back printable. ``hint`` follows what is said of a file that is not JSON."""
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:  # not UTF-8 or JSON, 4,300+ digits; nested too deep
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not a readable {noun} file (not JSON: {exc}){'; ' + hint if hint else ''}") \
+            from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, 4,300+ digits; nested too deep
         raise ConfigError(f"{path}: not a readable {noun} file ({exc})") from None
     problem = _bounded(data)
     if problem:
         raise ConfigError(f"{path}: not a valid {noun} file ({problem})")
     return data
-
-
-MAX_NUMBER = 1e15  # past every count, joule, second or byte llem records: 277 GWh, 31 million years
 
 
 def _bounded(data: Any) -> str | None:
@@ -384,8 +396,12 @@ def _bounded(data: Any) -> str | None:
     if not isinstance(data, (dict, list)):
         return None
     stack: list[tuple[Any, str]] = [(data, "")]
+    values = 0
     while stack:
         node, where = stack.pop()
+        values += len(node)
+        if values > MAX_VALUES:
+            return f"it holds more than {MAX_VALUES:,} values, the cap for one file"
         if isinstance(node, dict):
             for key in [key for key in node if printable(key) != key]:
                 node[printable(key)] = node.pop(key)
