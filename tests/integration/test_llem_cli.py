@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -52,3 +53,15 @@ def test_python_api_repeats_and_spread(tiny_model):
     assert result.metrics.tokens_per_second > 0
     assert json.loads(result.model_dump_json())["schema_version"] == 1
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_everyday_flags_set_their_fields_and_say_so(run_llem, tiny_model):
+    proc = run_llem("run", "--model", str(tiny_model), "-n", "2", "--dataset", "builtin", "--max-output-tokens", "7",
+                    "--max-input-tokens", "9", "--seed", "3", "--device", "cpu", "--dry-run", "--verbose", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    for field, value, flag in (("max_output_tokens", "7", "--max-output-tokens"), ("max_input_tokens", "9",
+                               "--max-input-tokens"), ("random_seed", "3", "--seed"), ("pytorch.device", "cpu",
+                                                                                        "--device")):
+        assert re.search(rf"^  {re.escape(field)} +{value} +# CLI {flag}$", proc.stdout, re.M), proc.stdout
+    bad = run_llem("run", "--model", str(tiny_model), "--device", "tpu", "--dry-run", timeout=120)
+    assert bad.returncode == 2 and "CLI --device: pytorch.device: " in bad.stderr, bad.stderr

@@ -35,6 +35,17 @@ def run(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size (pytorch.batch_size).")] = None,
     precision: Annotated[str | None, typer.Option("--precision", "-p", help="fp32, fp16 or bf16.")] = None,
     repeats: Annotated[int | None, typer.Option("--repeats", help="Measurement windows per experiment.")] = None,
+    max_output_tokens: Annotated[
+        int | None, typer.Option("--max-output-tokens", metavar="N", help="Tokens generated per prompt, at most.")
+    ] = None,
+    max_input_tokens: Annotated[
+        int | None, typer.Option("--max-input-tokens", metavar="N", help="Prompt tokens kept per prompt, at most.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", metavar="N", help="random_seed: prompts, sampling, "
+                                                                            "arrivals.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", metavar="DEVICE", help="pytorch.device: auto, cpu, cuda or cuda:N.")
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="Directory for result JSON files (created if missing; files in it are "
@@ -70,6 +81,10 @@ def run(
         "pytorch.batch_size": batch_size,
         "precision": precision,
         "repeats": repeats,
+        "max_output_tokens": max_output_tokens,
+        "max_input_tokens": max_input_tokens,
+        "random_seed": seed,
+        "pytorch.device": device,
         "output_dir": output,
         "openai.api_key_env": api_key_env,
     }

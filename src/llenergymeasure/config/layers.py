@@ -38,6 +38,10 @@ CLI_FLAGS = {
     "output_dir": "--output",
     "pytorch.batch_size": "--batch-size",
     "repeats": "--repeats",
+    "max_output_tokens": "--max-output-tokens",
+    "max_input_tokens": "--max-input-tokens",
+    "random_seed": "--seed",
+    "pytorch.device": "--device",
     "openai.api_key_env": "--api-key-env",
 }
 
