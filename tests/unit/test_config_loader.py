@@ -202,7 +202,7 @@ def test_dotted_cli_keys_reach_nested_fields():
     assert config.decoder.temperature == 0.7
     sources = config.sources()
     assert sources["pytorch.batch_size"] == "CLI --batch-size"
-    assert sources["pytorch.device"] == "CLI --pytorch.device"
+    assert sources["pytorch.device"] == "CLI --device"  # llem run --device
     assert sources["decoder.temperature"] == "CLI --decoder.temperature"
     # siblings not overridden keep their defaults
     assert config.pytorch.use_cache is True
