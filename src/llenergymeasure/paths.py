@@ -28,5 +28,10 @@ def path_kind(path: str | os.PathLike[str]) -> str | None:
         return f"unreadable ({exc.strerror})"
     except ValueError:  # a NUL byte
         return None
+    return mode_kind(mode)
+
+
+def mode_kind(mode: int) -> str:
+    """What a file of stat mode ``mode`` is: "a directory", "a FIFO (named pipe)", ..."""
     return next((kind for test, kind in _KINDS if test(mode)), "not a file or directory")
 

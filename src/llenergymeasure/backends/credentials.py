@@ -18,6 +18,7 @@ from llenergymeasure.text import printable
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 KEY_FIELD = "openai.api_key_env"
 
+
 def named_by_file(config: ExperimentConfig) -> str | None:
     """The file and line that chose ``openai.api_key_env``, when a file (not the user) did."""
     if config.openai.api_key_env == DEFAULT_KEY_ENV or not config.set_by_file(KEY_FIELD):

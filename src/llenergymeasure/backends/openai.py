@@ -200,7 +200,8 @@ class OpenAIBackend:
                                "usage (vLLM sends it when asked with stream_options.include_usage, which llem does); "
                                "this server does not report it")
         prompt_tokens, completion_tokens = checked_usage(usage, request.prompt, body["max_tokens"])
-        return BatchOutput(input_tokens=prompt_tokens, output_tokens=completion_tokens, latency_s=latency, ttft_s=None if first is None else first - start, itls_s=gaps)
+        return BatchOutput(input_tokens=prompt_tokens, output_tokens=completion_tokens, latency_s=latency,
+                           ttft_s=None if first is None else first - start, itls_s=gaps)
 
     def synchronize(self) -> None:
         """Nothing to wait for: every response has ended when ``run`` returns."""

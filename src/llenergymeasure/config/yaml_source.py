@@ -22,6 +22,7 @@ import yaml
 
 from llenergymeasure.exceptions import ConfigError
 from llenergymeasure.paths import path_kind
+from llenergymeasure.text import BIDI
 
 KeyPath = tuple[Any, ...]
 
@@ -36,7 +37,7 @@ MAX_NODES = 100_000
 
 # C0 controls but tab, newline and carriage return, DEL, C1 controls, and the bidirectional marks,
 # embeddings, overrides and isolates (a name that reads as something else): never meant in a config value.
-CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+CONTROL_CHARACTERS = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{BIDI}]")
 
 
 @dataclass

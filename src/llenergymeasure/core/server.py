@@ -28,8 +28,8 @@ from llenergymeasure.backends.credentials import KEY_FIELD, named_by_file, reque
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyMeter, NoEnergyMeter
 
-CHECK_TIMEOUT_S = 10.0
-MAX_ANSWER_BYTES = 8 * 2**20  # a model list longer than this is not an OpenAI-compatible server's  # a server that takes longer to list its models is not ready to be measured
+CHECK_TIMEOUT_S = 10.0  # a server that takes longer to list its models is not ready to be measured
+MAX_ANSWER_BYTES = 8 * 2**20  # a model list longer than this is not an OpenAI-compatible server's
 INSTALL_HINT = "install it with: pip install 'pytest-llem[openai]'"
 
 
@@ -83,8 +83,9 @@ def _check_server(config: ExperimentConfig, with_key: bool) -> ServerCheck:
                                             "none, so whether it serves the model is checked at pre-flight")
     if status in (401, 403):
         key = "is not set" if not headers else "is set, but the server refused it"
-        if named_by_file(config) and os.environ.get(server.api_key_env):
-            key = f"was named by {named_by_file(config)}, so it is not sent (see {KEY_FIELD})"
+        chooser = named_by_file(config)
+        if chooser and os.environ.get(server.api_key_env):
+            key = f"was named by {chooser}, so it is not sent (see {KEY_FIELD})"
         return ServerCheck(True, f"openai.base_url: GET {url} was refused (HTTP {status}: "
                                  f"{error_text(body)}); the server wants an API key: the environment "
                                  f"variable {server.api_key_env} ({KEY_FIELD}) {key}")

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from llenergymeasure.exceptions import ConfigError, ExperimentError
-from llenergymeasure.paths import path_kind
+from llenergymeasure.paths import mode_kind, path_kind
 from llenergymeasure.text import printable
 
 Document = TypeVar("Document", bound=BaseModel)
@@ -310,18 +310,12 @@ def _check_regular(path: Path, info: os.stat_result, what: str, limit: int, whol
     target = os.path.realpath(path)
     via = f" (a link to {target})" if target != os.path.abspath(path) else ""
     if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path}: is {_file_type(info.st_mode)}{via}, not {what}; only a regular file is read")
+        raise ConfigError(f"{path}: is {mode_kind(info.st_mode)}{via}, not {what}; only a regular file is read")
     if target.startswith(PSEUDO_FILESYSTEMS):
         root = "/" + target.split("/")[1]
         raise ConfigError(f"{path}: is a file of {root}{via}, not {what}; only a regular file is read")
     if whole and info.st_size > limit:
         raise ConfigError(_too_big(path, what, limit))
-
-
-def _file_type(mode: int) -> str:
-    kinds = [(stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
-    return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
 def _too_big(path: Path, what: str, limit: int) -> str:
