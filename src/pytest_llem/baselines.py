@@ -21,6 +21,7 @@ in the record of each item judged against that history (for the summary and the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,9 +68,32 @@ def read_reference(settings: Settings, root: Path, machine_key: str
             return None, str(exc)
     history = MachineHistory(root, machine_key)
     if not history:
-        return None, (f"no baseline saved for this machine ({machine_key}) under {root}/.llem/baselines; "
-                      "save one with --llem-save-baseline")
+        where = root / ".llem" / "baselines"
+        return None, f"no baseline saved for this machine ({machine_key}) under {where}; {SAVE_ONE}"
     return history, f"this machine's history in {history.directory}"
+
+
+# What a reason tells a session that saved nothing to do, as the verdict code words it
+# (results/regression.py, results/history.py), and what a session that saves says instead.
+SAVE_ONE = "save one with --llem-save-baseline"
+SAVE_A_NEW_ONE = "save a new one with --llem-save-baseline"
+SAVE_MORE = "save more sessions (--llem-save-baseline)"
+
+
+def reworded(text: str, settings: Settings) -> str:
+    """``text`` (a verdict's line, reason or hint) without advice to pass ``--llem-save-baseline``
+    when this session passed it: what this session saves instead. Unchanged otherwise."""
+    if not settings.save_baseline or "--llem-save-baseline" not in text:
+        return text
+    if settings.save_baseline == "auto":
+        first = "this session's measurement is saved to this machine's history (--llem-save-baseline)"
+        more = "this session is saved as one more (--llem-save-baseline), for a verdict in a later one"
+    else:
+        first = more = (f"this session is saved to {settings.save_baseline} (--llem-save-baseline=PATH): compare "
+                        f"with that file next time (--llem-baseline {settings.save_baseline}), or save to this "
+                        "machine's history (--llem-save-baseline, no PATH)")
+    text = text.replace(SAVE_MORE + " or ", more + "; or ")
+    return text.replace(SAVE_A_NEW_ONE, first).replace(SAVE_ONE, first).replace(SAVE_MORE, more)
 
 
 def note_unreadable(item: pytest.Item, record: dict[str, Any]) -> None:
@@ -77,6 +101,7 @@ def note_unreadable(item: pytest.Item, record: dict[str, Any]) -> None:
     judged against that could not be read so far, and warn of each the first time."""
     from llenergymeasure.results.baselines import MachineInfo
     from pytest_llem.gating import LlemBaselineWarning
+    from pytest_llem.report import shown_paths
     from pytest_llem.settings import SETTINGS
 
     settings = item.config.stash[SETTINGS]
@@ -84,7 +109,8 @@ def note_unreadable(item: pytest.Item, record: dict[str, Any]) -> None:
         return
     machine = MachineInfo.model_validate(record["machine"])
     history, _ = settings.load_reference(Path(record["root"]), machine.key)  # read once per process
-    unreadable = list(getattr(history, "unreadable", []))
+    paths = shown_paths(item.config)
+    unreadable = [paths.text(line) for line in getattr(history, "unreadable", [])]
     if not unreadable:
         return
     record["unreadable_baselines"] = unreadable
@@ -95,11 +121,12 @@ def note_unreadable(item: pytest.Item, record: dict[str, Any]) -> None:
             item.warn(LlemBaselineWarning(f"left out of this machine's baseline history: {line}"))
 
 
-def save_session(settings: Settings, records: list[dict[str, Any]], lines: list[str]) -> None:
+def save_session(settings: Settings, records: list[dict[str, Any]], lines: list[str],
+                 shown: Callable[[str | Path], str] = str) -> None:
     """Save what ``records`` measured: one file per project root and machine, every measured item
-    with its status (``status``); ``lines`` gets what was saved and left out. NotWritten when
-    nothing was measured. Items not saved this time are not copied: a history is read per item,
-    past the sessions that did not measure it."""
+    with its status (``status``); ``lines`` gets what was saved (each file as ``shown`` shows it)
+    and left out. NotWritten when nothing was measured. Items not saved this time are not copied:
+    a history is read per item, past the sessions that did not measure it."""
     from llenergymeasure.results.baselines import Baseline, BaselineEntry, CommitInfo, MachineInfo, new_baseline_path
 
     kept_out = left_out(records)
@@ -127,7 +154,7 @@ def save_session(settings: Settings, records: list[dict[str, Any]], lines: list[
             kind = "suspect" if entry.energy_suspect else entry.status
             counts[kind] = counts.get(kind, 0) + 1
         kinds = ", ".join(f"{count} {name}" for name, count in counts.items())
-        lines.append(f"baseline of {len(entries)} item(s) ({kinds}) saved to {path}")
+        lines.append(f"baseline of {len(entries)} item(s) ({kinds}) saved to {shown(path)}")
     references = [r for r in saved if status(r) in ("passed", "accepted") and not r.get("energy_suspect")]
     few = [r["nodeid"] for r in references if len(r["baseline_entry"]["repeats"]) < MIN_SAVED_REPEATS]
     if few:

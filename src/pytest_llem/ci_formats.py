@@ -11,6 +11,9 @@ The markdown report lists what needs attention first (failed and regressed items
 that could not be judged), and stays under GitHub's limit for a comment or step summary
 (65,536 characters): past it, the rows that passed are left out from the end, with a count.
 
+JUnit gets each judged item's reason and notes as properties (``junit_properties``), worded as
+the terminal, the markdown report and --llem-json word them (report.explain).
+
 Each output replaces an existing file only when that file begins as the plugin writes it
 (``SESSION_JSON``, ``BENCHMARK_JSON``, ``MARKDOWN``; results.io.output_problem): never a result,
 a baseline or anyone else's file.
@@ -49,6 +52,16 @@ def benchmark_entries(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["extra"] = f"energy: {record.get('energy_source', '?')}" + (f" ({', '.join(flags)})" if flags else "")
             entries.append(entry)
     return entries
+
+
+def junit_properties(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """JUnit properties of an item judged against a baseline: ``baseline_reason`` and one
+    ``llem_note`` per note, as ``report.explain`` words them for every other surface (the testcase
+    has its outcome and failure message already; ``baseline_verdict`` is set as it is judged)."""
+    from pytest_llem.report import explain
+
+    said = explain(record)
+    return ([("baseline_reason", said.reason)] if said.reason else []) + [("llem_note", note) for note in said.notes]
 
 
 def attention(record: dict[str, Any]) -> int:

@@ -10,11 +10,13 @@ or fails it when the machine lacks what it needs; its run calls the core's ``mea
 dry-run check) and saves the result where asked, then the file's ``expect:`` gates and, given a
 baseline (or a reference to measure beside: ``against:``, ``--llem-against``), its
 ``regression:`` gates. Failures are short texts: the gate's diff, the regression verdict with
-its numbers, or the core's error message; never a traceback of this plugin.
+its numbers, or the core's error message; never a traceback of this plugin. Under
+``--llem-disable`` an item runs its experiment's work once, unmeasured, as a plain test.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import pytest
 
 from llenergymeasure.config.benchmark_file import BenchmarkExperiment, BenchmarkFile, load_benchmark_file
 from llenergymeasure.exceptions import ConfigError, LLEMError
-from pytest_llem import needs
+from pytest_llem import needs, progress
 from pytest_llem.baselines import locate
 from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
@@ -157,7 +159,7 @@ class LlemItem(pytest.Item):
         measures nothing, so there it is only noted."""
         machine, config = self.settings.machine, self.experiment.config
         reason = needs.missing(config, machine)
-        if self.settings.require_energy:
+        if self.settings.require_energy and not self.settings.disable:
             reason = reason or needs.unmeasured(config, machine)
         if reason and self.settings.dry_run:
             self.record.setdefault("notes", []).append(f"on this machine: {reason}")
@@ -171,8 +173,28 @@ class LlemItem(pytest.Item):
     def runtest(self) -> None:
         if self.settings.dry_run:
             self._dry_run()
+        elif self.settings.disable:
+            self._run_once()
         else:
             self._measure()
+
+    def _run_once(self) -> None:
+        """--llem-disable: the experiment's work once (no warmup, idle baseline or meter), so a
+        broken model, dataset or server still fails; no result, gate or baseline."""
+        from llenergymeasure.core.runner import measure
+
+        config = self.experiment.config
+        once = config.model_copy(update={
+            "repeats": 1, "output_dir": None,
+            "warmup": config.warmup.model_copy(update={"enabled": False}),
+            "baseline": config.baseline.model_copy(update={"enabled": False}),
+            "energy": config.energy.model_copy(update={"source": "none"}),
+        })
+        # the devices are held all the same: this work would disturb another process's measurement
+        with measurement_lock(needs.gpus_to_lock(config, self.settings.machine), holder=self.nodeid,
+                              timeout=self.settings.lock_timeout, timeout_hint=LOCK_TIMEOUT_HINT,
+                              notify=lambda text: say_now(self, text)):
+            measure(once, progress=progress.for_item(self))
 
     def _dry_run(self) -> None:
         from llenergymeasure.core.dry_run import dry_run
@@ -206,12 +228,18 @@ class LlemItem(pytest.Item):
             result, ab_check = self._run(config, CONFIRM_CONFIDENCE if confirming else 0.95)
             return result, ab_check, save_result(result, config.output_dir, failures)
 
+        started = time.perf_counter()
+        if progress.enabled(self):
+            beside = f", each beside one of {reference.name}" if reference is not None else ""
+            progress.say_line(self, f"start: {config.repeats} window{'s' * (config.repeats != 1)}{beside}")
         with measurement_lock(needs.gpus_to_lock(config, machine), holder=self.nodeid, timeout=self.settings.lock_timeout,
                               timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self, text)):
             result, ab_check, saved = measured()
             failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
                                        reference=reference.name if reference is not None else None,
                                        remeasure=lambda: measured(confirming=True))
+        if progress.enabled(self):
+            progress.say_line(self, f"done in {time.perf_counter() - started:.1f} s")
         if failures:
             raise LlemFailure(failures)
 
@@ -221,11 +249,11 @@ class LlemItem(pytest.Item):
 
         reference = self.experiment.reference
         if reference is None:
-            return measure(config), None
+            return measure(config, progress=progress.for_item(self)), None
         from llenergymeasure.core.ab import judge_ab, run_ab
         from llenergymeasure.results.regression import thresholds
 
-        run = run_ab(reference, config, pairs=config.repeats)
+        run = run_ab(reference, config, pairs=config.repeats, progress=progress.for_item(self))
         return run.candidate, judge_ab(run, thresholds(self.study.regression, self.settings.fail_on),
                                        confidence=confidence)
 
@@ -237,7 +265,9 @@ class LlemItem(pytest.Item):
         return super().repr_failure(excinfo, style)
 
     def annotate(self, report: pytest.TestReport) -> None:
-        """Attach this item's record to the report that decides its outcome (it travels under xdist)."""
-        if attach(self.record, report) and report.skipped and isinstance(report.longrepr, tuple):
+        """Attach this item's record to the report that decides its outcome (it travels under xdist);
+        an unmeasured item (--llem-disable) has none."""
+        decides = (report.when == "call" or not report.passed) if self.settings.disable else attach(self.record, report)
+        if decides and report.skipped and isinstance(report.longrepr, tuple):
             report.longrepr = (str(self.path), self.experiment.line, report.longrepr[2])  # the YAML, not this module
 

@@ -28,7 +28,8 @@ the meter as in ``measure_energy``. Gates are judged when the test body has pass
 code as a benchmark file's items (gating.py): one-line diffs, baselines keyed by the test's node
 id, the session table, JSON, markdown and JUnit properties. The devices measured are locked for
 the test, as for a benchmark item. Under ``--llem-dry-run`` a test that uses the fixture is
-skipped at setup, saying so (its marker is still checked).
+skipped at setup, saying so (its marker is still checked). Under ``--llem-disable`` ``fn`` is called
+once and a ``window()`` block runs once, unmeasured: no warmup, meter, lock, gate or baseline.
 """
 
 from __future__ import annotations
@@ -126,13 +127,13 @@ class EnergyFixture:
         from llenergymeasure.energy.window import whole_tokens
 
         __tracebackhide__ = True  # pytest shows the test's line that called, not this function
-        count = self._repeats(repeats)
+        count = 1 if self.settings.disable else self._repeats(repeats)
         if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
             raise ConfigError(f"{self.item.nodeid}: llem_energy(warmup={warmup!r}): a whole number of calls, 0 or more")
         what = f"{self.item.nodeid}: llem_energy: tokens"
         if not callable(tokens):
             whole_tokens(tokens, what)
-        for _ in range(warmup):
+        for _ in range(0 if self.settings.disable else warmup):
             self._done(fn, fn(*args, **kwargs))
         result = None
         for _ in range(count):
@@ -177,14 +178,20 @@ class EnergyFixture:
                               "holds one start reading, so each would measure part of the energy. Close each window "
                               "before opening the next: every window is one repeat")
         try:
-            with self._open().window(sync=sync) as window:
-                window.owner = self.item.nodeid
+            if self.settings.disable:  # the block runs as plain test code
+                window = _Unmeasured()
                 yield window
+            else:
+                with self._open().window(sync=sync) as window:
+                    window.owner = self.item.nodeid
+                    yield window
         finally:
             self._window_open.release()
         if window.tokens is None:
             pytest.fail(f"{self.item.nodeid}: llem_energy.window(): set window.tokens to the number of tokens "
                         "generated inside the with block", pytrace=False)
+        if self.settings.disable:
+            return
         output = BatchOutput(input_tokens=0, output_tokens=window.tokens, latency_s=window.duration_s, ttft_s=None)
         self.readings.append(window.reading)
         self.repeats.append(repeat_result(len(self.repeats), [output], window.reading, window.duration_s,
@@ -218,6 +225,8 @@ class EnergyFixture:
     def finish(self, record: dict[str, Any]) -> None:
         """Judge what the test measured (its body passed): pytest.fail with the gates' lines. A
         regression is confirmed by running the test body once more (``--llem-confirm``)."""
+        if self.settings.disable:
+            return
         if not self.repeats:
             record["error"] = "the test used llem_energy but measured nothing"
             pytest.fail(f"{record['error']}: call llem_energy(fn, ..., tokens=N) or use llem_energy.window()",
@@ -261,6 +270,13 @@ class EnergyFixture:
             config=config, config_hash=config_hash, started=self.started, environment=environment, warnings=[],
             intensity=carbon_intensity(EnergyConfig()),
         )
+
+
+class _Unmeasured:
+    """What ``window()`` yields under --llem-disable: it takes ``tokens`` and measures nothing."""
+
+    tokens: int | None = None
+    owner: str | None = None
 
 
 def max_repeats() -> int:
@@ -331,5 +347,5 @@ def judge(item: pytest.Item) -> None:
 def annotate(item: pytest.Item, report: pytest.TestReport) -> None:
     """Attach the record of a test that used the fixture to the report that decides its outcome."""
     record = item.stash.get(RECORD, None)
-    if record is not None:
+    if record is not None and not item.config.stash[SETTINGS].disable:  # an unmeasured test is a plain one
         attach(record, report)

@@ -77,6 +77,9 @@ class Judge:
             failures.append(f"energy: {result.energy_source}" + (" (estimated, not measured)" if result.estimated else ""))
         if check is not None:
             failures.extend(self.judge(check, where))
+        from pytest_llem.ci_formats import junit_properties
+
+        self.item.user_properties.extend(junit_properties(self.record))
         return failures
 
     def _required_energy(self, result: Any) -> list[str]:
@@ -144,11 +147,24 @@ class Judge:
         """Record ``check`` and decide: the failure lines when a metric regressed (or stopped being
         measured, or the energy is suspect); for a check that could not decide (inconclusive,
         unverified) the reason and what to do, in the summary and JUnit, and by
-        ``--llem-inconclusive`` (``--llem-require-baseline`` for unverified) a warning or a failure."""
+        ``--llem-inconclusive`` (``--llem-require-baseline`` for unverified) a warning or a failure.
+
+        Every text is recorded once, as every surface shows it (report.explain): paths relative to
+        the repository, and no hint to pass ``--llem-save-baseline`` to a session that did."""
+        from pytest_llem.baselines import reworded
+        from pytest_llem.report import shown_paths
+
+        paths = shown_paths(self.item.config)
+
+        def said(text: str) -> str:
+            return reworded(paths.text(text), self.settings)
+
         first = check.first or check  # the session's measurement: a re-measurement only confirms it
+        lines, where = [said(line) for line in check.lines()], said(where)
         self.record["regression"] = {
             "verdict": check.verdict,
-            "lines": check.lines(),
+            "lines": lines,
+            "notes": [said(note) for note in check.notes],
             "against": where,
             "changes": changes(first.comparisons),
         }
@@ -159,18 +175,21 @@ class Judge:
             self.record["regression"]["history"] = history_record(selection.seen())
         self.item.user_properties.append(("baseline_verdict", check.verdict))
         if check.failed:
-            return [*check.lines(), f"baseline: {where}"]
+            return [*lines, f"baseline: {where}"]
         undecided = check.unverified or [c for c in check.comparisons if c.verdict == "inconclusive"]
         if not undecided or check.accepted or check.first is not None:
             return []
-        reason = "; ".join(check.lines()[:1] + check.hints) if check.unverified else "; ".join(
-            [c.text for c in check.comparisons if c.verdict == "inconclusive"] + check.hints)
+        hints = [said(hint) for hint in check.hints]
+        reason = "; ".join(lines[:1] + hints) if check.unverified else "; ".join(
+            [said(c.text) for c in check.comparisons if c.verdict == "inconclusive"] + hints)
         self.record["regression"]["why"] = reason
-        self.item.user_properties.append(("baseline_reason", reason))
-        # JUnit: always the property; in <system-out> too under junit_logging = system-out (or all)
-        self.item.add_report_section("call", "stdout", f"llem: {check.verdict}: {reason}")
+        # JUnit: always the properties (ci_formats.junit_properties); in <system-out> too under
+        # junit_logging = system-out (or all)
+        notes = self.record["regression"]["notes"]
+        self.item.add_report_section("call", "stdout", "\n".join(
+            [f"llem: {check.verdict}: {reason}", *(f"llem: note: {note}" for note in notes)]))
         if check.unverified and self.settings.require_baseline:
-            return [*check.lines(), "(--llem-require-baseline)"]
+            return [*lines, "(--llem-require-baseline)"]
         if self.settings.inconclusive == "fail":
             return [reason, "(--llem-inconclusive=fail)"]
         if self.settings.inconclusive == "warn":

@@ -8,6 +8,7 @@ Nothing in this package measures anything: items call llenergymeasure's run core
 Options (command line, or the ini key in brackets):
 
     --llem-dry-run          validate and estimate VRAM; load no model, measure nothing
+    --llem-disable          run items and llem_energy tests once, unmeasured, as plain tests
     --llem-output DIR       a result JSON per item                               [llem_output]
     --llem-repeats N        measurement windows per experiment                   [llem_repeats]
     --llem-api-key-env NAME the environment variable holding a server's API key (a variable a
@@ -38,6 +39,9 @@ Options (command line, or the ini key in brackets):
     --llem-lock-timeout SECONDS   fail an item that waited this long for a busy device
                                   (default: wait as long as it takes)           [llem_lock_timeout]
     ini llem_files          file patterns to collect (default: llem_*.yaml llem_*.yml)
+
+While a measuring item runs it says so on stderr (start, each phase, its end, with durations;
+pytest_llem.progress); ``-q`` silences that.
 
 An output path that cannot be written is a usage error at start-up, and so is one that names a
 file llem must not replace: an input of the session, or an existing file that is not that output
@@ -82,6 +86,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llem", "llenergymeasure energy benchmarks (llem_*.yaml)")
     group.addoption("--llem-dry-run", action="store_true", default=False,
                     help="Validate every experiment and estimate its VRAM; load no model, measure nothing.")
+    group.addoption("--llem-disable", action="store_true", default=False,
+                    help="Run each benchmark item and llem_energy test once, unmeasured, as a plain test: no "
+                         "windows, gates or baselines (a quick check that the code runs, as pytest-benchmark's "
+                         "--benchmark-disable).")
     group.addoption("--llem-output", metavar="DIR", default=None,
                     help="Write each item's result JSON into DIR (ini: llem_output).")
     group.addoption("--llem-repeats", metavar="N", type=int, default=None,
@@ -163,6 +171,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS] = settings
     workers.pin_worker_gpus(config, settings.reaches_benchmarks)
     config.pluginmanager.register(LlemReporter(config, settings), "llem-reporter")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    if config.stash[SETTINGS].disable:
+        return ["llem: --llem-disable: benchmark items and llem_energy tests run once, unmeasured: no energy, "
+                "gates or baselines"]
+    return []
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile | None:

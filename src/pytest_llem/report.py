@@ -17,6 +17,12 @@ save: each file is whole or absent, no temp file is left, no traceback, and pyte
 Baseline files of this machine's history that could not be read (corrupt, too large, not a
 regular file) are named in a warning, in each judged item's record and in the summary.
 
+One truth on every surface: an item's verdict, the reason its baseline could not judge it (or
+failed it) and the notes to read it with are worded once, by ``explain``, from its record; the
+terminal summary, the JUnit properties (ci_formats.junit_properties), the markdown report and the
+--llem-json file (each item's ``said``, which the HTML report reads) all say that. Every path
+they show is relative to the repository (``shown_paths``, as ``llem report`` shows paths).
+
 Every llem item's report carries a ``llem`` record (a plain dict, so pytest-xdist ships it from
 worker to controller with the report). The reporter keeps the records it sees in
 ``pytest_runtest_logreport`` and reports them at the end, so a serial run and ``-n 2`` print
@@ -27,14 +33,23 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from llenergymeasure.results.tables import fmt, text_table
 from pytest_llem.settings import Settings
+
+if TYPE_CHECKING:
+    from llenergymeasure.results.display_paths import Paths
+
+
+# Record keys holding measured data, written as recorded (results and baselines hold the same).
+MEASURED_DATA = ("result", "baseline_entry", "machine")
 
 
 class LlemReporter:
@@ -81,12 +96,15 @@ class LlemReporter:
             terminalreporter.write_line(ESTIMATED_NOTE)
         for line in verdict_lines(self.ordered(), self.settings.save_baseline == "auto"):
             terminalreporter.write_line(line)
-        undecided = [(r["nodeid"], r["regression"]["why"]) for r in self.ordered() if r.get("regression", {}).get("why")]
+        undecided = [r for r in self.ordered() if r.get("regression", {}).get("why")]
         if undecided:
             terminalreporter.write_line(f"llem: {len(undecided)} item(s) could not be judged against their baseline "
                                         f"(--llem-inconclusive={self.settings.inconclusive}):")
-            for nodeid, why in undecided:
-                terminalreporter.write_line(f"  {nodeid}: {why}")
+            for record in undecided:
+                said = explain(record)
+                terminalreporter.write_line(f"  {record['nodeid']}: {said.reason}")
+                for note in said.notes:
+                    terminalreporter.write_line(f"    note: {note}")
         unreadable = unreadable_baselines(self.ordered())
         if unreadable:
             terminalreporter.write_line(f"llem: {len(unreadable)} baseline file(s) of this machine's history could not "
@@ -149,17 +167,24 @@ class LlemReporter:
                                 f"{', '.join(self.failed_outputs)} asked for and not written")
 
     def session_document(self) -> dict[str, Any]:
-        """The session as --llem-json writes it (and the HTML report reads it)."""
+        """The session as --llem-json writes it (and the HTML report reads it): each item's record,
+        with ``said`` (its verdict, reason and notes as every summary says them: ``explain``), and
+        every path in what it says as the reports show paths (relative to the repository:
+        ``shown_paths``). What was measured (``MEASURED_DATA``) is kept as it was recorded: a
+        model's path is part of its config, which a later comparison matches."""
         from llenergymeasure import __version__
 
         machine = self.settings.machine
+        text = shown_paths(self.config).text
         return {
             "llem_version": __version__,
             "written_at": datetime.now(timezone.utc).isoformat(),
             "dry_run": self.settings.dry_run,
-            "machine": {"gpus": [vars(g) for g in machine.gpus], "driver": machine.driver,
-                        "nvml": vars(machine.nvml), "rapl": vars(machine.rapl)},
-            "items": self.ordered(),
+            "machine": shown_data({"gpus": [vars(g) for g in machine.gpus], "driver": machine.driver,
+                                   "nvml": vars(machine.nvml), "rapl": vars(machine.rapl)}, text),
+            "items": [{key: value if key in MEASURED_DATA else shown_data(value, text)
+                       for key, value in {**record, "said": vars(explain(record))}.items()}
+                      for record in self.ordered()],
         }
 
     def _write_json(self) -> None:
@@ -193,7 +218,7 @@ class LlemReporter:
     def _save_baselines(self) -> None:
         from pytest_llem.baselines import save_session
 
-        save_session(self.settings, self.ordered(), self.written)
+        save_session(self.settings, self.ordered(), self.written, shown_paths(self.config).shown)
 
     def markdown(self) -> str:
         """The report for CI pages: the table (what needs attention first), the estimate note, and
@@ -212,12 +237,14 @@ class LlemReporter:
         if unreadable:
             note = f"{len(unreadable)} baseline file(s) of this machine's history could not be read and were left out:"
             tail += ["", note, "", *(f"- `{line}`" for line in unreadable)]
-        details = [(r["nodeid"], r["regression"]["lines"]) for r in records
-                   if r.get("regression") and attention(r) < 2]
+        details = [(r["nodeid"], explain(r)) for r in records if r.get("regression") and attention(r) < 2]
         if details:
             tail += ["", "### Against the baseline", ""]
-            tail += [f"- `{nodeid}`: " + "; ".join(text) for nodeid, text in details]
-        return fit_markdown(head, table[2:], tail, keep=sum(attention(r) < 2 for r in records))
+            for nodeid, said in details:
+                tail.append(f"- `{nodeid}`" + (f": {said.reason}" if said.reason else ""))
+                tail += [f"  - note: {note}" for note in said.notes]
+        text = fit_markdown(head, table[2:], tail, keep=sum(attention(r) < 2 for r in records))
+        return shown_paths(self.config).text(text)
 
     def _write_markdown(self) -> None:
         from llenergymeasure.results.io import write_output
@@ -344,13 +371,90 @@ def dry_run_row(record: dict[str, Any]) -> dict[str, str]:
 ESTIMATED_NOTE = "(est.) = estimated from CPU time, not measured: no RAPL counter for the CPU here"
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """What every surface says of one item (the terminal, JUnit, the markdown report, --llem-json
+    and the HTML report read it from the JSON's ``said``), so that they never disagree:
+
+    ``verdict``  the table's verdict (PASS/FAIL/SKIPPED, why, the doubts), in full; None while the
+                 item runs (its outcome is not known yet)
+    ``reason``   why its baseline verdict is what it is, when it needs attention: why it could not
+                 be judged (no baseline, another machine, too noisy), or the comparisons that
+                 failed it; None otherwise
+    ``notes``    what the verdict should be read with: a config, software or machine change since
+                 the baseline, files left out, what a session-level option did to it
+    """
+
+    verdict: str | None
+    reason: str | None
+    notes: list[str]
+
+
+FAILING_BASELINE = ("regressed", "not measured", "suspect")
+
+
+def explain(record: dict[str, Any]) -> Explanation:
+    """The one wording of ``record``'s verdict, reason and notes (see ``Explanation``)."""
+    regression = record.get("regression") or {}
+    notes = [str(note) for note in dict.fromkeys([*regression.get("notes", []), *record.get("notes", [])])]
+    reason = regression.get("why")
+    if reason is None and regression.get("verdict") in FAILING_BASELINE:
+        reason = "; ".join(line for line in regression.get("lines", []) if line not in notes) or None
+    return Explanation(_verdict(record) if "outcome" in record else None, reason, notes)
+
+
+def shown_paths(config: pytest.Config) -> Paths:
+    """How this session's reports show a path: relative to the repository (the top of the git work
+    tree pytest was started in, else the directory it was started in), as ``llem report`` does."""
+    from llenergymeasure.results.display_paths import Paths
+    from llenergymeasure.results.project import project_root
+
+    here = config.invocation_params.dir
+    return Paths(project_root(here) or here)
+
+
+def shown_data(data: Any, text: Callable[[str], str]) -> Any:
+    """JSON-like ``data`` with ``text`` applied to every string in it (values, not keys)."""
+    if isinstance(data, str):
+        return text(data)
+    if isinstance(data, dict):
+        return {key: shown_data(value, text) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [shown_data(value, text) for value in data]
+    return data
+
+
 def verdict(record: dict[str, Any], width: int = 160) -> str:
-    """PASS/FAIL/SKIPPED and why, on one line of at most ``width`` characters (failures show it all)."""
+    """PASS/FAIL/SKIPPED and why, on one line of at most ``width`` characters (``_verdict``; the
+    doubts, at its end, are never cut off)."""
+    from llenergymeasure.results.doubts import doubt_text
+
     text = _verdict(record)
-    return text if len(text) <= width else text[: width - 3] + "..."
+    if len(text) <= width:
+        return text
+    flags = _doubts(record)
+    tail = f"; {doubt_text(flags)}" if flags else ""
+    return _outcome_text(record)[: max(0, width - 3 - len(tail))] + "..." + tail
 
 
 def _verdict(record: dict[str, Any]) -> str:
+    """The verdict, naming at its end the doubts of a measured number (results.doubts):
+    ``passed; doubtful: high_variance``."""
+    from llenergymeasure.results.doubts import with_doubts
+
+    return with_doubts(_outcome_text(record), _doubts(record))
+
+
+def _doubts(record: dict[str, Any]) -> list[str]:
+    """What puts the item's measured number in doubt (none for what measured nothing)."""
+    from llenergymeasure.results.doubts import doubts
+
+    if record["outcome"] == "skipped" or record.get("dry_run"):
+        return []
+    return doubts(record.get("warnings", []), bool(record.get("energy_suspect")))
+
+
+def _outcome_text(record: dict[str, Any]) -> str:
     outcome = record["outcome"]
     failed_gates = [v["text"] for v in record.get("verdicts", []) if not v["passed"]]
     if outcome == "skipped":

@@ -60,6 +60,7 @@ class Machine:
 @dataclass
 class Settings:
     dry_run: bool = False
+    disable: bool = False  # items and llem_energy tests run once, unmeasured, as plain tests
     output: str | None = None
     repeats: int | None = None
     api_key_env: str | None = None  # the server API key's variable, named by the user (files may not choose it)
@@ -97,6 +98,7 @@ class Settings:
         require = config.getoption("llem_require_energy")
         settings = cls(
             dry_run=config.getoption("llem_dry_run"),
+            disable=config.getoption("llem_disable"),
             output=config.getoption("llem_output") or config.getini("llem_output") or None,
             repeats=_repeats(config),
             api_key_env=_api_key_env(config),
@@ -119,9 +121,23 @@ class Settings:
             root=_project_root(config),
             reaches_benchmarks=targets_benchmarks(config, config.args),
         )
+        settings.check_disable()
         if not hasattr(config, "workerinput"):  # the controller checked them; it writes the outputs
             settings.check_outputs()
         return settings
+
+    def check_disable(self) -> None:
+        """UsageError for --llem-disable with an option that needs a measurement or a verdict."""
+        if not self.disable:
+            return
+        wanting = {"--llem-dry-run": self.dry_run, "--llem-save-baseline": self.save_baseline,
+                   "--llem-baseline": self.baseline, "--llem-against": self.against, "--llem-accept": self.accept,
+                   "--llem-require-baseline": self.require_baseline}
+        given = [option for option, value in wanting.items() if value]
+        if given:
+            raise pytest.UsageError(f"--llem-disable with {', '.join(given)}: --llem-disable runs each benchmark "
+                                    "item and llem_energy test once, unmeasured, so there is no measurement to "
+                                    "check, compare or save; drop one of them")
 
     def check_outputs(self) -> None:
         """UsageError for an output option that could not be written (paths relative to the current

@@ -114,3 +114,11 @@ def test_a_run_shorter_than_the_sensor_warns_instead_of_reporting_zero(tiny_mode
     else:  # generate took longer than the sensor period on this machine: coarse, and flagged so
         assert short.metrics.energy_j > 0 and "short_window" in codes
     assert not sampler_threads()
+
+
+def test_precision_auto_runs_bf16_on_a_gpu_that_has_it(tiny_model):
+    import torch
+
+    done = _experiment(tiny_model, precision="auto", repeats=1, n=4, **{"baseline.enabled": False})
+    assert done.config["precision"] == "auto"
+    assert done.environment.precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")

@@ -4,7 +4,9 @@ JSON messages ending in NUL on file descriptors 3 and 4), with no client library
 ``Chromium.start()`` launches the browser; ``open_page(url)`` loads a page in a fixed-width
 viewport and collects its console errors; ``Page.screenshot()``, ``Page.evaluate()`` and
 ``Page.chart_boxes()`` read it back. ``python tests/integration/browser.py PAGE.html OUT.png``
-saves a screenshot (how docs/report.png is made).
+saves a screenshot of any page. docs/report.png is the screenshot test_report_browser.py takes of
+the report of its real inputs: ``LLEM_DOCS_SCREENSHOT=docs/report.png pytest
+tests/integration/test_report_browser.py`` writes it there.
 """
 
 from __future__ import annotations

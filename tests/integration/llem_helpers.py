@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,24 @@ def leftovers(directory: Path) -> list[Path]:
     if not directory.exists():
         return []
     return sorted(p for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp")
+
+
+def write_path_blocks(steps: list[tuple[str, str]], root: Path) -> list[Path]:
+    """Write each code block whose first line is ``# <path>`` to ``root/<path>`` (that line dropped),
+    as a reader following a README section would; return the paths written."""
+    written = []
+    for _, body in steps:
+        first, _, rest = body.partition("\n")
+        path = re.fullmatch(r"# ([\w./-]+)", first.strip())
+        if path:
+            target = root / path.group(1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(rest, encoding="utf-8")
+            written.append(target)
+    return written
+
+
+def push_check_args(steps: list[tuple[str, str]]) -> list[str]:
+    """The arguments of the one ``pytest benchmarks/ ...`` command line among ``steps`` (after ``pytest``)."""
+    [check] = [line for _, body in steps for line in body.splitlines() if line.startswith("pytest benchmarks/")]
+    return check.split()[1:]

@@ -54,6 +54,7 @@ def test_a_costlier_candidate_fails_with_the_paired_numbers(run_llem, study, tmp
     results = [json.loads(path.read_text()) for path in result_files(tmp_path / "out")]
     assert sorted(r["ab"]["side"] for r in results) == ["A", "B"]
     assert results[0]["ab"]["order"] == results[1]["ab"]["order"] and len(results[0]["ab"]["settling"]) == 2
+    assert [r["ab"]["gates"] for r in results] == [["joules_per_token:50%"]] * 2  # what llem report judges with
 
 
 def test_identical_configs_pass(run_llem, study):

@@ -139,6 +139,81 @@ def test_no_common_experiment_exits_2_naming_both_files(tmp_path, run_llem):
     assert f"{old} (a.yaml::first)" in done.stderr
 
 
+# --- every file llem report reads: session files of pytest --llem-json, results, directories ----
+
+
+def session_file(path: Path, *, joules_per_token: float, seed: int = 2, key: str = KEY) -> Path:
+    """A ``pytest --llem-json`` session file as the plugin writes it: one measured item (its record,
+    with the whole result), and one skipped item that measured nothing."""
+    from llenergymeasure.results.baselines import BaselineEntry, MachineInfo
+    from tests.unit.result_builders import make_repeat, make_result
+
+    repeats = [make_repeat(i, energy_j=jpt * 100, output_tokens=100)
+               for i, jpt in enumerate(noisy(joules_per_token, seed))]
+    result = make_result(repeats, name="serving", config={"model": "gpt2", "pytorch": {"batch_size": 8}})
+    measured = {"nodeid": key, "experiment": "serving", "file": key.split("::")[0], "index": 0, "line": 1,
+                "outcome": "passed", "root": ".", "baseline_key": key,
+                "joules_per_token": result.metrics.joules_per_token,
+                "baseline_entry": BaselineEntry.from_result(result).model_dump(mode="json"),
+                "machine": MachineInfo.from_result(result).model_dump(mode="json"),
+                "result": result.model_dump(mode="json")}
+    skipped = {"nodeid": "benchmarks/llem_gpt2.yaml::big", "experiment": "big", "file": "benchmarks/llem_gpt2.yaml",
+               "index": 1, "line": 9, "outcome": "skipped", "error": "needs a GPU"}
+    document = {"llem_version": "0.0", "written_at": "2026-01-02T03:04:05+00:00", "dry_run": False,
+                "machine": {"gpus": [], "driver": None}, "items": [measured, skipped]}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def test_a_session_file_of_pytest_is_compared_with_a_baseline_either_way(tmp_path, run_llem):
+    old = save_baseline(tmp_path / "old.json", joules_per_token=0.40)
+    worse = session_file(tmp_path / "session.json", joules_per_token=0.48)  # 20% more energy per token
+    done = run_llem("compare", str(old), str(worse))
+    assert done.returncode == 1, done.stderr
+    [row] = table(done.stdout)  # the skipped item measured nothing: left out
+    assert (row["experiment"], row["metric"], row["verdict"]) == (KEY, "joules_per_token", "regressed")
+    assert row["change"].startswith("+")
+
+    done = run_llem("compare", str(worse), str(old))  # the session as the baseline: the file is now 20% better
+    assert done.returncode == 0, done.stderr
+    [row] = table(done.stdout)
+    assert row["verdict"] == "improved"
+
+
+def test_a_session_file_is_matched_with_result_files_by_experiment_id(tmp_path, run_llem):
+    from tests.unit.result_builders import make_repeat, make_result
+
+    results = tmp_path / "results"
+    repeats = [make_repeat(i, energy_j=jpt * 100, output_tokens=100) for i, jpt in enumerate(noisy(0.40, 5))]
+    make_result(repeats, name="serving", config={"model": "gpt2"}).save(results)
+    done = run_llem("compare", str(results), str(session_file(tmp_path / "session.json", joules_per_token=0.40)))
+    assert done.returncode == 0, done.stderr
+    [row] = table(done.stdout)
+    assert (row["experiment"], row["verdict"]) == (KEY, "unchanged")  # key "serving" in the directory, by its id
+
+
+def test_a_session_that_measured_nothing_exits_2_saying_so(tmp_path, run_llem):
+    old = save_baseline(tmp_path / "old.json")
+    empty = tmp_path / "dry.json"
+    empty.write_text(json.dumps({"llem_version": "0.0", "dry_run": True, "items": [
+        {"nodeid": KEY, "outcome": "passed", "dry_run": True, "vram_estimate_gb": 1.0}]}))
+    done = run_llem("compare", str(old), str(empty))
+    assert_config_error(done, empty, "measured nothing to compare")
+
+
+def test_one_experiment_measured_twice_on_a_side_compares_the_newest_with_a_note(tmp_path, run_llem):
+    old = save_baseline(tmp_path / "old.json", joules_per_token=0.40)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    save_baseline(runs / "a.json", joules_per_token=0.48, seed=3)
+    newest = save_baseline(runs / "b.json", joules_per_token=0.40, seed=4)  # saved later: compared
+    done = run_llem("compare", str(old), str(runs))
+    assert done.returncode == 0, done.stderr
+    [row] = table(done.stdout)
+    assert row["verdict"] == "unchanged"
+    assert f"note: {KEY}: measured 2 times in {runs}; the newest ({newest}) is compared" in done.stdout.splitlines()
+
+
 # --- unreadable input and a bad --fail-on: exit 2, the file named ------------------------------
 
 
@@ -153,7 +228,7 @@ def test_a_corrupt_file_exits_2_naming_it(tmp_path, run_llem):
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text(old.read_text()[:200])
     done = run_llem("compare", str(old), str(corrupt))
-    assert_config_error(done, corrupt, "not a readable baseline file")
+    assert_config_error(done, corrupt, "not a readable result, baseline or session file")
 
 
 def test_a_json_file_that_is_not_a_baseline_is_called_so(tmp_path, run_llem):
@@ -161,7 +236,8 @@ def test_a_json_file_that_is_not_a_baseline_is_called_so(tmp_path, run_llem):
     other = tmp_path / "package.json"
     other.write_text(json.dumps({"name": "web", "version": "1.0.0"}))
     done = run_llem("compare", str(other), str(old))
-    assert_config_error(done, other, "neither an llem baseline file (pytest --llem-save-baseline) nor a result JSON")
+    assert_config_error(done, other, "not an llem file; give a result JSON (llem run -o DIR), a directory of them, "
+                                     "a baseline file (.llem/baselines/) or a session file (pytest --llem-json)")
 
 
 def test_a_baseline_with_a_nan_value_exits_2_naming_it(tmp_path, run_llem):

@@ -28,7 +28,7 @@ CONFIG_ERRORS = [
     ("every-problem-at-once", ("run", "many.yaml"),
      {"many.yaml": "model: gpt2\nn: -3\nprecision: fp17\npytorch: {batchsize: 2}\n"},
      ["many.yaml:2: n: Input should be greater than or equal to 1",
-      "many.yaml:3: precision: 'fp17' is not one of fp32, fp16, bf16; did you mean 'fp16'?",
+      "many.yaml:3: precision: 'fp17' is not one of auto, fp32, fp16, bf16; did you mean 'fp16'?",
       "many.yaml:4: unknown key 'pytorch.batchsize'; did you mean 'pytorch.batch_size'?"]),
     ("study-typos", ("run", "llem_s.yaml"),
      {"llem_s.yaml": "model: gpt2\nsweep:\n  pytorch.batchsize: [1, 2]\nexpect:\n  tokens_per_secnd: {min: 1}\n"},

@@ -1,6 +1,14 @@
-"""The report of real results (``llem run`` on the tiny model, and a pytest session that regressed;
-see report_data), opened in headless Chromium: no console error, every chart drawn (its box in
-the screenshot holds drawn pixels), and a hostile experiment name shown as text, not run.
+"""The report of real results (``llem run`` on the tiny model, a pytest session that regressed, and
+an ``llem ab`` session; see report_data), opened in headless Chromium: no console error, every
+chart drawn (its box in the screenshot holds drawn pixels), a hostile experiment name shown as
+text, not run; the evidence a verdict rests on is on the page (each window's J/token beside the
+median, the windows numbered on the timelines, the +-threshold band of each gate, the A/B
+session as one comparison with its paired verdict and one timeline); table cells never break
+inside a word; and no absolute path of the machine that wrote it.
+
+Two pages: everything (``rendered``), and the report of the A/B session, the regressed session and
+its baseline (``docs``): the page of docs/report.png. With ``LLEM_DOCS_SCREENSHOT=docs/report.png``
+the test writes that screenshot there (how docs/report.png is made).
 
 Chromium is started for real, once for the module, and driven through the DevTools protocol
 (browser.py). Without a Chromium or Chrome binary the tests skip, saying so; ``.ci/run`` installs
@@ -10,6 +18,8 @@ one where it can.
 from __future__ import annotations
 
 import io
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,19 +27,22 @@ from typing import Any
 import pytest
 
 from browser import Chromium, Page, find_chromium
-from llem_helpers import llem_process
-from report_data import HOSTILE, report_inputs
+from llem_helpers import llem_process, result_files
+from report_data import HOSTILE, REPO, ReportInputs, report_inputs
 
 pytestmark = pytest.mark.slow
 
-KINDS = {"joules_per_token", "sweep", "comparison", "timeline"}
+KINDS = {"joules_per_token", "sweep", "comparison", "timeline", "ab"}
 
 
 @dataclass
 class Rendered:
     page: Page
+    html: str
     screenshot: bytes
     boxes: list[dict[str, Any]]
+    inputs: ReportInputs
+    basetemp: Path
 
 
 @pytest.fixture(scope="module")
@@ -44,16 +57,43 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, chromium: Chromium) -> Rendered:
-    inputs = report_inputs(tmp_path_factory.getbasetemp() / "report-inputs", tiny_model)
-    out = tmp_path_factory.mktemp("report") / "report.html"
-    done = llem_process("report", str(inputs.results), str(inputs.session), str(inputs.baseline), "-o", str(out),
-                        timeout=300)
+def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> ReportInputs:
+    return report_inputs(tmp_path_factory.getbasetemp() / "report-inputs", tiny_model)
+
+
+def render(tmp_path_factory: pytest.TempPathFactory, chromium: Chromium, inputs: ReportInputs, name: str,
+           *paths: Path) -> Rendered:
+    out = tmp_path_factory.mktemp(name) / "report.html"
+    done = llem_process("report", *map(str, paths), "-o", str(out), timeout=300)
     assert done.returncode == 0, done.stderr
     page = chromium.open_page(out.as_uri())
     screenshot = page.screenshot()
     (out.parent / "report.png").write_bytes(screenshot)  # to look at when a test fails
-    return Rendered(page, screenshot, page.chart_boxes())
+    return Rendered(page, out.read_text(encoding="utf-8"), screenshot, page.chart_boxes(), inputs,
+                    tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, chromium, inputs) -> Rendered:
+    return render(tmp_path_factory, chromium, inputs, "report", inputs.results, inputs.session, inputs.baseline,
+                  inputs.ab)
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory, chromium, inputs) -> Rendered:
+    shown = render(tmp_path_factory, chromium, inputs, "docs-report", inputs.ab, inputs.session, inputs.baseline)
+    target = os.environ.get("LLEM_DOCS_SCREENSHOT")
+    if target:
+        (REPO / target).write_bytes(shown.screenshot)
+    return shown
+
+
+def svg_ids(page: Page, chart: str, pattern: str) -> list[dict[str, Any]]:
+    """The elements of chart ``chart`` (its figure's id) whose id matches ``pattern`` (a CSS
+    attribute selector), with their marker count (``use`` elements) and box."""
+    return json.loads(page.evaluate(f"""JSON.stringify([...document.querySelectorAll('{chart} [id{pattern}]')]
+        .map(e => {{ const r = e.getBoundingClientRect();
+                    return {{id: e.id, markers: e.querySelectorAll("use").length, x: r.x, width: r.width}}; }}))"""))
 
 
 def test_the_page_loads_without_console_errors(rendered):
@@ -82,3 +122,79 @@ def test_a_hostile_name_is_shown_as_text_and_never_runs(rendered):
     assert page.evaluate("document.images.length") == 0
     assert page.evaluate("typeof window.pwned") == "undefined"
     assert f"{HOSTILE}[batch_size=1]" in page.evaluate("document.body.innerText")
+
+
+def test_each_window_is_drawn_beside_the_median_and_its_ci(docs):
+    """A tick per measured window in each row of the J/token chart: A's and B's windows of the A/B
+    session, then the session item's repeats (the order of the inputs)."""
+    sides = [json.loads(path.read_text()) for path in result_files(docs.inputs.ab)]
+    item = json.loads(docs.inputs.session.read_text())["items"][0]["result"]
+    expected = [len(result["repeats"]) for result in (*sides, item)]
+    rows = svg_ids(docs.page, "#chart-joules-per-token", '^="joules-per-token-repeats-"')
+    assert [row["id"] for row in rows] == [f"joules-per-token-repeats-{n}" for n in range(3)]
+    assert [row["markers"] for row in rows] == expected == [5, 5, 3]
+
+
+def test_the_comparison_chart_draws_each_gates_threshold_band(docs):
+    """Row 0: the session item against its baseline (its file's 10% gate); row 1: the A/B session
+    (llem ab's default 5%). On one axis, the 10% band is twice as wide as the 5% one."""
+    bands = svg_ids(docs.page, "#chart-comparison", '^="comparison-threshold-band-"')
+    assert [band["id"] for band in bands] == ["comparison-threshold-band-0", "comparison-threshold-band-1"]
+    ratio = bands[0]["width"] / bands[1]["width"]
+    assert 1.9 < ratio < 2.1, bands
+    assert abs((bands[0]["x"] + bands[0]["width"] / 2) - (bands[1]["x"] + bands[1]["width"] / 2)) < 1.5  # both at 0
+    assert docs.page.evaluate("document.querySelectorAll('figure[data-kind=ab] [id$=\"-threshold-band-ab\"]').length") == 1
+
+
+def test_an_ab_session_is_one_comparison_with_the_paired_verdict_llem_ab_printed(docs):
+    page, row = docs.page, docs.inputs.ab_row()
+    verdicts = page.evaluate("[...document.querySelectorAll('p.ab-verdict')].map(p => p.innerText)")
+    assert verdicts == [(f"Paired verdict: {row['verdict']}: joules_per_token {row['change']} "
+                         f"(95% CI {row['ci']}): {row['verdict']}")]
+    article = "document.querySelector('article.ab')"
+    assert page.evaluate(f"{article}.querySelectorAll('figure[data-kind=timeline]').length") == 1
+    # one session trace on the page for the A/B session, one for the pytest session's item
+    assert page.evaluate("document.querySelectorAll('figure[data-kind=timeline]').length") == 2
+    labels = page.evaluate(f"""[...{article}.querySelectorAll('figure[data-kind=timeline] [id*="-window-label-"]')]
+                               .map(e => e.id.split('-window-label-')[1])""")
+    assert sorted(labels) == sorted([f"{side}{n}" for side in "AB" for n in range(1, 6)])
+    table = page.evaluate("document.querySelector('#baseline table').innerText")
+    assert f"{row['change']}\t{row['ci']}\t{row['verdict']}" in table  # in the verdict table too
+
+
+def test_the_windows_are_numbered_on_the_power_timeline(docs):
+    labels = docs.page.evaluate("""[...document.querySelectorAll('#timelines [id*="-window-label-"]')]
+                                   .map(e => e.id.split('-window-label-')[1])""")
+    assert labels == ["1", "2", "3"]  # the session item's three windows, in order
+
+
+def test_table_cells_wrap_only_between_words(docs, rendered):
+    """Every word (a run without spaces) of every cell lies on one line, and no table is wider than
+    its box on the page (a wide one scrolls inside it)."""
+    for shown in (docs, rendered):
+        broken = shown.page.evaluate("""(() => {
+            const broken = [];
+            for (const cell of document.querySelectorAll("td, th")) {
+                const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+                for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                    for (const m of node.data.matchAll(/\\S+/g)) {
+                        const range = document.createRange();
+                        range.setStart(node, m.index);
+                        range.setEnd(node, m.index + m[0].length);
+                        const tops = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+                        if (tops.size > 1) broken.push(m[0]);
+                    }
+                }
+            }
+            return broken;
+        })()""")
+        assert broken == []
+        assert shown.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_no_absolute_path_of_this_machine_is_on_the_page(docs, rendered):
+    for shown in (docs, rendered):
+        for absolute in {str(shown.basetemp), str(shown.basetemp.resolve()), str(REPO)}:
+            assert absolute not in shown.html
+        text = shown.page.evaluate("document.body.innerText")
+        assert "…/session/session.json" in text and "…/session/baseline.json" in text

@@ -1,6 +1,8 @@
 """``llem report``, run as a user runs it, on real results (see report_data): what the HTML holds,
 the PNGs, the exit codes (0 written; 2 an input or output path that cannot be used, named), no
-remote URL, every string escaped, and no matplotlib import where the CLI must stay light.
+remote URL, every string escaped, an ``llem ab`` session shown as one comparison, paths shown
+relative to the repository (never this machine's absolute paths), and no matplotlib import where
+the CLI must stay light.
 """
 
 from __future__ import annotations
@@ -8,11 +10,12 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from llem_helpers import imported_modules, llem_process
+from llem_helpers import imported_modules, llem_process, result_files
 from report_data import HOSTILE, report_inputs
 
 pytestmark = pytest.mark.slow
@@ -23,11 +26,11 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):
     return report_inputs(tmp_path_factory.getbasetemp() / "report-inputs", tiny_model)
 
 
-def report(tmp_path: Path, *paths: Path, png: bool = False):
+def report(tmp_path: Path, *paths: Path, png: bool = False, cwd: Path | None = None):
     """Run ``llem report PATHS -o report.html [--png pngs]``; (process, html text or None)."""
     out = tmp_path / "report.html"
     done = llem_process("report", *map(str, paths), "-o", str(out), *(["--png", str(tmp_path / "pngs")] if png else []),
-                        timeout=300)
+                        cwd=cwd, timeout=300)
     return done, out.read_text(encoding="utf-8") if out.exists() else None
 
 
@@ -80,7 +83,43 @@ def test_baseline_file_with_a_result_is_compared_here(tmp_path, inputs):
     row = re.search(r"<tr><td>metered</td><td>joules_per_token</td>(.*?)</tr>", page)
     assert row, page
     assert re.findall(r"<td[^>]*>(.*?)</td>", row.group(1))[2:5] == ["+100.0%", "+100.0%..+100.0%", "regressed"]
-    assert html.escape(str(inputs.baseline)) in page  # against
+    assert "…/session/baseline.json" in page  # against: outside the repository, its last two parts
+    assert str(inputs.baseline) not in page and str(tmp_path) not in page
+
+
+def test_an_ab_session_is_one_comparison_with_its_paired_verdict_and_one_timeline(tmp_path, inputs):
+    done, page = report(tmp_path, inputs.ab)
+    assert done.returncode == 0, done.stderr
+    assert charts(page) == ["joules_per_token", "comparison", "ab", "timeline"]  # one trace, not one per side
+    row = inputs.ab_row()
+    verdict = re.findall(r'<p class="verdict ab-verdict[^"]*">(.*?)</p>', page)
+    assert verdict == [(f"Paired verdict: {row['verdict']}: joules_per_token {row['change']} (95% CI {row['ci']}): "
+                        f"{row['verdict']}")]
+    assert "A/B: tiny[batch_size=4] (B) vs tiny[batch_size=1] (A)" in page
+    assert "llem ab&#x27;s default" in page  # the gate it was judged by, said
+    for line in inputs.ab_stdout.splitlines():  # every line of the verdict llem ab printed, word for word
+        if line.startswith("  ") and not line.startswith("  to resolve"):
+            assert html.escape(line.strip()) in page, line
+    experiments = re.search(r'<section id="experiments">.*?</section>', page, re.DOTALL).group(0)
+    assert ">A of an A/B<" in experiments and f">{row['verdict']}<" in experiments
+
+
+def test_paths_are_shown_relative_to_the_repository(tmp_path, inputs):
+    """Results inside a git work tree, the report asked for from a directory below its top: the
+    page names them from the top; nothing of the machine's absolute paths is on it."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "sub").mkdir()
+    shutil.copytree(inputs.ab, repo / "results" / "ab")
+    shutil.copy(inputs.session, repo / "session.json")
+    done, page = report(tmp_path, repo / "results" / "ab", repo / "session.json", cwd=repo / "sub")
+    assert done.returncode == 0, done.stderr
+    names = [f"results/ab/{path.name}" for path in result_files(repo / "results" / "ab")]
+    assert re.findall(r'<ol class="sources"><li>(.*?)</li><li>(.*?)</li><li>(.*?)</li></ol>', page) == [
+        (*names, "session.json")]
+    assert str(tmp_path) not in page and str(tmp_path.resolve()) not in page
+    text = re.sub(r"<svg.*?</svg>", "", page, flags=re.DOTALL)
+    assert not re.search(r"(?<![\w.~/:<>…-])/(tmp|home|root|Users|work|var)/", text)
 
 
 def test_no_remote_url_no_script_and_a_hostile_name_stays_text(tmp_path, inputs):

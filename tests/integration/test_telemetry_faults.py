@@ -9,7 +9,6 @@ traceback, never a hang.
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest

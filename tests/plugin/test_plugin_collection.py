@@ -75,7 +75,7 @@ def test_a_bad_file_is_a_collection_error_naming_file_line_and_key(pytester, wri
     assert result.ret == pytest.ExitCode.INTERRUPTED  # 2, as for any collection error
     result.stdout.fnmatch_lines(["*ERROR collecting llem_bad.yaml*"])
     assert "llem_bad.yaml:3: unknown key 'pytorch.batch_sise'; did you mean 'pytorch.batch_size'?" in result.outlines
-    assert "llem_bad.yaml:4: precision: 'fp64' is not one of fp32, fp16, bf16; did you mean 'fp16'?" in result.outlines
+    assert "llem_bad.yaml:4: precision: 'fp64' is not one of auto, fp32, fp16, bf16; did you mean 'fp16'?" in result.outlines
     assert "Traceback" not in result.stdout.str()
     assert "pydantic" not in result.stdout.str()
 

@@ -58,7 +58,7 @@ def test_a_generate_loop_is_measured_and_a_marker_gate_fails_it(pytester, tiny_m
         "joules_per_token * > max 1e-12 (+*%)",
         "energy: cpu_estimate (estimated, not measured)",
         "*llem results*",
-        "test_energy.py::test_generate * (est.)*cpu_estimate*passed",
+        "test_energy.py::test_generate * (est.)*cpu_estimate*passed*",  # "; doubtful: high_variance" on a busy machine
         "test_energy.py::test_gated * (est.)*cpu_estimate*FAIL: joules_per_token * > max 1e-12*",
     ])
     assert "Traceback" not in result.stdout.str()

@@ -156,10 +156,11 @@ def test_unreadable_history_files_are_named_in_a_warning_and_the_summary(pyteste
                                            "--llem-markdown", "report.md", timeout=300)
 
     result.assert_outcomes(passed=2, warnings=4)
+    zero, fifo, big, corrupt = (path.relative_to(pytester.path).as_posix() for path in (zero, fifo, big, corrupt))
     lines = [f"{zero}: is a character device (a link to /dev/zero), not a baseline file; only a regular file is read",
              f"{fifo}: is a FIFO (named pipe), not a baseline file; only a regular file is read",
              f"{big}: is larger than 64 MiB, the most a baseline file may hold; not read: is it the right file?",
-             f"{corrupt}: not a readable baseline file (*"]
+             f"{corrupt}: not a readable baseline file (*"]  # paths relative to the repository
     result.stdout.fnmatch_lines([f"*LlemBaselineWarning: left out of this machine's baseline history: {line}"
                                  for line in lines], consecutive=False)
     result.stdout.fnmatch_lines(["llem: 4 baseline file(s) of this machine's history could not be read and were left "

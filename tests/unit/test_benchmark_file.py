@@ -358,7 +358,7 @@ def test_bad_value_names_file_line_key_and_value(tmp_path):
     assert len(problems) == 2
     assert problems[0].startswith(f"{path}:2: n: ")
     assert "greater than or equal to 1" in problems[0]
-    assert problems[1].startswith(f"{path}:3: precision: 'fp8' is not one of fp32, fp16, bf16")
+    assert problems[1].startswith(f"{path}:3: precision: 'fp8' is not one of auto, fp32, fp16, bf16")
 
 
 def test_unknown_key_in_block_sweep_is_reported_once(tmp_path):

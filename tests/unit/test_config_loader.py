@@ -37,7 +37,7 @@ def test_defaults_only_every_source_is_default():
     config = load_experiment_config(cli_overrides={"model": "gpt2"}, user_config_defaults={})
     defaults = ExperimentConfig(model="x")
     assert config.n == defaults.n == 100
-    assert config.precision == "bf16"
+    assert config.precision == "auto"
     assert config.pytorch.batch_size == 1
     sources = config.sources()
     assert sources["model"] == "CLI --model"
@@ -140,7 +140,7 @@ def test_missing_user_config_file_is_not_an_error(tmp_path, monkeypatch):
 
 def test_empty_user_config_file_is_ignored(user_config):
     user_config("# nothing here yet\n")
-    assert load_experiment_config(cli_overrides={"model": "gpt2"}).precision == "bf16"
+    assert load_experiment_config(cli_overrides={"model": "gpt2"}).precision == "auto"
 
 
 def test_explicit_user_config_defaults_replace_the_file(user_config):

@@ -57,3 +57,37 @@ def test_a_vram_estimate_with_odd_numbers_prints(value):
     estimate = VramEstimate(params=1_000_000, weights_gb=weights, kv_cache_gb=0.5, overhead_gb=0.1, basis="config.json")
     assert "GB" in vram_text(estimate, value)
     assert "GB" in vram_text(estimate, 80.0)
+
+
+def _study_row(energies: list[float], *, codes: tuple[str, ...] = (), suspect: bool = False, verdicts=()) -> str:
+    """The study table's verdict cell for a result whose windows measured ``energies`` (J over 100
+    tokens each), with the spread warnings the runner derives from them and any other ``codes``."""
+    from llenergymeasure.results.model import MeasurementWarning
+    from llenergymeasure.results.spread import spread_warnings
+
+    repeats = [make_repeat(i, energy_j=joules) for i, joules in enumerate(energies)]
+    warnings = [*spread_warnings([r.metrics.joules_per_token for r in repeats]),
+                *((code, f"{code} happened") for code in codes)]
+    result = make_result(repeats, measurement_warnings=[MeasurementWarning(code=c, message=m) for c, m in warnings],
+                         energy_suspect=suspect)
+    return summary_row("tiny[batch_size=4]", result, list(verdicts), None)["verdict"]
+
+
+def test_the_study_table_names_what_puts_a_result_in_doubt_instead_of_ok():
+    assert _study_row([10.0, 10.0, 10.0]) == "ok"
+    assert _study_row([10.0, 35.0, 12.0, 30.0]) == "doubtful: high_variance"  # CV far past 5%
+    assert _study_row([10.0, 10.0, 10.0], suspect=True, codes=("energy_zero",)) == "doubtful: suspect"
+    assert _study_row([10.0, 10.0, 10.0], codes=("persistence_off", "throttled")) == "doubtful: throttled"
+    assert _study_row([10.0, 10.0, 10.0], codes=("persistence_off", "counter_wrapped")) == "ok"  # said, not doubted
+
+
+def test_a_gate_verdict_keeps_its_words_and_names_the_doubts():
+    from llenergymeasure.config.benchmark_file import Bound
+    from llenergymeasure.results.gates import check_expect
+
+    result = make_result([make_repeat(i, energy_j=10.0) for i in range(3)])  # 0.1 J/token
+    passed = check_expect(result, {"joules_per_token": Bound(max=1.0)})
+    failed = check_expect(result, {"joules_per_token": Bound(max=0.01)})
+    assert _study_row([10.0, 35.0, 12.0], verdicts=passed) == "PASS; doubtful: high_variance"
+    row = _study_row([10.0, 35.0, 12.0], verdicts=failed)
+    assert row.startswith("FAIL: joules_per_token ") and row.endswith("; doubtful: high_variance")

@@ -22,9 +22,11 @@ if TYPE_CHECKING:
 
 
 def ab(
-    baseline: Annotated[str, typer.Argument(metavar="BASELINE", help="Reference (A): an experiment file, or FILE::ID.")],
-    candidate: Annotated[str, typer.Argument(metavar="CANDIDATE", help="Candidate (B): an experiment file, or FILE::ID.")],
-    pairs: Annotated[int, typer.Option("--pairs", min=1, max=1000,
+    baseline: Annotated[str, typer.Argument(metavar="BASELINE", show_default=False,
+                                            help="Reference (A): an experiment file, or FILE::ID.")],
+    candidate: Annotated[str, typer.Argument(metavar="CANDIDATE", show_default=False,
+                                             help="Candidate (B): an experiment file, or FILE::ID.")],
+    pairs: Annotated[int, typer.Option("--pairs", metavar="N", min=1, max=1000,
                                        help="Windows of each side (A/B pairs); 3 or more for a verdict.")] = 5,
     fail_on: Annotated[
         list[str] | None,
@@ -32,7 +34,8 @@ def ab(
                      help="A gate, e.g. joules_per_token:5%; repeatable; replaces the candidate file's regression: "
                           "gate on that metric."),
     ] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Directory for both result JSON files.")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", metavar="DIR",
+                                                          help="Directory for both result JSON files.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
 ) -> None:
@@ -63,6 +66,9 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
           file=sys.stderr)
     run = run_ab(a.config, b.config, pairs, progress=not quiet)
     check = judge_ab(run, gates)
+    for result in (run.reference, run.candidate):  # so that llem report judges the pair as this did
+        result.ab["gates"] = [f"{gate.metric}:{gate.value * 100:g}%" if gate.relative else f"{gate.metric}:{gate.value:g}"
+                              for gate in gates]
     print(f"A {a.id}: {fmt(run.reference.metrics.joules_per_token)} J/token; "
           f"B {b.id}: {fmt(run.candidate.metrics.joules_per_token)} J/token; energy from {energy_label(run.candidate)}")
     print_table([{

@@ -1,14 +1,16 @@
 """Plain-text output of ``llem``: result summaries and tables on stdout, dry-run reports.
 
 Every energy figure is printed with its source, an estimate always says "(estimated)", and a
-figure the meter's sanity checks doubted says "(suspect)". Nothing here fails on a missing or
-odd number (None, NaN, zero, negative): it is shown as "n/a" or as it is.
+figure the meter's sanity checks doubted says "(suspect)"; a study table's verdict names every
+doubt its result's warnings carry (results/doubts.py), never a bare "ok" beside them. Nothing
+here fails on a missing or odd number (None, NaN, zero, negative): it is shown as "n/a" or as it is.
 """
 
 from __future__ import annotations
 
 from llenergymeasure.config.models import ExperimentConfig, flatten
 from llenergymeasure.core.vram import VramEstimate
+from llenergymeasure.results.doubts import doubts, with_doubts
 from llenergymeasure.results.gates import GateVerdict
 from llenergymeasure.results.model import ExperimentResult
 from llenergymeasure.results.tables import fmt, is_number, text_table
@@ -97,7 +99,10 @@ def _workload(result: ExperimentResult) -> str:
     batch = (config.get("pytorch") or {}).get("batch_size")
     batch = batch if isinstance(batch, int) and batch > 0 else 1
     batches = -(-result.n_prompts // batch)
-    return (f"{config.get('backend', '?')} on {device}, {config.get('precision', '?')}, "
+    precision = config.get("precision", "?")
+    if precision == "auto" and result.environment.precision:
+        precision = f"{result.environment.precision} (precision auto)"
+    return (f"{config.get('backend', '?')} on {device}, {precision}, "
             f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch}")
 
 
@@ -118,13 +123,14 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
         return {"experiment": exp_id, "J/token": "-", "tokens/s": "-", "energy source": "-", "verdict": f"ERROR: {error}"}
     failed = [v.text for v in verdicts if not v.passed]
     verdict = "FAIL: " + "; ".join(failed) if failed else ("PASS" if verdicts else "ok")
+    flags = doubts((w.code for w in result.measurement_warnings), result.energy_suspect)
     return {
         "experiment": exp_id,
         "J/token": fmt(result.metrics.joules_per_token) + (" (est.)" if result.estimated else "")
                    + (" (suspect)" if result.energy_suspect else ""),
         "tokens/s": fmt(result.metrics.tokens_per_second),
         "energy source": result.energy_source,
-        "verdict": verdict,
+        "verdict": with_doubts(verdict, flags),  # never a bare "ok" for a number its own warnings doubt
     }
 
 

@@ -7,6 +7,12 @@ unreadable or not one of those kinds, or an output path that cannot be written o
 (each named): the report and its PNGs replace only an earlier report or chart of llem's (or an
 empty file), never a file that was read, a result, a baseline or any other file; 1 matplotlib
 missing, or a write that failed after all (a full disk).
+
+The page shows the evidence behind each verdict (every window's J/token, the windows numbered on
+the timelines, the +-threshold band of each gate; the two results of an ``llem ab`` session as one
+comparison with its paired verdict), and paths relative to the repository (the top of the git
+work tree holding the current directory, else the current directory): never this machine's
+absolute paths, since a report ends up in PR comments.
 """
 
 from __future__ import annotations

@@ -25,16 +25,31 @@ from llenergymeasure.cli.errors import exit_codes
 
 
 def run(
-    config: Annotated[Path | None, typer.Argument(help="Experiment file (YAML): one experiment or a study.")] = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Model: hub id or local directory.")] = None,
-    backend: Annotated[str | None, typer.Option("--backend", "-b", help="Inference backend: pytorch, or openai (a server).")] = None,
-    dataset: Annotated[
-        str | None, typer.Option("--dataset", "-d", help="aienergyscore, builtin, synthetic, or a .jsonl file.")
+    config: Annotated[Path | None, typer.Argument(metavar="FILE", show_default=False,
+                                                help="Experiment file (YAML): one experiment or a study.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", metavar="MODEL", help="Model: hub id or local directory.")
     ] = None,
-    n: Annotated[int | None, typer.Option("-n", help="Number of prompts.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Batch size (pytorch.batch_size).")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", "-p", help="fp32, fp16 or bf16.")] = None,
-    repeats: Annotated[int | None, typer.Option("--repeats", help="Measurement windows per experiment.")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", "-b", metavar="BACKEND",
+                                 help="Inference backend: pytorch, or openai (a server).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", metavar="DATASET",
+                                 help="aienergyscore, builtin, synthetic, or a .jsonl file.")
+    ] = None,
+    n: Annotated[int | None, typer.Option("-n", metavar="N", help="Number of prompts.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", metavar="N", help="Batch size (pytorch.batch_size).")
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option("--precision", "-p", metavar="PRECISION",
+                                 help="auto (the default: bf16 on a GPU that has it, fp16 on an older one, fp32 on a "
+                                      "CPU), fp32, fp16 or bf16.")
+    ] = None,
+    repeats: Annotated[
+        int | None, typer.Option("--repeats", metavar="N", help="Measurement windows per experiment.")
+    ] = None,
     max_output_tokens: Annotated[
         int | None, typer.Option("--max-output-tokens", metavar="N", help="Tokens generated per prompt, at most.")
     ] = None,
@@ -48,8 +63,9 @@ def run(
     ] = None,
     output: Annotated[
         str | None,
-        typer.Option("--output", "-o", help="Directory for result JSON files (created if missing; files in it are "
-                                            "never overwritten). Without it nothing is saved."),
+        typer.Option("--output", "-o", metavar="DIR",
+                     help="Directory for result JSON files (created if missing; files in it are never overwritten). "
+                          "Without it nothing is saved."),
     ] = None,
     api_key_env: Annotated[
         str | None, typer.Option("--api-key-env", metavar="NAME",

@@ -71,7 +71,7 @@ Name = Annotated[str, AfterValidator(_plain), AfterValidator(_one_line)]
 # A path or hub id, each part short enough for a filesystem to hold (so checking it cannot crash).
 PathText = Annotated[str, AfterValidator(_plain), AfterValidator(_path_like), Field(max_length=4095)]
 
-Precision = Literal["fp32", "fp16", "bf16"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
 EnergySource = Literal["auto", "nvml", "rapl", "cpu_estimate", "none"]
 
 # Sampling values each decoder preset stands for; explicit keys win over the preset.
@@ -273,7 +273,8 @@ class ExperimentConfig(_Section):
     backend: Literal["pytorch", "openai"] = "pytorch"
     n: int = Field(100, ge=1, le=1_000_000, description="number of prompts")
     dataset: PathText = Field("aienergyscore", min_length=1)
-    precision: Precision = "bf16"
+    precision: Precision = Field("auto", description="auto: bf16 on a GPU that has it, fp16 on an older GPU, "
+                                 "fp32 on a CPU (the result records which)")
     random_seed: int = Field(42, ge=0, le=2**32 - 1)
     max_input_tokens: int = Field(512, ge=1, le=1 << 20)
     max_output_tokens: int = Field(128, ge=1, le=1 << 20)

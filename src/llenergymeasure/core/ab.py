@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llenergymeasure.config.models import ExperimentConfig
+from llenergymeasure.core.progress import Progress
 from llenergymeasure.core.runner import measure_interleaved
 from llenergymeasure.results.ab import ab_sensitivity, compare_ab, session_schedule
 from llenergymeasure.results.baselines import BaselineEntry
@@ -46,7 +47,7 @@ class AbRun:
 
 
 def run_ab(reference: ExperimentConfig, candidate: ExperimentConfig, pairs: int = DEFAULT_PAIRS, *,
-           progress: bool = False, seed: int | None = None) -> AbRun:
+           progress: bool | Progress = False, seed: int | None = None) -> AbRun:
     """Measure ``pairs`` windows of each config as ``session_schedule`` orders them (the first block
     drawn from ``seed``, a fresh one when None; a settling pair first)."""
     seed = random.SystemRandom().randrange(2**31) if seed is None else seed

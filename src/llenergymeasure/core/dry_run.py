@@ -18,7 +18,9 @@ out once per process, not once per experiment: files are cached by version (core
 ``backend: openai`` is the one exception to "never the network": its dry run asks the server
 (GET {base_url}/models, a few seconds at most, once per URL and process) whether it serves the
 model. A server that answers without the model is a problem; no server answering is a note, as
-a GPU that is not visible here is: the server may run only where the experiment will. The dry
+an ``openai.gpus`` GPU is on a machine with no GPU: the server may run only where the experiment
+will. On a machine with GPUs, one that ``openai.gpus`` names and NVML does not see is a problem,
+as in pre-flight: the run would last its whole length and end with no energy. The dry
 run sends no API key (it runs on pull requests, whose files choose the URL): a server that wants
 one is reachable, and whether it serves the model is left to pre-flight.
 """
@@ -34,7 +36,8 @@ from pathlib import Path
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import answered_here, model_problem, repo_id_problem
 from llenergymeasure.backends.credentials import key_problem
-from llenergymeasure.core.server import ServerCheck, arrival_problem, arrival_warnings, check_server
+from llenergymeasure.core.server import (ServerCheck, arrival_problem, arrival_warnings, check_server,
+                                         unseen_gpus_problem)
 from llenergymeasure.core.vram import VramEstimate, context_problem, estimate_vram_explained, vram_problem
 from llenergymeasure.datasets import check_dataset
 from llenergymeasure.results import io
@@ -141,6 +144,13 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
     report.problems.extend(problem for problem in (output_dir_problem(config), key_problem(config),
                                                    arrival_problem(config)) if problem)
     report.notes.extend(text for _, text in arrival_warnings(config))
+    from llenergymeasure.energy.sources import nvml_status
+
+    unseen = unseen_gpus_problem(config)
+    if unseen and nvml_status()[1]:  # a GPU machine without those GPUs: the run would fail here
+        report.problems.append(unseen)
+    elif unseen:  # no GPU here at all: a CPU runner checking a file that runs elsewhere
+        report.notes.append(f"{unseen.split(': their energy')[0]} (no GPU here; checked again where it runs)")
     if not installed("httpx"):
         report.notes.append("httpx not installed here: pip install 'pytest-llem[openai]' to run it")
         return report

@@ -41,6 +41,7 @@ class Plan:
     prompts: list[str]
     device: str
     meter: EnergyMeter
+    precision: str | None = None  # what the model runs in (``auto`` resolved for the device); None for a server
     warnings: list[tuple[str, str]] = field(default_factory=list)
     device_map: dict[str, int | str] | None = None  # a model spread over GPUs: where each module goes
     gpus: list[str] = field(default_factory=list)  # and the UUIDs of the GPUs it is on
@@ -60,7 +61,9 @@ def preflight(config: ExperimentConfig) -> Plan:
     missing = [package for package in ("torch", "transformers") if find_spec(package) is None]
     if missing:
         problems.append(
-            f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'pytest-llem[pytorch]'"
+            f"backend: 'pytorch' needs {' and '.join(missing)}; install it with: pip install 'pytest-llem[pytorch]' "
+            "(on a machine without a GPU, pip install torch --index-url https://download.pytorch.org/whl/cpu first, "
+            "or pip pulls the CUDA build of torch)"
         )
 
     model = model_problem(config.model, config.pytorch.revision)
@@ -77,6 +80,7 @@ def preflight(config: ExperimentConfig) -> Plan:
     elif not missing and not model:
         device = _check_device(config, problems, warnings)
     gpus = [gpu.uuid for gpu in placement.gpus] if placement else []
+    precision = config.precision if missing or model else run_precision(config, device)
 
     meter: EnergyMeter = NoEnergyMeter("pre-flight failed")
     if not model:
@@ -88,8 +92,20 @@ def preflight(config: ExperimentConfig) -> Plan:
     if problems:
         meter.close()
         raise PreFlightError(problems)
-    return Plan(prompts=prompts, device=device, meter=meter, warnings=warnings,
+    return Plan(prompts=prompts, device=device, meter=meter, precision=precision, warnings=warnings,
                 device_map=placement.device_map if placement else None, gpus=gpus)
+
+
+def run_precision(config: ExperimentConfig, device: str) -> str:
+    """The precision the model runs in on ``device``: ``precision`` as given, or for ``auto`` bf16
+    on a GPU that has it, fp16 on an older GPU, fp32 on the CPU (where half precision is emulated)."""
+    if config.precision != "auto":
+        return config.precision
+    if cuda_index(device) is None:
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def _preflight_server(config: ExperimentConfig) -> Plan:
@@ -139,6 +155,8 @@ def _check_placement(config: ExperimentConfig, problems: list[str]) -> Placement
                         "install a CUDA build of torch")
     elif config.precision == "bf16" and not torch.cuda.is_bf16_supported():
         problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp16")
+    else:  # the placement is planned for the dtype the weights load in
+        config = config.model_copy(update={"precision": run_precision(config, "cuda:0")})
     return plan_placement(config, problems)
 
 

@@ -106,27 +106,27 @@ def run_experiment(
     return result
 
 
-def measure(config: ExperimentConfig, *, progress: bool = False) -> ExperimentResult:
+def measure(config: ExperimentConfig, *, progress: bool | Progress = False) -> ExperimentResult:
     """Steps 1-6 above for a resolved config."""
     return measure_interleaved([config], [0] * config.repeats, progress=progress)[0]
 
 
 def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *, settle: list[int] | None = None,
-                        progress: bool = False) -> list[ExperimentResult]:
+                        progress: bool | Progress = False) -> list[ExperimentResult]:
     """Steps 1-6 for several configs in one session: every model loaded and warmed up first,
     then one measurement window per entry of ``order`` (an index into ``configs``), so that
     what drifts over a session (temperature, clocks, a neighbour) falls on all of them alike.
     ``settle``: whole windows run just before them, in that order, and not measured (an A/B's
     settling pair: the first window after the warm-ups reads high on some machines). They share
     the device and the meter; one result per config, in the order given. ``progress``: say on
-    stderr what is happening (core/progress.py)."""
+    stderr what is happening (core/progress.py), or a Progress that says it elsewhere."""
     intensity = carbon_intensity(configs[0].energy)  # a config error, before anything is opened
     plans = _preflight_all(configs)
     meter = plans[0].meter
     started = datetime.now(timezone.utc)
     backends: list[Backend] = []
     frozen = False
-    say = Progress(progress)
+    say = progress if isinstance(progress, Progress) else Progress(progress)
     timeline = TimelineRecorder(meter, configs[0].energy.sample_interval_ms / 1000)
     try:
         timeline.start()
@@ -146,7 +146,8 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *, se
                 time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
             sessions[which].measure_window(meter, baseline_w, say, of=order.count(which), timeline=timeline)
         timeline.stop()
-        environments = [snapshot(session.backend.environment()) for session in sessions]
+        environments = [snapshot({**session.backend.environment(), "precision": session.plan.precision})
+                        for session in sessions]
     finally:
         timeline.stop()
         meter.close()
@@ -262,7 +263,8 @@ class _Session:
 
     def load_and_warm_up(self, say: Progress, timeline: TimelineRecorder) -> None:
         with timeline.phase("load", owner=self.owner), say.phase(_load_label(self.config, self.plan)):
-            self.backend.load(self.config, self.plan.device, self.plan.device_map)
+            self.backend.load(self.config.model_copy(update={"precision": self.plan.precision}), self.plan.device,
+                              self.plan.device_map)
             self.batches = self.backend.prepare(self.plan.prompts)
         warmup = self.batches[: self.config.warmup.n_warmup] if self.config.warmup.enabled else []
         if warmup:

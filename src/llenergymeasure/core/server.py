@@ -164,6 +164,10 @@ def server_meter(config: ExperimentConfig, problems: list[str]) -> EnergyMeter:
     server, energy = config.openai, config.energy
     if energy.source == "none":
         return create_meter(energy)
+    unseen = unseen_gpus_problem(config)
+    if unseen:
+        problems.append(unseen)
+        return NoEnergyMeter("pre-flight failed")
     local = on_this_machine(config)
     if not local and server.gpus is None:
         if energy.source != "auto":
@@ -189,6 +193,27 @@ def server_meter(config: ExperimentConfig, problems: list[str]) -> EnergyMeter:
         problems.append(f"energy: the CPU estimate counts the server's CPU time, but its process was not found: "
                         f"{why_not}")
     return meter
+
+
+def unseen_gpus_problem(config: ExperimentConfig) -> str | None:
+    """Why GPUs that ``openai.gpus`` names cannot be measured: NVML here does not see them (a
+    run would last its whole length and end with no energy), or None."""
+    from llenergymeasure.energy.meters import select_gpus
+    from llenergymeasure.energy.sources import nvml_status
+    from llenergymeasure.exceptions import PreFlightError
+
+    named = [gpu for gpu in config.openai.gpus or [] if str(gpu).lower() != "cpu"]
+    if not named or config.energy.source == "none":
+        return None
+    status, visible, _ = nvml_status()
+    try:
+        select_gpus(visible, named)
+    except PreFlightError as exc:
+        why = exc.problems[0].removeprefix("devices: ")
+        nvml = "" if visible else f"; NVML: {status.detail}"
+        return (f"openai.gpus: {why}{nvml}: their energy cannot be read here. Name GPUs this machine sees, run where "
+                "the server's GPUs are visible, or set energy.source: none to measure without energy")
+    return None
 
 
 def server_gpus(config: ExperimentConfig) -> list[Any]:

@@ -28,7 +28,7 @@ from llenergymeasure.core.model_files import (
     safetensors_params,
 )
 
-BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2}
+BYTES_PER_PARAM = {"fp32": 4, "fp16": 2, "bf16": 2, "auto": 2}  # auto: bf16 or fp16 on a GPU, where VRAM counts
 CUDA_CONTEXT_GB = 0.4  # driver + CUDA context + allocator slack, outside torch's own accounting
 ACTIVATION_SHARE = 0.15  # activations and temporary buffers, as a share of weights + KV cache
 MAX_DIMENSION = 1 << 24  # no layer count, width or vocabulary of a real model comes near 16.7 million

@@ -2,9 +2,12 @@
 pytest session files.
 
     inputs.py    reading the inputs, each kind recognised by its content
-    timeline.py  a result's power timeline as traces and phase spans
+    paths.py     how a path is shown: relative to the project, never this machine's absolute path
+    timeline.py  a result's power timeline as traces and phase spans, windows numbered
     sweeps.py    experiments that differ in one config key
     verdicts.py  candidate against baseline: a session's records, or baseline files compared here
+    ab.py        interleaved A/B sessions: both sides' results paired again, the paired verdict
+    histories.py each experiment's saved sessions over time, each session once
     charts.py    matplotlib (Agg) figures as inline SVG and PNG; the only module importing matplotlib
     html.py      the page's building blocks, every string escaped
     document.py  what the report shows, and writing it

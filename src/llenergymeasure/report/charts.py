@@ -5,19 +5,28 @@ is ever chosen. Text is drawn as paths (no font needed in the browser) with math
 in an experiment name is a dollar). The SVG is cut down to be inlined in HTML: no XML prolog,
 no metadata or comments, no namespace URLs, ids prefixed per chart so that charts do not share
 them. Only this module imports matplotlib.
+
+What a verdict rests on is drawn, not only its summary: every measured window's J/token beside
+the median and its CI, each window numbered on the power timeline, the +-threshold band of the
+gate around the baseline on the comparison charts, and an A/B session's windows and pairs. Those
+artists carry SVG ids (``gid``: ``repeats-3``, ``threshold-band-0``, ``window-B2``...), prefixed per
+chart like every id, so that a page (and its tests) can find them.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib
 from matplotlib.figure import Figure
 
+from llenergymeasure.report.ab import AbSession
 from llenergymeasure.report.histories import History
 from llenergymeasure.report.inputs import Measured
 from llenergymeasure.report.sweeps import Sweep
@@ -31,6 +40,8 @@ PHASE_COLORS = {"baseline": "#9e9e9e", "load": "#bcaaa4", "warmup": "#ffcc80", "
                 "prefill": "#ce93d8", "decode": "#a5d6a7"}
 VERDICT_COLORS = {"regressed": "#c62828", "improved": "#2e7d32", "unchanged": "#546e7a", "inconclusive": "#f9a825"}
 MEASURED, ESTIMATED, SUSPECT = "#1565c0", "#ef6c00", "#c62828"
+SIDE_COLORS = {"A": "#546e7a", "B": "#6a1b9a"}
+BAND = "#78909c"  # the +-threshold band
 RC = {"svg.fonttype": "path", "text.parse_math": False, "font.size": 9, "axes.titlesize": 10,
       "axes.spines.top": False, "axes.spines.right": False}
 
@@ -59,8 +70,8 @@ def render(figure: Figure, slug: str, kind: str, title: str, png: bool) -> Chart
 def inline_svg(svg: str, prefix: str) -> str:
     """matplotlib's SVG document as an element for an HTML page (see the module docstring)."""
     svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
-    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.S)  # matplotlib escapes "--" inside them
+    svg = re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.DOTALL)
+    svg = re.sub(r"<!--.*?-->\s*", "", svg, flags=re.DOTALL)  # matplotlib escapes "--" inside them
     head_end = svg.index(">")
     head = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", svg[:head_end])
     svg = head + svg[head_end:]
@@ -88,17 +99,27 @@ def _figure(height: float) -> Figure:
         return Figure(figsize=(WIDTH_IN, height), layout="constrained")
 
 
-def timeline_chart(item: Measured, timeline: Timeline) -> Figure:
-    """Power per device over time, the phases shaded behind."""
+def timeline_chart(item: Measured, timeline: Timeline, title: str = "") -> Figure:
+    """Power per device over time, the phases shaded behind, each measurement window numbered
+    above the plot (and shaded a little darker or lighter than the one before it, so that windows
+    run back to back are still told apart)."""
     figure = _figure(3.4)
     with _style("timeline"):
         ax = figure.subplots()
         shaded: set[str] = set()
+        numbers = {id(span): number for number, span in enumerate(timeline.windows, 1)}
+        rows = _label_rows(timeline)
         for span in timeline.phases:
             label = span.name if span.name not in shaded else None
             shaded.add(span.name)
-            ax.axvspan(span.start, span.end, color=PHASE_COLORS.get(span.name, "#e0e0e0"), alpha=0.35, lw=0,
-                       label=label)
+            number = numbers.get(id(span))
+            alpha = 0.35 if number is None else 0.5 if number % 2 else 0.28
+            patch = ax.axvspan(span.start, span.end, color=PHASE_COLORS.get(span.name, "#e0e0e0"), alpha=alpha, lw=0,
+                               label=label)
+            if number is not None:
+                name = span.label or str(number)
+                patch.set_gid(f"window-{name}")
+                _number_window(ax, span.start, span.end, name, rows.get(id(span), 0))
         for trace in timeline.traces:
             name = f"{trace.device} (estimated)" if trace.estimated else trace.device
             ax.plot(trace.t, trace.power_w, lw=1.3, ls="--" if trace.estimated else "-", label=name)
@@ -106,16 +127,48 @@ def timeline_chart(item: Measured, timeline: Timeline) -> Figure:
                                                    if timeline.per_repeat else " of the timeline"))
         ax.set_ylabel("power (W)")
         ax.set_ylim(bottom=0)
-        ax.set_title(f"Power timeline: {short(item.label)}")
+        ax.set_title(f"Power timeline: {short(title or item.label)}",
+                     pad=6 + 9 * (max(rows.values(), default=-1) + 1))
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
         ax.grid(alpha=0.3)
     return figure
 
 
+LABEL_GAP = 0.03  # of the time axis: closer window numbers go on a second line above the plot
+
+
+def _label_rows(timeline: Timeline) -> dict[int, int]:
+    """The line (0, 1) each window's number is written on, so that short windows run back to back
+    (an A/B session's) do not write their numbers over each other."""
+    times = [t for trace in timeline.traces for t in trace.t if math.isfinite(t)] + \
+        [edge for span in timeline.phases for edge in (span.start, span.end)]
+    gap = LABEL_GAP * ((max(times) - min(times)) if times else 1.0)
+    rows: dict[int, int] = {}
+    last = [-math.inf, -math.inf]
+    for span in sorted(timeline.windows, key=lambda s: s.start):
+        middle = (span.start + span.end) / 2
+        row = 0 if middle - last[0] >= gap else 1 if middle - last[1] >= gap else 0
+        rows[id(span)] = row
+        last[row] = middle
+    return rows
+
+
+def _number_window(ax: Any, start: float, end: float, label: str, row: int = 0) -> None:
+    from matplotlib.transforms import blended_transform_factory, offset_copy
+
+    ax.axvline(start, color="#1e88e5", lw=0.5, alpha=0.7)
+    where = offset_copy(blended_transform_factory(ax.transData, ax.transAxes), fig=ax.figure, y=2 + 9 * row,
+                        units="points")
+    text = ax.text((start + end) / 2, 1.0, label, transform=where, ha="center", va="bottom", fontsize=7,
+                   color="#0d47a1", clip_on=False)
+    text.set_gid(f"window-label-{label}")
+
+
 def joules_per_token_chart(items: list[Measured]) -> Figure:
-    """J/token per experiment: the median, and the 95% CI over the repeats as a bar."""
+    """J/token per experiment: the median (a dot), the 95% CI over the repeats (a bar), and each
+    measured window's own value (a tick below the bar), so the spread the CI comes from shows."""
     shown = [item for item in items if item.joules_per_token is not None]
-    figure = _figure(1.3 + 0.32 * len(shown))
+    figure = _figure(1.3 + 0.42 * len(shown))
     with _style("jpt"):
         ax = figure.subplots()
         for row, item in enumerate(shown):
@@ -123,13 +176,25 @@ def joules_per_token_chart(items: list[Measured]) -> Figure:
             ci = item.ci
             if ci is not None:
                 ax.plot(list(ci), [row, row], color=color, lw=2, alpha=0.6, solid_capstyle="butt")
+            windows = repeat_values(item)
+            if windows:
+                ticks, = ax.plot(windows, [row + 0.24] * len(windows), "|", color=color, ms=7, mew=1.3, alpha=0.85)
+                ticks.set_gid(f"repeats-{row}")
             ax.plot([item.joules_per_token], [row], "o", color=color, mfc="white" if item.estimated else color)
         ax.set_yticks(range(len(shown)), [energy_label(item) for item in shown])
         ax.set_ylim(len(shown) - 0.5, -0.5)
-        ax.set_xlabel("J/token (dot: median; bar: 95% CI over repeats)")
+        ax.set_xlabel("J/token (dot: median; bar: 95% CI over repeats; ticks: each measured window)")
         ax.set_title("Energy per token")
         ax.grid(axis="x", alpha=0.3)
     return figure
+
+
+def repeat_values(item: Measured) -> list[float]:
+    """J/token of each of the result's measured windows (repeats) that measured it."""
+    if item.result is None:
+        return []
+    values = [r.metrics.joules_per_token for r in item.result.repeats]
+    return [v for v in values if v is not None and math.isfinite(v)]
 
 
 def sweep_chart(sweep: Sweep) -> Figure:
@@ -167,15 +232,25 @@ def sweep_chart(sweep: Sweep) -> Figure:
 
 
 def comparison_chart(verdicts: list[ExperimentVerdict]) -> Figure | None:
-    """The relative change of every compared metric with its 95% CI, coloured by verdict."""
-    rows = [(f"{short(v.experiment, 48)}: {m.metric}", m) for v in verdicts for m in v.metrics
-            if m.relative and m.change is not None]
+    """The relative change of every compared metric with its 95% CI, coloured by verdict, over the
+    band of +-the gate's threshold around the baseline (0): a CI inside the band is "unchanged", a
+    point past it with the CI clear of 0 a regression or an improvement."""
+    rows = [(f"{short(v.experiment, 48)}: {m.metric}" + (" (A/B, paired)" if v.paired else ""), m)
+            for v in verdicts for m in v.metrics if m.relative and m.change is not None]
     if not rows:
         return None
-    figure = _figure(1.3 + 0.32 * len(rows))
+    figure = _figure(1.3 + 0.36 * len(rows))
     with _style("comparison"):
         ax = figure.subplots()
         ax.axvline(0, color="#444444", lw=0.8)
+        banded = False
+        for row, (_, metric) in enumerate(rows):
+            if metric.threshold is not None and metric.threshold > 0:
+                band = ax.fill_betweenx([row - 0.42, row + 0.42], -metric.threshold * 100, metric.threshold * 100,
+                                        color=BAND, alpha=0.28, lw=0,
+                                        label=None if banded else "±threshold (the gate) around the baseline")
+                band.set_gid(f"threshold-band-{row}")
+                banded = True
         for row, (_, metric) in enumerate(rows):
             color = VERDICT_COLORS.get(metric.verdict, "#757575")
             if metric.ci_low is not None and metric.ci_high is not None:
@@ -186,9 +261,68 @@ def comparison_chart(verdicts: list[ExperimentVerdict]) -> Figure | None:
         ax.set_yticks(range(len(rows)), [label for label, _ in rows])
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.margins(x=0.15)
-        ax.set_xlabel("change against the baseline (%), 95% CI")
+        ax.set_xlabel("change against the baseline (%), 95% CI" + ("; shaded: ±the gate's threshold" if banded else ""))
         ax.set_title("Candidate against baseline")
         ax.grid(axis="x", alpha=0.3)
+        if banded:
+            ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return figure
+
+
+def ab_chart(session: AbSession) -> Figure:
+    """An A/B session's evidence: left, J/token of every window in the order they ran (the two
+    windows of each pair joined); right, B against A per pair, the paired estimate with its 95% CI,
+    and the +-threshold band of the gate."""
+    figure = _figure(3.2)
+    with _style("ab"):
+        left, right = figure.subplots(1, 2, width_ratios=[3, 2])
+        windows = session.windows()
+        for block in range(0, len(windows), 2):
+            pair = [(x, v) for x, (_, v) in enumerate(windows[block:block + 2], block) if v is not None]
+            if len(pair) == 2:
+                left.plot([x for x, _ in pair], [v for _, v in pair], color="#b0bec5", lw=1, zorder=1)
+        for side in ("A", "B"):
+            points = [(x, v) for x, (label, v) in enumerate(windows) if label.startswith(side) and v is not None]
+            if points:
+                line, = left.plot([x for x, _ in points], [v for _, v in points], "o" if side == "A" else "s",
+                                  color=SIDE_COLORS[side], ms=6, zorder=2,
+                                  label=f"{side}: {short(getattr(session, side.lower()).label, 40)}")
+                line.set_gid(f"ab-windows-{side}")
+        left.set_xticks(range(len(windows)), [label for label, _ in windows], fontsize=7)
+        left.set_ylabel("J/token")
+        left.set_title("Each window, in the order they ran")
+        left.grid(axis="y", alpha=0.3)
+        left.legend(fontsize=7, frameon=False, loc="best")
+
+        metric = next((m for m in session.verdict.metrics if m.metric == "joules_per_token"), None)
+        if metric is not None and metric.relative and metric.threshold:
+            band = right.axvspan(-metric.threshold * 100, metric.threshold * 100, color=BAND, alpha=0.28, lw=0,
+                                 label=f"±{metric.threshold * 100:g}% (the gate)")
+            band.set_gid("threshold-band-ab")
+        right.axvline(0, color="#444444", lw=0.8)
+        changes = session.pair_changes()
+        rows = [(k, c * 100) for k, c in enumerate(changes) if c is not None]
+        if rows:
+            pairs, = right.plot([c for _, c in rows], [k for k, _ in rows], "o", color="#78909c", ms=5,
+                                label="one pair (B/A - 1)")
+            pairs.set_gid("ab-pairs")
+        summary = len(changes)
+        labels = [f"pair {k + 1}" for k in range(len(changes))]
+        if metric is not None and metric.change is not None:
+            color = VERDICT_COLORS.get(metric.verdict, "#757575")
+            if metric.ci_low is not None and metric.ci_high is not None:
+                right.plot([metric.ci_low * 100, metric.ci_high * 100], [summary, summary], color=color, lw=2.5)
+            estimate, = right.plot([metric.change * 100], [summary], "D", color=color, ms=7,
+                                   label=f"paired estimate, 95% CI: {metric.verdict}")
+            estimate.set_gid("ab-estimate")
+            labels.append("paired")
+        right.set_yticks(range(len(labels)), labels, fontsize=7)
+        right.set_ylim(len(labels) - 0.5, -0.5)
+        right.margins(x=0.15)
+        right.set_xlabel("B against A (%)")
+        right.set_title(f"Paired verdict: {session.verdict.verdict}")
+        right.grid(axis="x", alpha=0.3)
+        right.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(0.0, -0.28), ncols=2)
     return figure
 
 

@@ -4,11 +4,15 @@ Names, warnings and notes come from result files that anyone can write, so every
 goes through ``escape``; the only markup not built here is the charts' SVG (matplotlib's, text
 drawn as paths). The page loads nothing: no script, no remote URL, no font, and its Content
 Security Policy forbids all of it, so an injection that slipped through could still not run.
+
+Table cells wrap only where the text has a space (never inside a word, a number or an id); a table
+wider than the page scrolls inside its own box instead of squeezing its columns.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,20 +31,23 @@ h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #d9dee3; padding-bottom: 0.2em; }
 h3 { font-size: 1em; margin: 1.2em 0 0.4em; }
 p.meta, p.note { color: #52606d; margin: 0.3em 0; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
+div.table { overflow-x: auto; margin: 0.5em 0 1em; }
+table { border-collapse: collapse; font-size: 0.92em; }
 th, td { border: 1px solid #d9dee3; padding: 0.3em 0.6em; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: normal; word-break: normal; hyphens: manual; }
 th { background: #f3f5f7; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.word { white-space: nowrap; }
-td:first-child { min-width: 16em; }
+td.word, span.w { white-space: nowrap; }
 .regressed, .suspect, .failed, .error { color: #c62828; font-weight: 600; }
 .improved, .passed { color: #2e7d32; }
 .inconclusive, .unverified, .estimated, .skipped { color: #a86400; }
+p.verdict { font-size: 1.05em; font-weight: 600; margin: 0.4em 0; }
+article.ab { margin: 1em 0 2em; }
 figure.chart { margin: 1em 0; }
 figure.chart svg { display: block; max-width: 100%; height: auto; }
 figcaption { color: #52606d; font-size: 0.9em; }
-ul.lines { margin: 0.2em 0 1em; padding-left: 1.4em; }
+ul.lines, ol.lines { margin: 0.2em 0 1em; padding-left: 1.4em; }
+ol.sources { margin: 0.2em 0 0.6em; padding-left: 2em; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.95em; }
 """
 
@@ -65,9 +72,20 @@ def table(headers: list[str], rows: list[list[str | Cell]]) -> str:
             cell = cell if isinstance(cell, Cell) else Cell(cell)
             classes = " ".join(filter(None, [cell.css, "num" if cell.numeric else ""]))
             attribute = f' class="{escape(classes)}"' if classes else ""
-            cells.append(f"<td{attribute}>{escape(cell.text)}</td>")
+            text = escape(cell.text) if cell.numeric or "word" in cell.css.split() else unbroken(cell.text)
+            cells.append(f"<td{attribute}>{text}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="table"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+_BREAKS_INSIDE = re.compile(r"[^\w\s.,:;'\"%+=()\[\]<>&#*@^$~`]")  # "-", "/", dashes...: a browser may break after them
+
+
+def unbroken(text: str) -> str:
+    """``text`` escaped, each word holding a character a browser may break a line after (a hyphen,
+    a slash) kept on one line: a cell wraps only at its spaces."""
+    return "".join(f'<span class="w">{escape(part)}</span>' if _BREAKS_INSIDE.search(part) else escape(part)
+                   for part in re.split(r"(\s+)", text))
 
 
 def figure(chart: Chart) -> str:
@@ -90,6 +108,11 @@ def paragraph(text: str, css: str = "note") -> str:
 
 def bullet_list(lines: list[str]) -> str:
     return '<ul class="lines">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>" if lines else ""
+
+
+def numbered_list(lines: list[str], css: str = "lines") -> str:
+    return f'<ol class="{escape(css)}">' + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ol>" \
+        if lines else ""
 
 
 def page(title: str, body: list[str]) -> str:

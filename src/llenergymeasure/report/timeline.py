@@ -4,6 +4,10 @@ Results carry the session's timeline (``ExperimentResult.timeline``: devices and
 since the timeline started). Older results, and results whose session timeline is empty, only
 have each repeat's sampler samples (``repeats[i].timeline``, ``t`` in perf_counter seconds): those
 are put on one axis from the first sample, each repeat a "window" span, with a gap between repeats.
+
+Every measurement window carries its label, the number the chart writes over it: ``1``..``n`` in
+the order they ran, or ``A1``, ``B1``... in an interleaved A/B session (``ab_timeline``: both sides'
+results share the session's samples, so it is drawn once, each side's phases on it).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Span:
     start: float
     end: float
     repeat: int | None = None
+    label: str = ""  # a measurement window's number on the chart ("3", "B2"); "" for other phases
 
 
 @dataclass
@@ -37,17 +42,67 @@ class Timeline:
     phases: list[Span]
     per_repeat: bool  # drawn from the repeats' samples (no session timeline in the result)
 
+    @property
+    def windows(self) -> list[Span]:
+        return [span for span in self.phases if span.name == "window"]
+
 
 def timeline_of(result: ExperimentResult) -> Timeline | None:
     """The result's timeline, or None when it holds no power samples at all."""
+    side = _side(result)
     session: dict[str, Any] = dict(getattr(result, "timeline", None) or {})
     traces = [_trace(device, samples, result) for device, samples in (session.get("devices") or {}).items()]
     traces = [trace for trace in traces if trace.t]
     if traces:
-        phases = [Span(str(p.get("name")), float(p["start"]), float(p["end"]), p.get("repeat"))
-                  for p in session.get("phases") or [] if _number(p.get("start")) and _number(p.get("end"))]
-        return Timeline(traces, phases, per_repeat=False)
-    return _from_repeats(result)
+        return Timeline(traces, _number_windows(_phases(session, side), bool(side)), per_repeat=False)
+    timeline = _from_repeats(result)
+    if timeline is not None:
+        timeline.phases = _number_windows(timeline.phases, bool(side), side)
+    return timeline
+
+
+def ab_timeline(a: ExperimentResult, b: ExperimentResult) -> Timeline | None:
+    """The one session of an interleaved A/B pair: its samples (each side's result holds the same
+    ones) with both sides' phases, the windows labelled A1, B1, ... in the order they ran. None
+    when the session timeline holds no samples (older results: each side's own are drawn)."""
+    session: dict[str, Any] = dict(getattr(a, "timeline", None) or {})
+    traces = [_trace(device, samples, a) for device, samples in (session.get("devices") or {}).items()]
+    traces = [trace for trace in traces if trace.t]
+    if not traces:
+        return None
+    phases = _phases(session, "A") + _phases(dict(getattr(b, "timeline", None) or {}), "B")
+    shared = {(p.name, p.start, p.end) for p in phases if p.label == "A"} & \
+        {(p.name, p.start, p.end) for p in phases if p.label == "B"}  # recorded for the whole session
+    phases = [p for p in phases if not ((p.name, p.start, p.end) in shared and p.label == "B")]
+    phases.sort(key=lambda p: (p.start, p.end))
+    return Timeline(traces, _number_windows(phases, True), per_repeat=False)
+
+
+def _phases(session: dict[str, Any], side: str) -> list[Span]:
+    """The session's phases; ``side`` ("A", "B" or "") kept in each span's label until numbered."""
+    return [Span(str(p.get("name")), float(p["start"]), float(p["end"]), p.get("repeat"), side)
+            for p in session.get("phases") or [] if isinstance(p, dict)
+            and _number(p.get("start")) and _number(p.get("end"))]
+
+
+def _number_windows(phases: list[Span], sided: bool, side: str = "") -> list[Span]:
+    """Each window labelled with its number in time order, per side in an A/B session ("B2": B's
+    second window); other phases unlabelled."""
+    counts: dict[str, int] = {}
+    for span in sorted(phases, key=lambda p: p.start):
+        if span.name != "window":
+            span.label = ""
+            continue
+        key = (span.label or side) if sided else ""
+        counts[key] = counts.get(key, 0) + 1
+        span.label = f"{key}{counts[key]}"
+    return phases
+
+
+def _side(result: ExperimentResult) -> str:
+    """``A`` or ``B`` for a result measured in an interleaved A/B session, else ""."""
+    side = (getattr(result, "ab", None) or {}).get("side")
+    return side if side in ("A", "B") else ""
 
 
 def _from_repeats(result: ExperimentResult) -> Timeline | None:
