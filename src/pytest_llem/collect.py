@@ -159,7 +159,7 @@ class LlemItem(pytest.Item):
         measures nothing, so there it is only noted."""
         machine, config = self.settings.machine, self.experiment.config
         reason = needs.missing(config, machine)
-        if self.settings.require_energy and not self.settings.disable:
+        if self.settings.require_energy:
             reason = reason or needs.unmeasured(config, machine)
         if reason and self.settings.dry_run:
             self.record.setdefault("notes", []).append(f"on this machine: {reason}")

@@ -29,7 +29,7 @@ code as a benchmark file's items (gating.py): one-line diffs, baselines keyed by
 id, the session table, JSON, markdown and JUnit properties. The devices measured are locked for
 the test, as for a benchmark item. Under ``--llem-dry-run`` a test that uses the fixture is
 skipped at setup, saying so (its marker is still checked). Under ``--llem-disable`` ``fn`` is called
-once and a ``window()`` block runs once, unmeasured: no warmup, meter, lock, gate or baseline.
+once and a ``window()`` block runs once, unmeasured (a window reads no energy): no warmup, device lock, gate or baseline.
 """
 
 from __future__ import annotations
@@ -178,13 +178,9 @@ class EnergyFixture:
                               "holds one start reading, so each would measure part of the energy. Close each window "
                               "before opening the next: every window is one repeat")
         try:
-            if self.settings.disable:  # the block runs as plain test code
-                window = _Unmeasured()
+            with self._open().window(sync=sync) as window:
+                window.owner = self.item.nodeid
                 yield window
-            else:
-                with self._open().window(sync=sync) as window:
-                    window.owner = self.item.nodeid
-                    yield window
         finally:
             self._window_open.release()
         if window.tokens is None:
@@ -210,6 +206,10 @@ class EnergyFixture:
         if self._monitor is None:
             from llenergymeasure.energy.window import EnergyMonitor
             from pytest_llem.workers import LOCK_TIMEOUT_HINT, measurement_lock
+
+            if self.settings.disable:  # --llem-disable: windows as plain code, on a meter that reads nothing
+                self._monitor = self._stack.enter_context(EnergyMonitor("none"))
+                return self._monitor
 
             machine = self.settings.machine
             devices = [g.uuid for g in machine.gpus] or ["cpu"]
@@ -270,13 +270,6 @@ class EnergyFixture:
             config=config, config_hash=config_hash, started=self.started, environment=environment, warnings=[],
             intensity=carbon_intensity(EnergyConfig()),
         )
-
-
-class _Unmeasured:
-    """What ``window()`` yields under --llem-disable: it takes ``tokens`` and measures nothing."""
-
-    tokens: int | None = None
-    owner: str | None = None
 
 
 def max_repeats() -> int:

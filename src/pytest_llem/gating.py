@@ -157,7 +157,7 @@ class Judge:
         paths = shown_paths(self.item.config)
 
         def said(text: str) -> str:
-            return reworded(paths.text(text), self.settings)
+            return paths.text(reworded(text, self.settings))
 
         first = check.first or check  # the session's measurement: a re-measurement only confirms it
         lines, where = [said(line) for line in check.lines()], said(where)
@@ -200,7 +200,8 @@ class Judge:
 def changes(comparisons: list[Any]) -> list[dict[str, Any]]:
     """Comparisons as a record holds them (and JSON carries them)."""
     return [{"metric": c.metric, "change": finite(c.change), "relative": c.threshold.relative,
-             "ci_low": finite(c.ci_low), "ci_high": finite(c.ci_high), "verdict": c.verdict} for c in comparisons]
+             "threshold": c.threshold.value, "ci_low": finite(c.ci_low), "ci_high": finite(c.ci_high),
+             "verdict": c.verdict} for c in comparisons]
 
 
 def history_record(sessions: list[Any]) -> dict[str, Any]:

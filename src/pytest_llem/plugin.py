@@ -174,10 +174,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    if config.stash[SETTINGS].disable:
-        return ["llem: --llem-disable: benchmark items and llem_energy tests run once, unmeasured: no energy, "
-                "gates or baselines"]
-    return []
+    settings = config.stash[SETTINGS]
+    if not settings.disable:
+        return []
+    ignored = f" ({', '.join(settings.ignored)} ignored)" if settings.ignored else ""
+    return [f"llem: --llem-disable: benchmark items and llem_energy tests run once, unmeasured: no energy, gates or "
+            f"baselines{ignored}"]
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile | None:

@@ -9,7 +9,8 @@
 The phase lines are the core's (core/progress.py), as ``llem run`` prints them outside a
 terminal: plain lines, a batch count at most every ``LLEM_PROGRESS_INTERVAL_S`` seconds per phase.
 They are on at pytest's default verbosity and off with ``-q``. They go to stderr past pytest's
-output capture, on a line of their own, from an xdist worker too (its stderr is the controller's).
+output capture, from an xdist worker too (its stderr is the controller's); in the controller each
+starts a line of its own, while a worker's may follow a row of the controller's dots.
 """
 
 from __future__ import annotations

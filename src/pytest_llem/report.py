@@ -48,8 +48,9 @@ if TYPE_CHECKING:
     from llenergymeasure.results.display_paths import Paths
 
 
-# Record keys holding measured data, written as recorded (results and baselines hold the same).
-MEASURED_DATA = ("result", "baseline_entry", "machine")
+# Record keys written as recorded: measured data (results and baselines hold the same), and the
+# identifiers and file a script or a later comparison matches (a sweep id may hold a model's path).
+MEASURED_DATA = ("result", "baseline_entry", "machine", "nodeid", "baseline_key", "experiment", "file", "result_path")
 
 
 class LlemReporter:

@@ -61,6 +61,7 @@ class Machine:
 class Settings:
     dry_run: bool = False
     disable: bool = False  # items and llem_energy tests run once, unmeasured, as plain tests
+    ignored: list[str] = field(default_factory=list)  # options --llem-disable leaves without effect
     output: str | None = None
     repeats: int | None = None
     api_key_env: str | None = None  # the server API key's variable, named by the user (files may not choose it)
@@ -127,17 +128,20 @@ class Settings:
         return settings
 
     def check_disable(self) -> None:
-        """UsageError for --llem-disable with an option that needs a measurement or a verdict."""
+        """--llem-disable: a dry run with it is a usage error (neither runs the work); the options that
+        compare or save a measurement are left without effect (they may come from ``addopts``), and
+        the header says which."""
         if not self.disable:
             return
-        wanting = {"--llem-dry-run": self.dry_run, "--llem-save-baseline": self.save_baseline,
-                   "--llem-baseline": self.baseline, "--llem-against": self.against, "--llem-accept": self.accept,
-                   "--llem-require-baseline": self.require_baseline}
-        given = [option for option, value in wanting.items() if value]
-        if given:
-            raise pytest.UsageError(f"--llem-disable with {', '.join(given)}: --llem-disable runs each benchmark "
-                                    "item and llem_energy test once, unmeasured, so there is no measurement to "
-                                    "check, compare or save; drop one of them")
+        if self.dry_run:
+            raise pytest.UsageError("--llem-disable with --llem-dry-run: --llem-disable runs each benchmark item and "
+                                    "llem_energy test once, unmeasured; --llem-dry-run runs nothing; drop one of them")
+        wanting = {"--llem-save-baseline": self.save_baseline, "--llem-baseline": self.baseline,
+                   "--llem-against": self.against, "--llem-accept": self.accept,
+                   "--llem-require-baseline": self.require_baseline, "--llem-require-energy": self.require_energy}
+        self.ignored = [option for option, value in wanting.items() if value]
+        self.save_baseline = self.baseline = self.against = None
+        self.accept, self.require_baseline, self.require_energy = [], False, False
 
     def check_outputs(self) -> None:
         """UsageError for an output option that could not be written (paths relative to the current

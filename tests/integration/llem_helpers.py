@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,14 @@ def llem_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None
     command = [sys.executable, *python_flags, *LLEM[1:], *args]
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout,
                           stdin=subprocess.DEVNULL)
+
+
+def interruptible() -> None:
+    """``Popen(preexec_fn=interruptible)``: the child takes SIGINT as from a terminal's Ctrl-C even
+    when this suite runs as a background job of a script, whose shell starts it with SIGINT ignored
+    (and Python then installs no KeyboardInterrupt handler: a child that inherits that ignores Ctrl-C,
+    as a background job should)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def isolated_env_vars(root: Path) -> dict[str, str]:

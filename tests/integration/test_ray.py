@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from llem_helpers import LLEM, imported_modules, isolated_env_vars, leftovers, llem_process, result_files
+from llem_helpers import LLEM, imported_modules, interruptible, isolated_env_vars, leftovers, llem_process, result_files
 from llenergymeasure.results.model import TIMELINE_SUFFIX, ExperimentResult
 
 pytest.importorskip("ray", reason="llem run --ray needs the [ray] extra: pip install 'pytest-llem[ray]'")
@@ -242,7 +242,8 @@ def test_a_signal_cancels_the_tasks_and_keeps_what_was_saved(tiny_model, tmp_pat
     out = tmp_path / "out"
     before = lock_holder(ray_env)  # the lock file keeps the last holder's pid: an earlier test's
     proc = subprocess.Popen([*LLEM, "run", str(study), "--ray", "-o", str(out)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path, env=ray_env)
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, cwd=tmp_path, env=ray_env,
+                            preexec_fn=interruptible)
     try:
         deadline = time.monotonic() + 120
         while proc.poll() is None and time.monotonic() < deadline:

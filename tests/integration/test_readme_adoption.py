@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llem_helpers import isolated_env_vars
+from llem_helpers import isolated_env_vars, push_check_args, write_path_blocks
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -33,21 +33,13 @@ def blocks(text: str) -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_the_use_it_in_your_repository_steps_give_a_passing_dry_run_with_no_warning(tmp_path):
-    steps = section("Use it in your repository")
-    files = 0
-    for _, body in blocks(steps):
-        first, _, rest = body.partition("\n")
-        path = re.fullmatch(r"# ([\w./-]+)", first.strip())
-        if path:
-            target = tmp_path / path.group(1)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(rest, encoding="utf-8")
-            files += 1
-    assert files >= 3, "the section lost its benchmark file, its pytest config or its CI job"
-    [check] = [line for _, body in blocks(steps) for line in body.splitlines() if line.startswith("pytest benchmarks/")]
+    steps = blocks(section("Use it in your repository"))
+    files = write_path_blocks(steps, tmp_path)
+    assert len(files) >= 3, "the section lost its benchmark file, its pytest config or its CI job"
+    check = push_check_args(steps)
 
     env = isolated_env_vars(tmp_path)
-    done = subprocess.run([sys.executable, "-m", *check.split(), "-W", "error", "-p", "no:cacheprovider"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "pytest", *check, "-W", "error", "-p", "no:cacheprovider"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"\b2 passed\b", done.stdout) and "warning" not in done.stdout.lower(), done.stdout

@@ -137,7 +137,7 @@ def test_each_window_is_drawn_beside_the_median_and_its_ci(docs):
 
 def test_the_comparison_chart_draws_each_gates_threshold_band(docs):
     """Row 0: the session item against its baseline (its file's 10% gate); row 1: the A/B session
-    (llem ab's default 5%). On one axis, the 10% band is twice as wide as the 5% one."""
+    (llem ab's 5% gate, recorded in its results). On one axis, the 10% band is twice as wide as the 5% one."""
     bands = svg_ids(docs.page, "#chart-comparison", '^="comparison-threshold-band-"')
     assert [band["id"] for band in bands] == ["comparison-threshold-band-0", "comparison-threshold-band-1"]
     ratio = bands[0]["width"] / bands[1]["width"]

@@ -96,7 +96,7 @@ def test_an_ab_session_is_one_comparison_with_its_paired_verdict_and_one_timelin
     assert verdict == [(f"Paired verdict: {row['verdict']}: joules_per_token {row['change']} (95% CI {row['ci']}): "
                         f"{row['verdict']}")]
     assert "A/B: tiny[batch_size=4] (B) vs tiny[batch_size=1] (A)" in page
-    assert "llem ab&#x27;s default" in page  # the gate it was judged by, said
+    assert "Gate: joules_per_token:5%." in page  # the gate llem ab judged by, which its results record
     for line in inputs.ab_stdout.splitlines():  # every line of the verdict llem ab printed, word for word
         if line.startswith("  ") and not line.startswith("  to resolve"):
             assert html.escape(line.strip()) in page, line

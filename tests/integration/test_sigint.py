@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from llem_helpers import LLEM, leftovers, result_files
+from llem_helpers import LLEM, interruptible, leftovers, result_files
 from llenergymeasure.results.model import ExperimentResult
 
 pytestmark = [
@@ -38,7 +38,7 @@ SIGNALS = [pytest.param(signal.SIGINT, 130, "Interrupted.", id="SIGINT"),
 def running(args: list[str], cwd: Path) -> Iterator[subprocess.Popen]:
     """``llem ARGS`` started in the background; killed on the way out if a failed check left it running."""
     proc = subprocess.Popen([*LLEM, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            text=True, cwd=cwd)
+                            text=True, cwd=cwd, preexec_fn=interruptible)
     try:
         yield proc
     finally:

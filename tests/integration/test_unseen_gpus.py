@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from serving import StubServer
 
 from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.core.dry_run import clear_caches, dry_run
 from llenergymeasure.energy import hardware
+from llenergymeasure.energy.sources import nvml_status
 from tests.fakes.pynvml import FakeGpu, FakeNvml
 
 
@@ -21,6 +24,10 @@ def server_file(path: Path, stub: StubServer, gpus: str) -> Path:
     return path
 
 
+no_gpu_here = pytest.mark.skipif(bool(nvml_status()[1]), reason="needs a machine where NVML sees no GPU")
+
+
+@no_gpu_here
 def test_a_run_naming_gpus_this_machine_lacks_stops_before_any_request(run_llem, tmp_path):
     with StubServer() as stub:
         proc = run_llem("run", str(server_file(tmp_path / "exp.yaml", stub, "[0, 1]")), "-o", str(tmp_path / "out"),
@@ -32,6 +39,7 @@ def test_a_run_naming_gpus_this_machine_lacks_stops_before_any_request(run_llem,
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@no_gpu_here
 def test_without_any_gpu_here_the_dry_run_notes_them_for_the_machine_that_runs_it(run_llem, tmp_path):
     with StubServer() as stub:
         proc = run_llem("run", "--dry-run", str(server_file(tmp_path / "exp.yaml", stub, "[0, 1]")), timeout=120)

@@ -45,9 +45,14 @@ def _ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def _cpu_torch_pin() -> str:
     """``torch==<version>`` of the torch this suite runs with (a CPU build in CI: ``.ci/run`` installs it)."""
     try:
-        return f"torch=={metadata.version('torch')}"
+        version = metadata.version("torch")
     except metadata.PackageNotFoundError:
         pytest.skip("no torch in the running environment to pin the fresh venv's CPU torch to")
+    import torch
+
+    if torch.version.cuda is not None:  # a GPU machine: the check is about CPU machines
+        pytest.skip(f"torch {version} here is a CUDA build; this test installs the CPU build of a CPU machine")
+    return f"torch=={version}"
 
 
 class FreshInstall:

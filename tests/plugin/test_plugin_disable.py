@@ -1,6 +1,7 @@
 """``--llem-disable``: benchmark items and ``llem_energy`` tests run once, unmeasured, as plain
 tests (pytest-benchmark's ``--benchmark-disable``): no windows, gates, baselines or table; a broken
-experiment still fails; options that need a measurement are a usage error."""
+experiment still fails; options that compare or save are ignored, and said so; with a dry run it is
+a usage error."""
 
 from __future__ import annotations
 
@@ -64,11 +65,19 @@ def test_a_broken_experiment_still_fails_unmeasured(pytester, write_llem):
     assert "no-such-model" in result.stdout.str()
 
 
-@pytest.mark.parametrize("option", ["--llem-dry-run", "--llem-baseline=auto", "--llem-save-baseline",
-                                    "--llem-require-baseline"])
-def test_options_that_need_a_measurement_are_refused_with_it(pytester, write_llem, option):
+def test_with_a_dry_run_it_is_a_usage_error(pytester, write_llem):
     write_llem("llem_tiny.yaml", TINY)
-    result = pytester.runpytest("--llem-disable", option)
+    result = pytester.runpytest("--llem-disable", "--llem-dry-run")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines([f"*--llem-disable with {option.split('=')[0]}: *no measurement to check, compare or "
-                                 "save; drop one of them*"])
+    result.stderr.fnmatch_lines(["*--llem-disable with --llem-dry-run: *drop one of them*"])
+
+
+def test_options_that_compare_or_save_are_ignored_and_said_so(pytester, write_llem):
+    # the CI's addopts may hold them; a quick unmeasured run must not need them removed
+    write_llem("llem_tiny.yaml", TINY)
+    pytester.makeini("[pytest]\naddopts = --llem-baseline auto --llem-save-baseline --llem-require-baseline\n")
+    result = pytester.runpytest_subprocess("--llem-disable", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["llem: --llem-disable: *(--llem-save-baseline, --llem-baseline, "
+                                 "--llem-require-baseline ignored)"])
+    assert not (pytester.path / ".llem").exists()

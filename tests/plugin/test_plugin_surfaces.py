@@ -10,6 +10,7 @@ verdicts are exact whatever the machine's load.
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -50,7 +51,7 @@ def test_a_config_changed_baseline_miss_says_the_same_reason_and_notes_everywher
     llem_file.write_text(llem_file.read_text().replace("max_input_tokens: 32", "max_input_tokens: 24"))
     second = pytester.runpytest_subprocess("-p", "fakemeter", "--llem-baseline", "auto", "--llem-save-baseline",
                                            "--junitxml", "out/junit.xml", "--llem-markdown", "out/report.md",
-                                           "--llem-json", "out/session.json")
+                                           "--llem-json", "out/session.json", "--llem-html", "out/report.html")
     second.assert_outcomes(passed=1, warnings=1)
     terminal = second.stdout.str()
     junit = (pytester.path / "out" / "junit.xml").read_text()
@@ -80,12 +81,16 @@ def test_a_config_changed_baseline_miss_says_the_same_reason_and_notes_everywher
     assert f"- `{NODEID}`: {said['reason']}" in markdown
     assert all(f"  - note: {note}" in markdown for note in said["notes"])
 
+    # the HTML report: the same verdict in the item's outcome cell
+    page = (pytester.path / "out" / "report.html").read_text()
+    assert html.escape(said["verdict"], quote=False) in page
+
     said_in_junit = "\n".join(value for _, value in properties)  # unescaped
     for text in (terminal, said_in_junit, markdown, session):
         assert NOTE in text
         assert "save more sessions" not in text and "save one with" not in text
     # paths relative to the repository (here: the directory pytest ran in), no machine path
-    for artefact in (junit, markdown, session):
+    for artefact in (junit, markdown, session, page):
         assert str(pytester.path) not in artefact and str(pytester.path.resolve()) not in artefact
     for artefact in (junit, markdown):  # the JSON's results keep the tiny model's path: their config
         assert str(pytester.path.parent) not in artefact

@@ -180,7 +180,9 @@ def test_a_signal_while_the_baseline_is_saved_leaves_no_file_and_exits_with_its_
     marker = pytester.path / "saving"
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "fakemeter", "-p", "holdsave",
             "--llem-save-baseline"]
-    proc = pytester.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    # SIGINT as from a terminal, even when this suite runs as a script's background job (SIGINT ignored)
+    proc = pytester.popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:

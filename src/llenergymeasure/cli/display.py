@@ -100,8 +100,8 @@ def _workload(result: ExperimentResult) -> str:
     batch = batch if isinstance(batch, int) and batch > 0 else 1
     batches = -(-result.n_prompts // batch)
     precision = config.get("precision", "?")
-    if precision == "auto" and result.environment.precision:
-        precision = f"{result.environment.precision} (precision auto)"
+    if result.environment.auto_precision:
+        precision = f"{precision} (precision auto)"
     return (f"{config.get('backend', '?')} on {device}, {precision}, "
             f"{result.n_prompts} prompts in {batches} batch{'es' if batches != 1 else ''} of {batch}")
 

@@ -99,13 +99,18 @@ def preflight(config: ExperimentConfig) -> Plan:
 def run_precision(config: ExperimentConfig, device: str) -> str:
     """The precision the model runs in on ``device``: ``precision`` as given, or for ``auto`` bf16
     on a GPU that has it, fp16 on an older GPU, fp32 on the CPU (where half precision is emulated)."""
+    index = cuda_index(device)
     if config.precision != "auto":
         return config.precision
-    if cuda_index(device) is None:
-        return "fp32"
+    return "fp32" if index is None else "bf16" if native_bf16(index) else "fp16"
+
+
+def native_bf16(index: int) -> bool:
+    """Whether CUDA GPU ``index`` computes in bf16 natively (compute capability 8.0, Ampere, or later):
+    torch.cuda.is_bf16_supported() also says yes where bf16 is only emulated, and slowly (a V100, a T4)."""
     import torch
 
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return torch.cuda.get_device_capability(index)[0] >= 8
 
 
 def _preflight_server(config: ExperimentConfig) -> Plan:
@@ -153,7 +158,8 @@ def _check_placement(config: ExperimentConfig, problems: list[str]) -> Placement
     if not torch.cuda.is_available():
         problems.append(f"{key}: the model is to be placed on GPUs but torch {torch.__version__} sees no CUDA GPU; "
                         "install a CUDA build of torch")
-    elif config.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        return None
+    if config.precision == "bf16" and not native_bf16(0):
         problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp16")
     else:  # the placement is planned for the dtype the weights load in
         config = config.model_copy(update={"precision": run_precision(config, "cuda:0")})
@@ -181,7 +187,7 @@ def _check_device(config: ExperimentConfig, problems: list[str], warnings: list[
         if index >= torch.cuda.device_count():
             problems.append(f"pytorch.device: {requested!r} but only {torch.cuda.device_count()} GPU(s) are visible")
             return "cpu"
-        if config.precision == "bf16" and not torch.cuda.is_bf16_supported():
+        if config.precision == "bf16" and not native_bf16(index):
             problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(index)}; use fp16")
         problem = vram_problem(estimate_vram(config), torch.cuda.get_device_properties(index).total_memory / 1e9, device)
         if problem:

@@ -146,7 +146,7 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *, se
                 time.sleep(jitter.uniform(0, MAX_REPEAT_JITTER_S))
             sessions[which].measure_window(meter, baseline_w, say, of=order.count(which), timeline=timeline)
         timeline.stop()
-        environments = [snapshot({**session.backend.environment(), "precision": session.plan.precision})
+        environments = [snapshot({**session.backend.environment(), "auto_precision": session.auto_precision})
                         for session in sessions]
     finally:
         timeline.stop()
@@ -261,6 +261,11 @@ class _Session:
         self.readings: list[EnergyReading] = []
         self.notes: list[tuple[str, str]] = []  # warnings of the prefill windows
 
+    @property
+    def auto_precision(self) -> str | None:
+        """What ``precision: auto`` runs as on this plan's device; None when the config names one."""
+        return self.plan.precision if self.config.precision == "auto" else None
+
     def load_and_warm_up(self, say: Progress, timeline: TimelineRecorder) -> None:
         with timeline.phase("load", owner=self.owner), say.phase(_load_label(self.config, self.plan)):
             self.backend.load(self.config.model_copy(update={"precision": self.plan.precision}), self.plan.device,
@@ -327,6 +332,8 @@ class _Session:
     def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None,
                timeline: TimelineRecorder | None = None) -> ExperimentResult:
         config = self.config
+        if self.auto_precision:  # the result records what ran, so a baseline compares like with like
+            config = config.model_copy(update={"precision": self.auto_precision})
         notes = list(self.notes)
         if timeline is not None and timeline.error is not None:
             notes.append(("timeline_incomplete", (f"the session timeline's sampler stopped early ({timeline.error}); "

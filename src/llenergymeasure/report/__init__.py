@@ -2,7 +2,6 @@
 pytest session files.
 
     inputs.py    reading the inputs, each kind recognised by its content
-    paths.py     how a path is shown: relative to the project, never this machine's absolute path
     timeline.py  a result's power timeline as traces and phase spans, windows numbered
     sweeps.py    experiments that differ in one config key
     verdicts.py  candidate against baseline: a session's records, or baseline files compared here
@@ -12,7 +11,8 @@ pytest session files.
     html.py      the page's building blocks, every string escaped
     document.py  what the report shows, and writing it
 
-Importing this package does not import matplotlib; drawing a report does.
+Paths are shown as every artefact shows them (results/display_paths.py). Importing this package
+does not import matplotlib; drawing a report does.
 """
 
 from llenergymeasure.report.document import write_report, write_report_from_session

@@ -308,7 +308,7 @@ def ab_chart(session: AbSession) -> Figure:
             pairs.set_gid("ab-pairs")
         summary = len(changes)
         labels = [f"pair {k + 1}" for k in range(len(changes))]
-        if metric is not None and metric.change is not None:
+        if metric is not None and metric.change is not None and metric.relative:  # an absolute gate's is in J/token
             color = VERDICT_COLORS.get(metric.verdict, "#757575")
             if metric.ci_low is not None and metric.ci_high is not None:
                 right.plot([metric.ci_low * 100, metric.ci_high * 100], [summary, summary], color=color, lw=2.5)

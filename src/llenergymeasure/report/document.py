@@ -264,8 +264,7 @@ def _summary(inputs: Inputs, verdicts: list[ExperimentVerdict], sessions: list[A
         if decode:
             row.append(Cell(fmt(item.result.metrics.decode_joules_per_token if item.result else None), numeric=True))
         if sessions:
-            outcome = str((item.record or {}).get("outcome", "-"))
-            row.append(Cell(outcome, _css(outcome)))
+            row.append(_outcome(item.record or {}))
         if verdicts:
             verdict = by_label.get(item.label, "-")
             row.append(Cell(verdict, _css(verdict)))
@@ -409,10 +408,21 @@ def _unmeasured(inputs: Inputs, items: list[Measured]) -> str:
     rows = []
     for item in items:
         record = item.record or {}
-        outcome = str(record.get("outcome", "-"))
         why = record.get("error") or "; ".join(str(note) for note in record.get("notes") or []) or "-"
-        rows.append([item.label, Cell(outcome, _css(outcome)), str(why), Cell(_source_number(inputs, item), numeric=True)])
+        rows.append([item.label, _outcome(record), str(why), Cell(_source_number(inputs, item), numeric=True)])
     return html.table(["item", "outcome", "why", "file"], rows)
+
+
+def _outcome(record: dict[str, Any]) -> Cell:
+    """A pytest item's outcome as its session said it (the ``said`` verdict of --llem-json: the same
+    words as the terminal, JUnit and markdown, doubts included), coloured by the outcome; a session
+    file written before ``said`` existed gives the bare outcome."""
+    outcome = str(record.get("outcome", "-"))
+    said = record.get("said") if isinstance(record.get("said"), dict) else {}
+    verdict = said.get("verdict")
+    if isinstance(verdict, str) and verdict and verdict != outcome:
+        return Cell(verdict, outcome if outcome in _KNOWN_CSS else "")  # long: it wraps, in the outcome's colour
+    return Cell(outcome, _css(outcome))
 
 
 _KNOWN_CSS = {"regressed", "improved", "inconclusive", "unverified", "suspect", "failed", "passed", "skipped"}

@@ -57,7 +57,7 @@ class EnvironmentSnapshot(BaseModel):
     gpus: list[str] = Field(default_factory=list)
     gpu_driver: str | None = None
     gpu_power_limits_w: list[float] = Field(default_factory=list)
-    precision: str | None = None  # what the model ran in (config ``auto`` resolved); None: a server, or older
+    auto_precision: str | None = None  # what ``precision: auto`` ran as (the config then records it); else None
     # Where it ran: the host's name, and the Ray node with ``llem run --ray`` (None in results
     # written before these existed, and for ray_node_id outside Ray).
     host: str | None = None
