@@ -155,14 +155,14 @@ def _check_placement(config: ExperimentConfig, problems: list[str]) -> Placement
     import torch
 
     key = "pytorch.gpus" if config.pytorch.gpus else "pytorch.device_map"
-    if not torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if not cuda:
         problems.append(f"{key}: the model is to be placed on GPUs but torch {torch.__version__} sees no CUDA GPU; "
                         "install a CUDA build of torch")
-        return None
-    if config.precision == "bf16" and not native_bf16(0):
+    elif config.precision == "bf16" and not native_bf16(0):
         problems.append(f"precision: bf16 is not supported by {torch.cuda.get_device_name(0)}; use fp16")
-    else:  # the placement is planned for the dtype the weights load in
-        config = config.model_copy(update={"precision": run_precision(config, "cuda:0")})
+    if config.precision == "auto":  # planned for the dtype the weights load in: 2 bytes on any GPU
+        config = config.model_copy(update={"precision": run_precision(config, "cuda:0") if cuda else "fp16"})
     return plan_placement(config, problems)
 
 
