@@ -26,7 +26,7 @@ from llenergymeasure.config.benchmark_file import BenchmarkExperiment, Benchmark
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs, progress
 from pytest_llem.baselines import locate
-from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
+from pytest_llem.gating import Judge, LlemFailure, attach, save_result
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 from pytest_llem.workers import LOCK_TIMEOUT_HINT, LockError, measurement_lock
 
@@ -190,11 +190,14 @@ class LlemItem(pytest.Item):
             "baseline": config.baseline.model_copy(update={"enabled": False}),
             "energy": config.energy.model_copy(update={"source": "none"}),
         })
-        # the devices are held all the same: this work would disturb another process's measurement
-        with measurement_lock(needs.gpus_to_lock(config, self.settings.machine), holder=self.nodeid,
-                              timeout=self.settings.lock_timeout, timeout_hint=LOCK_TIMEOUT_HINT,
-                              notify=lambda text: say_now(self, text)):
+        with self._devices_held():  # unmeasured, this work would still disturb another process's measurement
             measure(once, progress=progress.for_item(self))
+
+    def _devices_held(self) -> Any:
+        """The lock of the devices this item's experiment runs on, held while it runs."""
+        return measurement_lock(needs.gpus_to_lock(self.experiment.config, self.settings.machine),
+                                holder=self.nodeid, timeout=self.settings.lock_timeout, timeout_hint=LOCK_TIMEOUT_HINT,
+                                notify=lambda text: progress.say_line(self, text))
 
     def _dry_run(self) -> None:
         from llenergymeasure.core.dry_run import dry_run
@@ -217,7 +220,7 @@ class LlemItem(pytest.Item):
             raise LlemFailure(problems)
 
     def _measure(self) -> None:
-        config, machine = self.experiment.config, self.settings.machine
+        config = self.experiment.config
         failures: list[str] = []
         reference = self.experiment.reference
         judge = Judge(self, self.record, self.settings, self.study.regression)
@@ -232,8 +235,7 @@ class LlemItem(pytest.Item):
         if progress.enabled(self):
             beside = f", each beside one of {reference.name}" if reference is not None else ""
             progress.say_line(self, f"start: {config.repeats} window{'s' * (config.repeats != 1)}{beside}")
-        with measurement_lock(needs.gpus_to_lock(config, machine), holder=self.nodeid, timeout=self.settings.lock_timeout,
-                              timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self, text)):
+        with self._devices_held():
             result, ab_check, saved = measured()
             failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
                                        reference=reference.name if reference is not None else None,

@@ -48,7 +48,8 @@ from typing import Any
 import pytest
 
 from llenergymeasure.exceptions import ConfigError, PreFlightError
-from pytest_llem.gating import Judge, LlemFailure, attach, save_result, say_now
+from pytest_llem.gating import Judge, LlemFailure, attach, save_result
+from pytest_llem.progress import say_line
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 
 MARKER_KEYS = ("expect", "regression", "source", "devices")
@@ -215,7 +216,7 @@ class EnergyFixture:
             devices = [g.uuid for g in machine.gpus] or ["cpu"]
             self._stack.enter_context(measurement_lock(devices, holder=self.item.nodeid,
                                                        timeout=self.settings.lock_timeout,
-                                                       timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_now(self.item, text)))
+                                                       timeout_hint=LOCK_TIMEOUT_HINT, notify=lambda text: say_line(self.item, text)))
             self._monitor = self._stack.enter_context(EnergyMonitor(self.source, self.devices))
         return self._monitor
 

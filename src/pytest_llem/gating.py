@@ -8,15 +8,14 @@ same JUnit properties and enter the same table, JSON file and baselines.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_llem.progress import say_line
 from pytest_llem.settings import Settings
 
 MEASURED_PROPERTIES = ("joules_per_token", "net_joules_per_token", "energy_j", "tokens_per_second",
@@ -68,7 +67,7 @@ class Judge:
         tries = self.settings.confirm if remeasure is not None else 0
         while tries and _to_confirm(check, verdicts):
             tries -= 1
-            say_now(self.item, "regressed: measuring it again to confirm (--llem-confirm)")
+            say_line(self.item, "regressed: measuring it again to confirm (--llem-confirm)")
             again, ab_again, _ = remeasure()  # saved where results go; the first stays the session's
             check = confirm(check, self._check(again, ab_again, reference, CONFIRM_CONFIDENCE)[0])
         self.record_result(result, verdicts, saved)
@@ -265,15 +264,6 @@ def attach(record: dict[str, Any], report: pytest.TestReport) -> bool:
         record.setdefault("error", report.longrepr[2].removeprefix("Skipped: "))  # a skip mark's reason
     report.llem = {**record, "outcome": report.outcome}  # type: ignore[attr-defined]
     return True
-
-
-def say_now(item: pytest.Item, text: str) -> None:
-    """A line on the terminal now, while ``item`` runs: past output capture, and from an xdist
-    worker too (its stderr is the controller's)."""
-    capture = item.config.pluginmanager.getplugin("capturemanager")
-    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-        sys.stderr.write(f"\nllem: {item.nodeid}: {text}\n")
-        sys.stderr.flush()
 
 
 def finite(value: float) -> float | None:

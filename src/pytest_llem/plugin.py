@@ -173,15 +173,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(LlemReporter(config, settings), "llem-reporter")
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    settings = config.stash[SETTINGS]
-    if not settings.disable:
-        return []
-    ignored = f" ({', '.join(settings.ignored)} ignored)" if settings.ignored else ""
-    return [f"llem: --llem-disable: benchmark items and llem_energy tests run once, unmeasured: no energy, gates or "
-            f"baselines{ignored}"]
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> LlemFile | None:
     if not workers.is_benchmark_file(file_path.name, parent.config.stash[SETTINGS].patterns):
         return None

@@ -23,7 +23,8 @@ import pytest
 
 
 def say_line(item: pytest.Item, text: str) -> None:
-    """``llem: <node id>: text`` on stderr now, on a line of its own."""
+    """``llem: <node id>: text`` on stderr now, on a line of its own: progress, a lock wait, a
+    re-measurement to confirm a regression."""
     capture = item.config.pluginmanager.getplugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
         reporter = item.config.pluginmanager.getplugin("terminalreporter")

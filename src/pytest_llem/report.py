@@ -63,13 +63,19 @@ class LlemReporter:
         self.failed_outputs: list[str] = []  # outputs asked for and not written
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        """Said only when the run reaches benchmark files: other test suites are left alone."""
+        """Said only when the run reaches benchmark files (other test suites are left alone), or
+        when --llem-disable changes what llem_energy tests do."""
         from llenergymeasure import __version__
 
+        disabled = []
+        if self.settings.disable:
+            ignored = f" ({', '.join(self.settings.ignored)} ignored)" if self.settings.ignored else ""
+            disabled = [f"llem: --llem-disable: benchmark items and llem_energy tests run once, unmeasured: no "
+                        f"energy, gates or baselines{ignored}"]
         if not self.settings.reaches_benchmarks:
-            return []
+            return disabled
         machine = self.settings.machine
-        lines = [f"llem: {__version__}, {machine.describe()}"]
+        lines = [f"llem: {__version__}, {machine.describe()}", *disabled]
         if self.settings.dry_run:
             lines.append("llem: dry run (--llem-dry-run): configs are checked, nothing is loaded or measured")
         workers = config.getoption("numprocesses", None)

@@ -7,17 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-TINY = """\
-model: MODEL
-dataset: builtin
-n: 2
-max_input_tokens: 32
-max_output_tokens: 4
-precision: fp32
-repeats: 3
-expect:
-  joules_per_token: {max: 1.0e-12}
-"""
+from tests.plugin.test_plugin_run import TINY as RUN_TINY
+
+TINY = RUN_TINY + "repeats: 3\nexpect:\n  joules_per_token: {max: 1.0e-12}\n"
 
 COUNTING = """\
 import pytest

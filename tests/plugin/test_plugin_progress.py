@@ -7,17 +7,9 @@ import re
 
 import pytest
 
-TINY = """\
-model: MODEL
-dataset: builtin
-n: 2
-max_input_tokens: 32
-max_output_tokens: 4
-precision: fp32
-repeats: 2
-warmup: {enabled: false}
-baseline: {enabled: false}
-"""
+from tests.plugin.test_plugin_run import TINY as RUN_TINY
+
+TINY = RUN_TINY + "repeats: 2\n"
 
 
 def test_each_item_says_when_it_starts_each_window_and_when_it_ends(pytester, write_llem, monkeypatch):

@@ -67,8 +67,7 @@ def _ab(baseline: str, candidate: str, pairs: int, fail_on: list[str], output: s
     run = run_ab(a.config, b.config, pairs, progress=not quiet)
     check = judge_ab(run, gates)
     for result in (run.reference, run.candidate):  # so that llem report judges the pair as this did
-        result.ab["gates"] = [f"{gate.metric}:{gate.value * 100:g}%" if gate.relative else f"{gate.metric}:{gate.value:g}"
-                              for gate in gates]
+        result.ab["gates"] = [gate.spec for gate in gates]
     print(f"A {a.id}: {fmt(run.reference.metrics.joules_per_token)} J/token; "
           f"B {b.id}: {fmt(run.candidate.metrics.joules_per_token)} J/token; energy from {energy_label(run.candidate)}")
     print_table([{

@@ -36,8 +36,7 @@ from pathlib import Path
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.core.model_files import answered_here, model_problem, repo_id_problem
 from llenergymeasure.backends.credentials import key_problem
-from llenergymeasure.core.server import (ServerCheck, arrival_problem, arrival_warnings, check_server,
-                                         unseen_gpus_problem)
+from llenergymeasure.core.server import ServerCheck, arrival_problem, arrival_warnings, check_server, unseen_gpus
 from llenergymeasure.core.vram import VramEstimate, context_problem, estimate_vram_explained, vram_problem
 from llenergymeasure.datasets import check_dataset
 from llenergymeasure.results import io
@@ -144,13 +143,11 @@ def _dry_run_server(config: ExperimentConfig) -> DryRunReport:
     report.problems.extend(problem for problem in (output_dir_problem(config), key_problem(config),
                                                    arrival_problem(config)) if problem)
     report.notes.extend(text for _, text in arrival_warnings(config))
-    from llenergymeasure.energy.sources import nvml_status
-
-    unseen = unseen_gpus_problem(config)
-    if unseen and nvml_status()[1]:  # a GPU machine without those GPUs: the run would fail here
-        report.problems.append(unseen)
+    unseen = unseen_gpus(config)
+    if unseen and unseen.gpus_here:  # a GPU machine without those GPUs: the run would fail here
+        report.problems.append(unseen.problem)
     elif unseen:  # no GPU here at all: a CPU runner checking a file that runs elsewhere
-        report.notes.append(f"{unseen.split(': their energy')[0]} (no GPU here; checked again where it runs)")
+        report.notes.append(f"{unseen.what} (no GPU here; checked again where it runs)")
     if not installed("httpx"):
         report.notes.append("httpx not installed here: pip install 'pytest-llem[openai]' to run it")
         return report

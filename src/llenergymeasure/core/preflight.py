@@ -99,9 +99,9 @@ def preflight(config: ExperimentConfig) -> Plan:
 def run_precision(config: ExperimentConfig, device: str) -> str:
     """The precision the model runs in on ``device``: ``precision`` as given, or for ``auto`` bf16
     on a GPU that has it, fp16 on an older GPU, fp32 on the CPU (where half precision is emulated)."""
-    index = cuda_index(device)
     if config.precision != "auto":
         return config.precision
+    index = cuda_index(device)
     return "fp32" if index is None else "bf16" if native_bf16(index) else "fp16"
 
 

@@ -250,10 +250,15 @@ def _check_vram_together(configs: list[ExperimentConfig], plan: Plan) -> None:
 class _Session:
     """One config's part of a measurement session: its backend, batches and windows so far.
     ``owner`` is its index among the session's configs (its phases on the timeline); ``named``:
-    its progress lines name it (several configs in one session)."""
+    its progress lines name it (several configs in one session). ``config`` is what runs:
+    ``precision: auto`` resolved for the plan's device (``auto_precision``), so the backend loads in
+    it and the result records it (a baseline then compares like with like)."""
 
     def __init__(self, config: ExperimentConfig, plan: Plan, backend: Backend, owner: int = 0, *,
                  named: bool = False) -> None:
+        self.auto_precision = plan.precision if config.precision == "auto" else None
+        if self.auto_precision:
+            config = config.model_copy(update={"precision": self.auto_precision})
         self.config, self.plan, self.backend, self.owner = config, plan, backend, owner
         self.name = f" ({config.name or config.model})" if named else ""
         self.batches: list[Any] = []
@@ -261,15 +266,9 @@ class _Session:
         self.readings: list[EnergyReading] = []
         self.notes: list[tuple[str, str]] = []  # warnings of the prefill windows
 
-    @property
-    def auto_precision(self) -> str | None:
-        """What ``precision: auto`` runs as on this plan's device; None when the config names one."""
-        return self.plan.precision if self.config.precision == "auto" else None
-
     def load_and_warm_up(self, say: Progress, timeline: TimelineRecorder) -> None:
         with timeline.phase("load", owner=self.owner), say.phase(_load_label(self.config, self.plan)):
-            self.backend.load(self.config.model_copy(update={"precision": self.plan.precision}), self.plan.device,
-                              self.plan.device_map)
+            self.backend.load(self.config, self.plan.device, self.plan.device_map)
             self.batches = self.backend.prepare(self.plan.prompts)
         warmup = self.batches[: self.config.warmup.n_warmup] if self.config.warmup.enabled else []
         if warmup:
@@ -332,8 +331,6 @@ class _Session:
     def result(self, started: datetime, environment: Any, intensity: tuple[float, str] | None,
                timeline: TimelineRecorder | None = None) -> ExperimentResult:
         config = self.config
-        if self.auto_precision:  # the result records what ran, so a baseline compares like with like
-            config = config.model_copy(update={"precision": self.auto_precision})
         notes = list(self.notes)
         if timeline is not None and timeline.error is not None:
             notes.append(("timeline_incomplete", (f"the session timeline's sampler stopped early ({timeline.error}); "

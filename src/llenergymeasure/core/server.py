@@ -164,9 +164,9 @@ def server_meter(config: ExperimentConfig, problems: list[str]) -> EnergyMeter:
     server, energy = config.openai, config.energy
     if energy.source == "none":
         return create_meter(energy)
-    unseen = unseen_gpus_problem(config)
+    unseen = unseen_gpus(config)
     if unseen:
-        problems.append(unseen)
+        problems.append(unseen.problem)
         return NoEnergyMeter("pre-flight failed")
     local = on_this_machine(config)
     if not local and server.gpus is None:
@@ -195,9 +195,23 @@ def server_meter(config: ExperimentConfig, problems: list[str]) -> EnergyMeter:
     return meter
 
 
-def unseen_gpus_problem(config: ExperimentConfig) -> str | None:
-    """Why GPUs that ``openai.gpus`` names cannot be measured: NVML here does not see them (a
-    run would last its whole length and end with no energy), or None."""
+@dataclass(frozen=True)
+class UnseenGpus:
+    """GPUs ``openai.gpus`` names that NVML here does not see: ``what`` says which (and what is
+    visible); ``gpus_here``: whether this machine has GPUs at all."""
+
+    what: str
+    gpus_here: bool
+
+    @property
+    def problem(self) -> str:
+        """As pre-flight says it: a run would last its whole length and end with no energy."""
+        return (f"{self.what}: their energy cannot be read here. Name GPUs this machine sees, run where the "
+                "server's GPUs are visible, or set energy.source: none to measure without energy")
+
+
+def unseen_gpus(config: ExperimentConfig) -> UnseenGpus | None:
+    """The GPUs ``openai.gpus`` names that NVML here does not see, or None (also without energy)."""
     from llenergymeasure.energy.meters import select_gpus
     from llenergymeasure.energy.sources import nvml_status
     from llenergymeasure.exceptions import PreFlightError
@@ -209,10 +223,8 @@ def unseen_gpus_problem(config: ExperimentConfig) -> str | None:
     try:
         select_gpus(visible, named)
     except PreFlightError as exc:
-        why = exc.problems[0].removeprefix("devices: ")
         nvml = "" if visible else f"; NVML: {status.detail}"
-        return (f"openai.gpus: {why}{nvml}: their energy cannot be read here. Name GPUs this machine sees, run where "
-                "the server's GPUs are visible, or set energy.source: none to measure without energy")
+        return UnseenGpus(f"openai.gpus: {exc.problems[0].removeprefix('devices: ')}{nvml}", bool(visible))
     return None
 
 

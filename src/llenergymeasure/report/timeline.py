@@ -50,9 +50,8 @@ class Timeline:
 def timeline_of(result: ExperimentResult) -> Timeline | None:
     """The result's timeline, or None when it holds no power samples at all."""
     side = _side(result)
-    session: dict[str, Any] = dict(getattr(result, "timeline", None) or {})
-    traces = [_trace(device, samples, result) for device, samples in (session.get("devices") or {}).items()]
-    traces = [trace for trace in traces if trace.t]
+    session = _session(result)
+    traces = _traces(session, result)
     if traces:
         return Timeline(traces, _number_windows(_phases(session, side), bool(side)), per_repeat=False)
     timeline = _from_repeats(result)
@@ -65,17 +64,27 @@ def ab_timeline(a: ExperimentResult, b: ExperimentResult) -> Timeline | None:
     """The one session of an interleaved A/B pair: its samples (each side's result holds the same
     ones) with both sides' phases, the windows labelled A1, B1, ... in the order they ran. None
     when the session timeline holds no samples (older results: each side's own are drawn)."""
-    session: dict[str, Any] = dict(getattr(a, "timeline", None) or {})
-    traces = [_trace(device, samples, a) for device, samples in (session.get("devices") or {}).items()]
-    traces = [trace for trace in traces if trace.t]
+    session = _session(a)
+    traces = _traces(session, a)
     if not traces:
         return None
-    phases = _phases(session, "A") + _phases(dict(getattr(b, "timeline", None) or {}), "B")
+    phases = _phases(session, "A") + _phases(_session(b), "B")
     shared = {(p.name, p.start, p.end) for p in phases if p.label == "A"} & \
         {(p.name, p.start, p.end) for p in phases if p.label == "B"}  # recorded for the whole session
     phases = [p for p in phases if not ((p.name, p.start, p.end) in shared and p.label == "B")]
     phases.sort(key=lambda p: (p.start, p.end))
     return Timeline(traces, _number_windows(phases, True), per_repeat=False)
+
+
+def _session(result: ExperimentResult) -> dict[str, Any]:
+    """The result's session timeline (empty in older results)."""
+    return dict(getattr(result, "timeline", None) or {})
+
+
+def _traces(session: dict[str, Any], result: ExperimentResult) -> list[Trace]:
+    """The traces of the session's devices that hold samples."""
+    traces = [_trace(device, samples, result) for device, samples in (session.get("devices") or {}).items()]
+    return [trace for trace in traces if trace.t]
 
 
 def _phases(session: dict[str, Any], side: str) -> list[Span]:

@@ -85,6 +85,11 @@ class Threshold:
     def __str__(self) -> str:
         return _format_threshold(self, self.value)
 
+    @property
+    def spec(self) -> str:
+        """The gate as ``parse`` reads it: ``joules_per_token:5%``, ``joules_per_token:0.01``."""
+        return f"{self.metric}:{self.value * 100:g}%" if self.relative else f"{self.metric}:{self.value:g}"
+
 
 @dataclass(frozen=True)
 class Comparison:
