@@ -22,13 +22,18 @@ from typing import Any
 
 import pytest
 
-from llenergymeasure.config.benchmark_file import BenchmarkExperiment, BenchmarkFile, load_benchmark_file
+from llenergymeasure.config.benchmark_file import (
+    BenchmarkExperiment,
+    BenchmarkFile,
+    load_benchmark_file,
+)
 from llenergymeasure.exceptions import ConfigError, LLEMError
 from pytest_llem import needs, progress
 from pytest_llem.baselines import locate
 from pytest_llem.gating import Judge, LlemFailure, attach, save_result
 from pytest_llem.settings import GATING_REPEATS, SETTINGS, Settings
 from pytest_llem.workers import LOCK_TIMEOUT_HINT, LockError, measurement_lock
+
 
 class LlemFile(pytest.File):
     def collect(self) -> list[LlemItem]:
@@ -50,7 +55,8 @@ class LlemFile(pytest.File):
                 for config in (experiment.config, experiment.reference):
                     _enough_repeats(config)
         root, key = locate(self.path, self.config)
-        items = []
+        items: list[pytest.Item] = []
+        self.ramps: dict[str, RampState] = {}
         for index, experiment in enumerate(study.experiments):
             item = LlemItem.from_parent(self, name=experiment.id, experiment=experiment, study=study, index=index)
             item.record.update(root=str(root), baseline_key=f"{key}::{experiment.id}")
@@ -59,7 +65,18 @@ class LlemFile(pytest.File):
             item.add_marker(pytest.mark.llem(**point_keywords(experiment.params)))
             for mark in study.marks:
                 item.add_marker(mark)
+            if experiment.ramp:  # its points run in order, on one worker (pytest-xdist --dist loadgroup)
+                self.ramps.setdefault(experiment.ramp, RampState())
+                item.add_marker(pytest.mark.xdist_group(name=f"{self.nodeid}::{experiment.ramp}"))
             items.append(item)
+        if any(bound.at == "slo" for bound in study.expect.values()):
+            for ramp in self.ramps:
+                if any(e.ramp == ramp and e.config.slo for e in study.experiments):
+                    item = LlemSloItem.from_parent(self, name=f"{ramp}[slo]", ramp=ramp, study=study)
+                    item.add_marker(pytest.mark.xdist_group(name=f"{self.nodeid}::{ramp}"))
+                    for mark in study.marks:
+                        item.add_marker(mark)
+                    items.append(item)
         return items
 
     def _references_at(self, ref: str, study: BenchmarkFile) -> dict[str, str]:
@@ -134,6 +151,52 @@ def _unregistered(marks: list[str], config: pytest.Config) -> list[str]:
     return [mark for mark in marks if mark not in known]
 
 
+class RampState:
+    """What the points of one load ramp have measured so far in this session, in order."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[str, Any]] = []  # (point id, its result, or None when it failed to run)
+        self.stopped_at: str | None = None  # the saturated point it stopped at (until: saturation)
+        self.skipped: list[str] = []
+
+
+class LlemSloItem(pytest.Item):
+    """A load ramp's ``at: slo`` gates, checked once its points have run (results/gates.py
+    check_at_slo): it fails naming the SLO point and why, or that no point met the SLO."""
+
+    def __init__(self, *, ramp: str, study: BenchmarkFile, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ramp, self.study = ramp, study
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        line = next((e.line for e in self.study.experiments if e.ramp == self.ramp), 1)
+        return self.path, line - 1, f"{self.ramp} at its SLO point"
+
+    def runtest(self) -> None:
+        from llenergymeasure.results.gates import check_at_slo
+
+        settings = self.config.stash[SETTINGS]
+        if settings.dry_run:
+            return  # the points' dry runs checked everything a dry run can
+        if settings.disable:
+            pytest.skip("--llem-disable: nothing measured, no SLO point")
+        state = self.parent.ramps[self.ramp]  # type: ignore[attr-defined]
+        if not state.points:
+            pytest.skip(f"no load point of {self.ramp} ran in this session (deselected, or run on another worker: "
+                        "use pytest-xdist's --dist loadgroup)")
+        verdicts = check_at_slo(state.points, self.study.expect, state.skipped)
+        failed = [verdict.text for verdict in verdicts if not verdict.passed]
+        for verdict in verdicts:
+            self.user_properties.append(("llem_at_slo", verdict.text))
+        if failed:
+            raise LlemFailure(failed)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, LlemFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style)
+
+
 class LlemItem(pytest.Item):
     def __init__(self, *, experiment: BenchmarkExperiment, study: BenchmarkFile, index: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,6 +214,11 @@ class LlemItem(pytest.Item):
     def settings(self) -> Settings:
         return self.config.stash[SETTINGS]
 
+    def _ramp(self) -> RampState | None:
+        """The state of the load ramp this item is a point of, or None."""
+        ramp = self.experiment.ramp
+        return getattr(self.parent, "ramps", {}).get(ramp) if ramp else None
+
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.experiment.line - 1, self.experiment.id
 
@@ -158,6 +226,10 @@ class LlemItem(pytest.Item):
         """Skip (or with --llem-require-energy fail) what this machine cannot measure; a dry run
         measures nothing, so there it is only noted."""
         machine, config = self.settings.machine, self.experiment.config
+        ramp = self._ramp()
+        if ramp is not None and ramp.stopped_at and not self.settings.dry_run:
+            ramp.skipped.append(self.experiment.id)
+            pytest.skip(f"the ramp stopped at {ramp.stopped_at} (saturated; until: saturation)")
         reason = needs.missing(config, machine)
         if self.settings.require_energy:
             reason = reason or needs.unmeasured(config, machine)
@@ -235,8 +307,16 @@ class LlemItem(pytest.Item):
         if progress.enabled(self):
             beside = f", each beside one of {reference.name}" if reference is not None else ""
             progress.say_line(self, f"start: {config.repeats} window{'s' * (config.repeats != 1)}{beside}")
+        ramp = self._ramp()
+        if ramp is not None:
+            ramp.points.append((self.experiment.id, None))  # until it has a result
         with self._devices_held():
             result, ab_check, saved = measured()
+            if ramp is not None:
+                ramp.points[-1] = (self.experiment.id, result)
+                load = config.openai.load
+                if result.load_point and result.load_point.get("saturated") and load.until == "saturation":
+                    ramp.stopped_at = self.experiment.id
             failures += judge.failures(result, self.study.expect, saved=saved, ab_check=ab_check,
                                        reference=reference.name if reference is not None else None,
                                        remeasure=lambda: measured(confirming=True))

@@ -165,6 +165,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "llem(expect=None, regression=None, source='auto', devices=None): energy "
                                        "gates of a test that measures with the llem_energy fixture (every item of "
                                        "a llem_*.yaml file has this mark too)")
+    config.addinivalue_line("markers", "xdist_group(name): the points of a llem load ramp run in order on one "
+                                       "pytest-xdist worker (with --dist loadgroup)")
     settings = Settings.from_config(config)
     if not hasattr(config, "workerinput"):  # the controller writes the outputs
         check_replaced_outputs(settings)

@@ -22,6 +22,11 @@ class BatchOutput:
     latency_s: float
     ttft_s: float | None
     itls_s: list[float] = field(default_factory=list)  # gaps between streamed tokens, where streamed
+    # A served request's clock (time.perf_counter()), for a load point's steady window
+    # (serving/steady_state.py): when it was sent, when each piece of text came, when it ended.
+    sent_at: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    done_at: float | None = None
 
 
 class Backend(Protocol):

@@ -1,16 +1,19 @@
 """The openai backend: an OpenAI-compatible server (vLLM, TGI, ``transformers serve``, ...) is what is measured.
 
-Each prompt is one streamed request to ``{openai.base_url}/completions``. ``openai.concurrency``
+Each prompt is one streamed request to ``{openai.base_url}/completions`` (``openai.endpoint:
+chat``: the prompt as the user's message to ``/chat/completions``). ``openai.concurrency``
 requests are in flight at once, sent as fast as that allows or, with ``openai.request_rate``, at
 Poisson arrival times (exponential gaps drawn from ``random_seed``: the same schedule every run).
+A load point of a ramp (``openai.load``) is driven by serving/load.py through ``run_load``.
 
 What is counted, and from where:
 - tokens: only the server's ``usage`` (prompt_tokens, completion_tokens), never a tokenizer of
   ours; a response without it is an error (vLLM reports it in a stream only when asked through
   ``stream_options.include_usage``, which is always sent);
 - latency: from sending the request to the end of its stream; time to first token: to the first
-  chunk with text; inter-token latency: the gaps between chunks with text (a server may put
-  several tokens in one chunk, so these are gaps between deliveries).
+  chunk with text (``choices[].text``, or ``choices[].delta.content`` of a chat stream);
+  inter-token latency: the gaps between chunks with text (a server may put several tokens in one
+  chunk, so these are gaps between deliveries).
 
 Any failure (a refused or reset connection, an HTTP error status, a malformed stream, a request
 longer than ``openai.timeout_s``) is an ExperimentError naming the request, and the requests in
@@ -36,6 +39,7 @@ from llenergymeasure.exceptions import BackendError, ExperimentError
 MAX_CONNECT_TIMEOUT_S = 10.0
 PROMPT_SPECIAL_TOKENS = 64  # BOS/EOS and a chat template's markers, beyond the prompt's own tokens
 ERROR_TEXT_CHARS = 500  # of a server's error body, in a message
+ENDPOINT_PATHS = {"completions": "completions", "chat": "chat/completions"}
 
 
 @dataclass(frozen=True)
@@ -68,14 +72,42 @@ class OpenAIBackend:
             raise BackendError("backend: 'openai' needs httpx; install it with: pip install 'pytest-llem[openai]'") \
                 from None
         self._config, self.device = config, device
-        self._url = f"{config.openai.base_url}/completions"
+        self._url = f"{config.openai.base_url}/{ENDPOINT_PATHS[config.openai.endpoint]}"
         self._headers = request_headers(config)
 
     def prepare(self, prompts: list[str]) -> list[Request]:
         return [Request(index, prompt) for index, prompt in enumerate(prompts)]
 
     def run(self, batches: list[Request], bar: Any) -> list[BatchOutput]:
-        work = self._run_all(batches, bar)
+        return self._in_a_loop(self._run_all(batches, bar))
+
+    def run_load(self, requests: list[Request], bar: Any) -> Any:
+        """One load point of ``openai.load`` (its one rate) over ``requests``, cycled: a
+        serving.load.LoadRun."""
+        return self._in_a_loop(self._run_load(requests, bar))
+
+    async def _run_load(self, requests: list[Request], bar: Any) -> Any:
+        import httpx
+
+        from llenergymeasure.serving.load import MAX_IN_FLIGHT, drive
+
+        assert self._config is not None, "load() first"
+        server, load = self._config.openai, self._config.openai.load
+        assert load is not None and len(load.rates) == 1, "a load point has one rate"
+        rate = load.rates[0]
+        width = server.concurrency if rate == "inf" else MAX_IN_FLIGHT
+        timeout = httpx.Timeout(None, connect=min(server.timeout_s, MAX_CONNECT_TIMEOUT_S))
+        limits = httpx.Limits(max_connections=width, max_keepalive_connections=min(width, 256))
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers) as client:
+
+            async def send(position: int, prompt: int) -> BatchOutput:
+                return await self._request(client, requests[prompt], position, None, limit=None)
+
+            return await drive(send, n_prompts=len(requests), rate=rate, concurrency=server.concurrency,
+                               duration_s=load.duration_s, seed=self._config.random_seed, timeout_s=server.timeout_s,
+                               on_done=lambda: bar.update(1))
+
+    def _in_a_loop(self, work: Any) -> Any:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -136,19 +168,30 @@ class OpenAIBackend:
         assert all(output is not None for output in outputs)
         return outputs  # type: ignore[return-value]
 
-    async def _request(self, client: Any, request: Request, position: int, total: int) -> BatchOutput:
-        """One request, its failures as an ExperimentError that names it."""
+    async def _request(self, client: Any, request: Request, position: int, total: int | None, *,
+                       limit: float | None = -1.0) -> BatchOutput:
+        """One request, its failures as an ExperimentError that names it. ``limit``: seconds for the
+        whole request (default openai.timeout_s); None: the caller bounds it (a load point, where a
+        timeout is a result: serving/load.py), and a timeout raises RequestTimedOut."""
         import httpx
 
+        from llenergymeasure.serving.load import RequestTimedOut
+
         assert self._config is not None
-        limit = self._config.openai.timeout_s
-        what = f"request {position + 1} of {total} (prompt {request.index + 1}): POST {self._url}"
+        if limit is not None and limit < 0:
+            limit = self._config.openai.timeout_s
+        of = f" of {total}" if total is not None else ""
+        what = f"request {position + 1}{of} (prompt {request.index + 1}): POST {self._url}"
         try:
+            if limit is None:
+                return await self._stream(client, request)
             return await asyncio.wait_for(self._stream(client, request), limit)
+        except httpx.TimeoutException:
+            if limit is None:
+                raise RequestTimedOut(what) from None
+            problem = f"timed out; openai.timeout_s is {limit:g} s"
         except asyncio.TimeoutError:
             problem = f"no complete response within openai.timeout_s = {limit:g} s"
-        except httpx.TimeoutException as exc:
-            problem = f"timed out ({describe_error(exc)}); openai.timeout_s is {limit:g} s"
         except httpx.ConnectError as exc:
             problem = f"cannot connect ({describe_error(exc)}); is the server still running?"
         except httpx.RemoteProtocolError as exc:
@@ -165,6 +208,7 @@ class OpenAIBackend:
         first: float | None = None
         last = start
         gaps: list[float] = []
+        times: list[float] = []
         usage: Any = None
         async with client.stream("POST", self._url, json=body) as response:
             if not self._server_software and response.headers.get("server"):
@@ -187,21 +231,24 @@ class OpenAIBackend:
                 chunk = _chunk(data)
                 if chunk.get("usage"):
                     usage = chunk["usage"]
-                if any(isinstance(choice, dict) and choice.get("text") for choice in chunk.get("choices") or ()):
+                if any(_has_text(choice) for choice in chunk.get("choices") or ()):
                     now = time.perf_counter()
                     if first is None:
                         first = now
                     else:
                         gaps.append(now - last)
                     last = now
-        latency = time.perf_counter() - start
+                    times.append(now)
+        done = time.perf_counter()
+        latency = done - start
         if not isinstance(usage, dict):
             raise _BadResponse("the response reported no token usage; llem counts tokens only from the server's "
                                "usage (vLLM sends it when asked with stream_options.include_usage, which llem does); "
                                "this server does not report it")
         prompt_tokens, completion_tokens = checked_usage(usage, request.prompt, body["max_tokens"])
         return BatchOutput(input_tokens=prompt_tokens, output_tokens=completion_tokens, latency_s=latency,
-                           ttft_s=None if first is None else first - start, itls_s=gaps)
+                           ttft_s=None if first is None else first - start, itls_s=gaps, sent_at=start,
+                           token_times=times, done_at=done)
 
     def synchronize(self) -> None:
         """Nothing to wait for: every response has ended when ``run`` returns."""
@@ -241,12 +288,18 @@ class OpenAIBackend:
 
 
 def request_body(config: ExperimentConfig, prompt: str) -> dict[str, Any]:
-    """The /completions request for ``prompt``. Only what the OpenAI API defines is sent, so any
-    compatible server takes it, except ``ignore_eos`` (a vLLM extension) when the config asks for it."""
+    """The /completions request for ``prompt`` (/chat/completions: ``prompt`` as the one user
+    message). Only what the OpenAI API defines is sent, so any compatible server takes it, except
+    ``ignore_eos`` (a vLLM extension) when the config asks for it. ``max_tokens`` is sent to chat
+    too: vLLM, TGI, SGLang and ``transformers serve`` read it there (OpenAI's own API calls it
+    max_completion_tokens)."""
     decoder = config.decoder
+    text: dict[str, Any] = {"prompt": prompt}
+    if config.openai.endpoint == "chat":
+        text = {"messages": [{"role": "user", "content": prompt}]}
     body: dict[str, Any] = {
         "model": config.model,
-        "prompt": prompt,
+        **text,
         "max_tokens": config.max_output_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
@@ -277,6 +330,14 @@ def error_text(body: bytes) -> str:
     if not text:
         return "(no error text)"
     return text if len(text) <= ERROR_TEXT_CHARS else text[:ERROR_TEXT_CHARS] + "..."
+
+
+def _has_text(choice: Any) -> bool:
+    """Whether a streamed choice carries text: ``text`` (completions) or ``delta.content`` (chat)."""
+    if not isinstance(choice, dict):
+        return False
+    delta = choice.get("delta")
+    return bool(choice.get("text")) or (isinstance(delta, dict) and bool(delta.get("content")))
 
 
 def _chunk(data: str) -> dict[str, Any]:

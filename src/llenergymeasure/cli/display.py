@@ -58,6 +58,8 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         rows.append(("ttft p50", f"{fmt(m.ttft_s_p50)} s"))
     if m.itl_s_p50 is not None:
         rows.append(("itl p50", f"{fmt(m.itl_s_p50)} s between streamed chunks"))
+    if result.load_point:
+        rows.extend(load_point_rows(result))
     if not is_number(m.energy_j):
         rows.append(("energy", f"unavailable: {result.energy_unavailable_reason or 'not measured'}"))
     else:
@@ -87,9 +89,48 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         print(f"  warning: [{warning.code}] {warning.message}")
 
 
+def load_text(point: dict | None) -> str:
+    """A load point in a few words: ``4/s offered, 3.98/s served, 12.3 in flight, saturated``."""
+    if not point:
+        return "-"
+    offered = point.get("offered_rate")
+    pace = f"{fmt(offered, 3)}/s offered" if is_number(offered) else f"closed loop of {point.get('concurrency')}"
+    text = f"{pace}, {fmt(point.get('achieved_rate'), 3)}/s served, {fmt(point.get('concurrency_mean'), 3)} in flight"
+    return text + (", saturated" if point.get("saturated") else "")
+
+
+def load_point_rows(result: ExperimentResult) -> list[tuple[str, str]]:
+    """The summary's rows of a load point: where on the load curve, its steady window, its SLO."""
+    point, m = result.load_point or {}, result.metrics
+    requests = point.get("requests") or {}
+    rows = [("load point", load_text(point))]
+    if point.get("saturated"):
+        rows.append(("saturated", str(point.get("saturation") or "yes")))
+    rows.append(("steady window", f"{fmt(point.get('steady_start_s'), 3)} s to {fmt(point.get('steady_end_s'), 3)} s "
+                                  f"of {fmt(point.get('window_s'), 3)} s (requests: {requests.get('ramp', '?')} ramp, "
+                                  f"{requests.get('steady', '?')} steady, {requests.get('drain', '?')} drain cut)"))
+    rows.append(("ttft p90/p99", f"{fmt(m.ttft_s_p90)} s / {fmt(m.ttft_s_p99)} s"))
+    if m.itl_s_p99 is not None:
+        rows.append(("itl p90/p99", f"{fmt(m.itl_s_p90)} s / {fmt(m.itl_s_p99)} s"))
+    if "slo_met" in point:
+        missed = "; ".join(point.get("slo_missed") or [])
+        rows.append(("slo", "met" if point["slo_met"] else f"missed: {missed}"))
+        rows.append(("goodput", f"{fmt(m.goodput_requests_per_s, 3)} requests/s ({fmt(_percent(m.slo_attainment), 3)}% "
+                                f"of requests meet the SLO), {fmt(m.joules_per_good_token)} J/good token"
+                                + _qualifiers(result)))
+    return rows
+
+
+def _percent(share: float | None) -> float | None:
+    return None if share is None else share * 100
+
+
 def _workload(result: ExperimentResult) -> str:
     """What ran where, for the summary's first line."""
     config, device = result.config, result.environment.device
+    if config.get("backend") == "openai" and result.load_point:
+        server = config.get("openai") or {}
+        return f"openai server {server.get('base_url', '?')}, {server.get('endpoint', 'completions')}, load point"
     if config.get("backend") == "openai":
         server = config.get("openai") or {}
         rate = server.get("request_rate")
@@ -124,8 +165,10 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
     failed = [v.text for v in verdicts if not v.passed]
     verdict = "FAIL: " + "; ".join(failed) if failed else ("PASS" if verdicts else "ok")
     flags = doubts((w.code for w in result.measurement_warnings), result.energy_suspect)
+    load = {"load": load_text(result.load_point)} if result.load_point else {}
     return {
         "experiment": exp_id,
+        **load,
         "J/token": fmt(result.metrics.joules_per_token) + (" (est.)" if result.estimated else "")
                    + (" (suspect)" if result.energy_suspect else ""),
         "tokens/s": fmt(result.metrics.tokens_per_second),

@@ -106,32 +106,38 @@ def run(
     }
     overrides = {key: value for key, value in flags.items() if value is not None}
     with exit_codes(verbose):
-        experiments, expect = _load(config, overrides)
+        experiments, expect, ramps = _load(config, overrides)
         if dry_run:
             _dry_run(experiments, verbose)
             return
         _check_output_dirs(experiments)
+        if (use_ray or ray_address) and ramps:
+            from llenergymeasure.exceptions import ConfigError
+
+            raise ConfigError(f"{config}: a load ramp (openai.load) runs its points one after another against one "
+                              "server; run it without --ray")
         if use_ray or ray_address:
             code = _run_on_ray(experiments, expect, ray_address)
         else:
-            code = 1 if _run_all(experiments, expect, quiet) else 0
+            code = 1 if _run_all(experiments, expect, quiet, ramps) else 0
     if code:
         raise typer.Exit(code)
 
 
-def _load(path: Path | None, overrides: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    """(id, config) pairs and the file's expect gates."""
+def _load(path: Path | None, overrides: dict[str, Any]) -> tuple[list[Any], dict[str, Any], dict[str, str]]:
+    """(id, config) pairs, the file's expect gates, and the ramp of each load point (by id)."""
     from llenergymeasure.config.benchmark_file import load_benchmark_file
     from llenergymeasure.config.loader import load_experiment_config
 
     if path is None:
         config = load_experiment_config(cli_overrides=overrides)
-        return [(config.name or config.model, config)], {}
+        return [(config.name or config.model, config)], {}, {}
     study = load_benchmark_file(path, cli_overrides=overrides)
     if any(e.reference for e in study.experiments):
         print(f"note: {path}: 'against:' is measured beside each experiment by pytest and llem ab; "
               "llem run measures each experiment alone", file=sys.stderr)
-    return [(e.id, e.config) for e in study.experiments], study.expect
+    ramps = {e.id: e.ramp for e in study.experiments if e.ramp}
+    return [(e.id, e.config) for e in study.experiments], study.expect, ramps
 
 
 def _dry_run(experiments: list[Any], verbose: bool) -> None:
@@ -190,18 +196,30 @@ def _check_output_dirs(experiments: list[Any]) -> None:
         raise PreFlightError(list(problems))
 
 
-def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> bool:
+def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool, ramps: dict[str, str] | None = None) -> bool:
     """Run every experiment (one failing, or one whose result cannot be saved, does not stop the
-    rest); True when any failed. When interrupted, a study lists what it finished and where it stopped."""
+    rest); True when any failed. When interrupted, a study lists what it finished and where it stopped.
+    A load ramp (``ramps``: the ramp of each load point) with ``until: saturation`` skips its points
+    after the first saturated one; its ``at: slo`` gates are checked once its points have run."""
     from llenergymeasure.core.runner import measure
     from llenergymeasure.exceptions import ConfigError, LLEMError
 
+    ramps = ramps or {}
     single = len(experiments) == 1
     rows: list[dict[str, str]] = []
     saved_to: list[str] = []  # where each finished experiment's result is, as the summary says it
     failed = False
+    ramp_points: dict[str, list[tuple[str, Any]]] = {}  # per ramp: (point id, its result or None), in order
+    stopped: dict[str, str] = {}  # ramp -> the saturated point it stopped at
+    skipped: dict[str, list[str]] = {}
     try:
         for exp_id, config in experiments:
+            ramp = ramps.get(exp_id)
+            if ramp in stopped:
+                skipped.setdefault(ramp, []).append(exp_id)
+                rows.append(_skipped_row(exp_id, f"the ramp stopped at {stopped[ramp]} (saturated; until: saturation)"))
+                saved_to.append("-")
+                continue
             if not single:
                 print(f"[{len(rows) + 1}/{len(experiments)}] {exp_id}", file=sys.stderr)
             try:
@@ -214,19 +232,46 @@ def _run_all(experiments: list[Any], expect: dict[str, Any], quiet: bool) -> boo
                 rows.append(_error_row(exp_id, exc))
                 saved_to.append("-")
                 failed = True
+                if ramp:
+                    ramp_points.setdefault(ramp, []).append((exp_id, None))
                 continue
             row, where, not_ok = _keep(exp_id, result, config.output_dir, expect, single)
             failed = failed or not_ok
             if row is not None:
                 rows.append(row)
                 saved_to.append(where)
+            if ramp:
+                ramp_points.setdefault(ramp, []).append((exp_id, result))
+                load = config.openai.load
+                if result.load_point and result.load_point.get("saturated") and load.until == "saturation":
+                    stopped[ramp] = exp_id
     except KeyboardInterrupt:
         if not single:
             _print_stopped(rows, saved_to, experiments)
         raise
     if not single:
         _print_summary(rows, experiments)
+    for ramp, points in ramp_points.items():
+        failed = _check_ramp(ramp, points, expect, skipped.get(ramp, [])) or failed
     return failed
+
+
+def _skipped_row(exp_id: str, why: str) -> dict[str, str]:
+    from llenergymeasure.cli.display import summary_row
+
+    row = summary_row(exp_id, None, [], why)
+    row["verdict"] = f"skipped: {why}"
+    return row
+
+
+def _check_ramp(ramp: str, points: list[tuple[str, Any]], expect: dict[str, Any], skipped: list[str]) -> bool:
+    """Print the ``at: slo`` verdicts of one ramp; True when one failed."""
+    from llenergymeasure.results.gates import check_at_slo
+
+    verdicts = check_at_slo(points, expect, skipped)
+    for verdict in verdicts:
+        print(f"{ramp}: expect {'PASS' if verdict.passed else 'FAIL'}  {verdict.text}")
+    return not all(verdict.passed for verdict in verdicts)
 
 
 def _run_on_ray(experiments: list[Any], expect: dict[str, Any], address: str | None) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from llenergymeasure.config.layers import Layer, resolve, yaml_layer
-from llenergymeasure.config.models import ExperimentConfig, flatten
+from llenergymeasure.config.models import ExperimentConfig, flatten, rate_label
 from llenergymeasure.config.user_config import user_config_layer
 from llenergymeasure.config.yaml_source import YamlDocument, read_yaml
 from llenergymeasure.energy.carbon import env_carbon_intensity
@@ -50,10 +50,12 @@ _Variant = tuple[dict[str, Any], Layer | None, int, str | None]
 
 @dataclass(frozen=True)
 class Bound:
-    """An ``expect`` gate: the metric must stay within [min, max]."""
+    """An ``expect`` gate: the metric must stay within [min, max]; ``at: slo``: checked once per load
+    ramp, at its SLO point (the highest load point meeting ``slo:``), instead of at every experiment."""
 
     min: float | None = None
     max: float | None = None
+    at: str | None = None
 
 
 @dataclass
@@ -65,6 +67,7 @@ class BenchmarkExperiment:
     params: dict[str, Any]
     line: int
     reference: ExperimentConfig | None = None  # ``against:``: what it is measured beside, when that differs
+    ramp: str | None = None  # a load point of a ramp (``openai.load``): the ramp's id, shared by its points
 
 
 @dataclass
@@ -115,8 +118,16 @@ def load_benchmark_file(
 
     against = _parse_against(doc, problems)
     experiments = _build(doc, variants, [bottom, shared_layer], top, base_name, problems)
-    if against is not None:
+    if against is not None and any(e.ramp for e in experiments):
+        problems.append(f"{doc.where(('against',))}: 'against' measures two configs in one session, window by "
+                        "window; a load ramp (openai.load) runs its points one after another: compare two ramps "
+                        "with llem compare, or remove one of the keys")
+    elif against is not None:
         _add_references(doc, experiments, variants, [bottom, shared_layer], against, top, problems)
+    at_slo = [metric for metric, bound in expect.items() if bound.at == "slo"]
+    if at_slo and experiments and not any(e.ramp and e.config.slo for e in experiments):
+        problems.append(f"{doc.where(('expect', at_slo[0], 'at'))}: expect.{at_slo[0]}.at: slo reads the metric at a "
+                        "load ramp's SLO point: give the file a ramp (backend: openai, openai.load.rates) and slo:")
     if problems:
         raise ConfigError(problems)
     return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
@@ -171,9 +182,29 @@ def _build(
             continue
         seen_ids[exp_id] = line
         config.name = exp_id
-        experiments.append(BenchmarkExperiment(exp_id, config, params, line))
+        experiments.extend(_load_points(BenchmarkExperiment(exp_id, config, params, line)))
     problems[:] = found
     return experiments
+
+
+def _load_points(experiment: BenchmarkExperiment) -> list[BenchmarkExperiment]:
+    """A load ramp (``openai.load.rates``) as one experiment per rate, in order: ``id[rate=4]``,
+    each with its one rate; any other experiment as it is."""
+    config = experiment.config
+    load = config.openai.load
+    if config.backend != "openai" or load is None:
+        return [experiment]
+    points = []
+    for rate in load.rates:
+        label = rate_label(rate)
+        point_id = (f"{experiment.id[:-1]},rate={label}]" if experiment.id.endswith("]")
+                    else f"{experiment.id}[rate={label}]")
+        point = config.model_copy(deep=True)
+        point.openai.load = load.model_copy(update={"rates": [rate]})
+        point.name = point_id
+        points.append(BenchmarkExperiment(point_id, point, {**experiment.params, "rate": label}, experiment.line,
+                                          ramp=experiment.id))
+    return points
 
 
 def _parse_against(doc: YamlDocument, problems: list[str]) -> Layer | None:
@@ -381,14 +412,19 @@ def _parse_expect(doc: YamlDocument, problems: list[str]) -> dict[str, Bound]:
             problems.append(problem)
             continue
         where = doc.where(("expect", metric))
-        if not isinstance(bound, dict) or not bound or set(bound) - {"min", "max"}:
-            problems.append(f"{where}: expect.{metric} must be a mapping with 'min' and/or 'max', e.g. {{max: 0.4}}")
+        if not isinstance(bound, dict) or not set(bound) - {"at"} or set(bound) - {"min", "max", "at"}:
+            problems.append(f"{where}: expect.{metric} must be a mapping with 'min' and/or 'max' (and 'at: slo' for a "
+                            "load ramp's SLO point), e.g. {max: 0.4}")
             continue
-        problem = _bound_problem(where, metric, bound)
+        if "at" in bound and bound["at"] != "slo":
+            problems.append(f"{doc.where(('expect', metric, 'at'))}: expect.{metric}.at must be 'slo' (the load "
+                            f"ramp's SLO point; got {bound['at']!r}), or left out to check every experiment")
+            continue
+        problem = _bound_problem(where, metric, {k: v for k, v in bound.items() if k != "at"})
         if problem:
             problems.append(problem)
             continue
-        gates[metric] = Bound(min=_number(bound.get("min")), max=_number(bound.get("max")))
+        gates[metric] = Bound(min=_number(bound.get("min")), max=_number(bound.get("max")), at=bound.get("at"))
     return gates
 
 

@@ -235,11 +235,95 @@ def _server_url(text: str) -> str:
 
 
 
+MAX_RAMP_POINTS = 64  # load points of one ramp
+MAX_POINT_SECONDS = 3600.0  # the steady window of one load point
+
+
+def _rate(value: Any) -> Any:
+    """``inf`` (YAML text, ``.inf`` or float('inf')) is the closed loop: kept as the text "inf"."""
+    if isinstance(value, str) and value.strip().lower() in ("inf", "+inf", ".inf", "infinity"):
+        return "inf"
+    if isinstance(value, float) and value == float("inf"):
+        return "inf"
+    return value
+
+
+# Offered requests per second of one load point, or "inf": a closed loop at openai.concurrency.
+Rate = Annotated[Annotated[float, Field(gt=0, le=1e6)] | Literal["inf"], BeforeValidator(_rate)]
+
+
+def rate_label(rate: float | str) -> str:
+    """A rate as ids and summaries show it: ``4``, ``0.5``, ``inf``."""
+    return "inf" if rate == "inf" else f"{float(rate):g}"
+
+
+class LoadConfig(_Section):
+    """A load ramp (``backend: openai``): one load point per rate, in order, against the same server.
+    Each point sends requests at its rate (Poisson arrivals from ``random_seed``; ``inf``: a closed
+    loop of ``openai.concurrency`` requests) until ``duration_s`` of steady state is measured, ramp-up
+    and drain cut (serving/steady_state.py). ``until: saturation`` stops after the first saturated
+    point (the server served fewer requests than were offered, or its time to first token grew
+    through the window); ``all`` runs every rate."""
+
+    rates: list[Rate] = Field(min_length=1, max_length=MAX_RAMP_POINTS,
+                              description="offered requests/s per load point, rising; inf: closed loop at concurrency")
+    until: Literal["saturation", "all"] = Field("saturation", description="stop the ramp after the first saturated "
+                                                                          "point, or run every rate")
+    duration_s: float = Field(60.0, gt=0, le=MAX_POINT_SECONDS, description="steady-state window per load point")
+
+    @model_validator(mode="after")
+    def _rising(self) -> LoadConfig:
+        values = [float("inf") if rate == "inf" else float(rate) for rate in self.rates]
+        for before, after in zip(values, values[1:]):
+            if after <= before:
+                raise ValueError(f"rates must rise (a ramp, lightest load first): {rate_label(after)} comes after "
+                                 f"{rate_label(before)}")
+        return self
+
+
+class SLOConfig(_Section):
+    """Latency objectives of a served request (``backend: openai``). A request meets the SLO when its
+    time to first token, its whole latency and its own inter-token gaps (at the key's percentile)
+    are within every bound given; a load point meets it when each percentile over its steady
+    requests is within its bound. Seconds; at least one key."""
+
+    ttft_s_p50: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    ttft_s_p90: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    ttft_s_p99: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    itl_s_p50: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    itl_s_p90: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    itl_s_p99: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    latency_s_p50: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    latency_s_p90: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+    latency_s_p99: float | None = Field(None, gt=0, le=MAX_REQUEST_TIMEOUT_S)
+
+    @model_serializer(mode="wrap")
+    def _set_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {key: value for key, value in handler(self).items() if value is not None}
+
+    @model_validator(mode="after")
+    def _some(self) -> SLOConfig:
+        if not self.bounds():
+            raise ValueError("slo: give at least one bound, e.g. ttft_s_p99: 2.0")
+        return self
+
+    def bounds(self) -> list[tuple[str, int, float]]:
+        """(quantity, percentile, seconds) of every bound given: ("ttft_s", 99, 2.0), ..."""
+        found = []
+        for key, value in self.__dict__.items():
+            if value is not None:
+                quantity, _, percent = key.rpartition("_p")
+                found.append((quantity, int(percent), value))
+        return found
+
+
 class OpenAIConfig(_Section):
     """An OpenAI-compatible server (vLLM, TGI, ``transformers serve``, ...) that ``backend: openai``
-    measures: the dataset's prompts go to ``{base_url}/completions``, streamed. ``model`` is the
-    id the server lists at ``{base_url}/models``. The API key is never read from a file: it comes
-    from the environment variable ``api_key_env`` names, when that is set."""
+    measures: the dataset's prompts go to ``{base_url}/completions`` (``endpoint: chat``: as a user
+    message to ``{base_url}/chat/completions``), streamed. ``model`` is the id the server lists at
+    ``{base_url}/models``. The API key is never read from a file: it comes from the environment
+    variable ``api_key_env`` names, when that is set. ``load``: a load ramp instead of one pass over
+    the prompts."""
 
     base_url: Annotated[Text, AfterValidator(_server_url), Field(max_length=2048)] = "http://127.0.0.1:8000/v1"
     concurrency: int = Field(1, ge=1, le=MAX_CONCURRENCY, description="requests in flight at once")
@@ -252,6 +336,31 @@ class OpenAIConfig(_Section):
                                          description="GPUs the server runs on; null: every visible GPU")
     server_pid: int | None = Field(None, ge=1, le=2**31 - 1,
                                    description="the server's process, for the CPU estimate; null: found by its port")
+    endpoint: Literal["completions", "chat"] = Field("completions", description="completions: /completions with the "
+                                                     "prompt; chat: /chat/completions with it as the user's message")
+    load: LoadConfig | None = Field(None, description="a load ramp: rates, until, duration_s")
+
+    @model_serializer(mode="wrap")
+    def _ramp_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The dump without the endpoint and load at their defaults, so a config's hash is what it
+        was before load ramps existed."""
+        data = handler(self)
+        if data.get("endpoint") == "completions":
+            data.pop("endpoint")
+        if data.get("load") is None:
+            data.pop("load", None)
+        return data
+
+    @model_validator(mode="after")
+    def _one_pace(self) -> OpenAIConfig:
+        if self.load is not None and self.request_rate is not None:
+            raise ValueError("openai.load.rates sets the pace of each load point; remove openai.request_rate")
+        return self
+
+    def point_rate(self) -> float | str | None:
+        """The offered rate of this load point ("inf": closed loop); None without a load, or for a
+        ramp not yet expanded into its points."""
+        return self.load.rates[0] if self.load is not None and len(self.load.rates) == 1 else None
 
 
 # Fields whose value is a map with free-form keys (module names hold dots): one leaf when layered.
@@ -286,6 +395,7 @@ class ExperimentConfig(_Section):
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     pytorch: PyTorchConfig = Field(default_factory=PyTorchConfig)
     openai: OpenAIConfig = Field(default_factory=OpenAIConfig)
+    slo: SLOConfig | None = Field(None, description="latency objectives of a served request (backend: openai)")
 
     # Where each resolved value came from ("default", "CLI --batch-size", "llem_x.yaml:12", ...),
     # keyed by dotted path. Filled by the loader; not part of the config's identity.
@@ -301,7 +411,15 @@ class ExperimentConfig(_Section):
         for section in BACKEND_SECTIONS:
             if section != self.backend:
                 data.pop(section, None)
+        if data.get("slo") is None:
+            data.pop("slo", None)
         return data
+
+    @model_validator(mode="after")
+    def _serving_keys(self) -> ExperimentConfig:
+        if self.backend != "openai" and self.slo is not None:
+            raise ValueError("slo: latency objectives are for a served model; set backend: openai")
+        return self
 
     def sources(self) -> dict[str, str]:
         """Every leaf field as a dotted path, mapped to where its value came from."""

@@ -56,7 +56,7 @@ from llenergymeasure.energy.sampler import downsample
 from llenergymeasure.energy.sanity import suspect_reasons
 from llenergymeasure.energy.timeline import TimelineRecorder
 from llenergymeasure.energy.window import open_window
-from llenergymeasure.exceptions import PreFlightError
+from llenergymeasure.exceptions import ConfigError, PreFlightError
 from llenergymeasure.results.metrics import compute_metrics
 from llenergymeasure.results.model import (
     ExperimentResult,
@@ -120,6 +120,11 @@ def measure_interleaved(configs: list[ExperimentConfig], order: list[int], *, se
     settling pair: the first window after the warm-ups reads high on some machines). They share
     the device and the meter; one result per config, in the order given. ``progress``: say on
     stderr what is happening (core/progress.py), or a Progress that says it elsewhere."""
+    for config in configs:
+        load = config.openai.load if config.backend == "openai" else None
+        if load is not None and len(load.rates) > 1:
+            raise ConfigError(f"openai.load.rates: {len(load.rates)} rates are a ramp of load points, one result "
+                              "each: run it with llem run FILE or pytest, or give one rate here")
     intensity = carbon_intensity(configs[0].energy)  # a config error, before anything is opened
     plans = _preflight_all(configs)
     meter = plans[0].meter
@@ -284,6 +289,9 @@ class _Session:
 
     def measure_window(self, meter: EnergyMeter, baseline_w: float | None, say: Progress, of: int,
                        timeline: TimelineRecorder) -> None:
+        if self.config.backend == "openai" and self.config.openai.load is not None:
+            self._measure_load_point(meter, baseline_w, say, of, timeline)
+            return
         index = len(self.repeats)
         label = f"window {index + 1}/{of}{self.name}"
         timeline.pause()  # the window's own sampler is the only one while it is open
@@ -296,6 +304,37 @@ class _Session:
         self.readings.append(reading)
         self.repeats.append(repeat_result(index, outputs, reading, duration, len(self.plan.prompts),
                                           peak_memory_mb, baseline_w, prefill_energy_j=prefill_j))
+
+    def _measure_load_point(self, meter: EnergyMeter, baseline_w: float | None, say: Progress, of: int,
+                            timeline: TimelineRecorder) -> None:
+        """One window of a load point: requests at its rate until its steady window is served; every
+        number is of the steady window (serving/point.py), which the timeline marks."""
+        from llenergymeasure.config.models import rate_label
+        from llenergymeasure.serving.point import point_numbers
+
+        index = len(self.repeats)
+        load = self.config.openai.load
+        assert load is not None
+        rate = rate_label(load.rates[0])
+        pace = f"closed loop of {self.config.openai.concurrency}" if rate == "inf" else f"{rate} requests/s"
+        label = f"load point {pace}, {load.duration_s:g} s steady, window {index + 1}/{of}{self.name}"
+        timeline.pause()
+        with say.phase(label, batches=True) as bar:
+            run, reading, duration, start = _window(self.backend, meter, self.batches, bar,
+                                                    run=self.backend.run_load)  # type: ignore[attr-defined]
+        timeline.resume(reading.timeline)
+        timeline.add_phase("window", start, start + duration, repeat=index, owner=self.owner)
+        numbers = point_numbers(self.config, run, reading, start, start + duration)
+        timeline.add_phase("steady", numbers.window.start, numbers.window.end, repeat=index, owner=self.owner)
+        self.notes += [(code, f"load point {rate}: {message}") for code, message in numbers.warnings]
+        self.readings.append(reading)
+        self.repeats.append(RepeatResult(
+            index=index, n_prompts=numbers.metrics["n_prompts"], input_tokens=numbers.metrics["input_tokens"],
+            output_tokens=numbers.metrics["output_tokens"], latencies_s=numbers.metrics["latencies_s"],
+            ttfts_s=numbers.metrics["ttfts_s"], devices=[vars(device) for device in reading.devices],
+            timeline={name: downsample(samples, TIMELINE_POINTS) for name, samples in reading.timeline.items()},
+            metrics=compute_metrics(**numbers.metrics, baseline_power_w=baseline_w, peak_memory_mb=None),
+            load_point=numbers.load_point))
 
     def _prefill_energy(self, meter: EnergyMeter, main: EnergyReading, index: int, of: int, window_s: float,
                         say: Progress, timeline: TimelineRecorder) -> float | None:
@@ -379,14 +418,15 @@ def result_from_windows(repeats: list[RepeatResult], readings: list[EnergyReadin
 
 
 def _window(
-    backend: Backend, meter: EnergyMeter, batches: list[Any], bar: Any
-) -> tuple[list[BatchOutput], EnergyReading, float, float]:
+    backend: Backend, meter: EnergyMeter, batches: list[Any], bar: Any, run: Callable[[list[Any], Any], Any] | None = None
+) -> tuple[Any, EnergyReading, float, float]:
     """One measurement window over all batches: only inference happens between start and stop.
-    (outputs, reading, duration, when it opened as ``time.perf_counter()``)."""
+    (outputs, reading, duration, when it opened as ``time.perf_counter()``). ``run``: what runs
+    them, when not ``backend.run`` (a load point's ``run_load``)."""
     backend.reset_peak_memory()
     with open_window(meter, sync=backend.synchronize) as window:
         start = time.perf_counter()
-        outputs = backend.run(batches, bar)
+        outputs = (run or backend.run)(batches, bar)
     assert window.reading is not None and window.duration_s is not None
     return outputs, window.reading, window.duration_s, start
 

@@ -25,6 +25,11 @@ from llenergymeasure.exceptions import PreFlightError
 # Tried in order when a file does not say which column holds the prompt.
 PROMPT_COLUMNS = ("prompt", "text", "question", "instruction", "input", "content")
 
+# A chat dataset (ShareGPT's "conversations" of {from, value}, or OpenAI-style "messages" of
+# {role, content}): its prompt is the first user turn.
+CONVERSATION_COLUMNS = ("conversations", "messages")
+USER_ROLES = ("human", "user")
+
 MAX_LINE_BYTES = 16 << 20  # one prompt per line: 16 MiB is millions of tokens, far past any context
 
 # C0 controls but tab, newline and carriage return, and DEL.
@@ -48,6 +53,17 @@ def read_prompts(path: Path) -> list[str]:
     return prompts_from_rows(rows, str(path), lines)
 
 
+def first_user_turn(turns: Any) -> str | None:
+    """The text of the first user turn of a conversation (ShareGPT or OpenAI messages), or None."""
+    if not isinstance(turns, list):
+        return None
+    for turn in turns:
+        if isinstance(turn, dict) and (turn.get("from") or turn.get("role")) in USER_ROLES:
+            text = turn.get("value", turn.get("content"))
+            return text if isinstance(text, str) else None
+    return None
+
+
 def prompts_from_rows(rows: list[Any], where: str, lines: list[int] | None = None) -> list[str]:
     """Pick the prompt column (or take plain strings) and drop empty prompts.
 
@@ -64,6 +80,10 @@ def prompts_from_rows(rows: list[Any], where: str, lines: list[int] | None = Non
         if not isinstance(first, dict):
             raise PreFlightError(f"dataset: {where}: each line must be a JSON object or string")
         column = next((c for c in PROMPT_COLUMNS if c in first), None)
+        turns = next((c for c in CONVERSATION_COLUMNS if c in first), None)
+        if column is None and turns is not None:
+            rows = [{"prompt": first_user_turn(row.get(turns)) if isinstance(row, dict) else None} for row in rows]
+            column = "prompt"
         if column is None:
             raise PreFlightError(
                 f"dataset: {where}: no prompt column found (looked for {', '.join(PROMPT_COLUMNS)}; "

@@ -4,6 +4,7 @@ pytest session files.
     inputs.py    reading the inputs, each kind recognised by its content
     timeline.py  a result's power timeline as traces and phase spans, windows numbered
     sweeps.py    experiments that differ in one config key
+    ramps.py     the load points of a load ramp, grouped and in ramp order, and its SLO point
     verdicts.py  candidate against baseline: a session's records, or baseline files compared here
     ab.py        interleaved A/B sessions: both sides' results paired again, the paired verdict
     histories.py each experiment's saved sessions over time, each session once

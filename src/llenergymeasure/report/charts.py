@@ -7,10 +7,12 @@ no metadata or comments, no namespace URLs, ids prefixed per chart so that chart
 them. Only this module imports matplotlib.
 
 What a verdict rests on is drawn, not only its summary: every measured window's J/token beside
-the median and its CI, each window numbered on the power timeline, the +-threshold band of the
-gate around the baseline on the comparison charts, and an A/B session's windows and pairs. Those
-artists carry SVG ids (``gid``: ``repeats-3``, ``threshold-band-0``, ``window-B2``...), prefixed per
-chart like every id, so that a page (and its tests) can find them.
+the median and its CI, each window numbered on the power timeline (a load point's steady window
+shaded and labelled "steady" inside it), the +-threshold band of the gate around the baseline on
+the comparison charts, an A/B session's windows and pairs, and a load ramp's points with its SLO
+point and its saturated points marked. Those artists carry SVG ids (``gid``: ``repeats-3``,
+``threshold-band-0``, ``window-B2``, ``jpt-points``, ``slo-label``...), prefixed per chart like every
+id, so that a page (and its tests) can find them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from matplotlib.figure import Figure
 from llenergymeasure.report.ab import AbSession
 from llenergymeasure.report.histories import History
 from llenergymeasure.report.inputs import Measured
+from llenergymeasure.report.ramps import Ramp, RampPoint
 from llenergymeasure.report.sweeps import Sweep
 from llenergymeasure.report.timeline import Timeline
 from llenergymeasure.report.verdicts import ExperimentVerdict
@@ -37,7 +40,8 @@ from llenergymeasure.results.segments import Point
 MAX_LABEL = 60  # characters of a name on an axis; the tables have it whole
 WIDTH_IN = 9.0
 PHASE_COLORS = {"baseline": "#9e9e9e", "load": "#bcaaa4", "warmup": "#ffcc80", "window": "#90caf9",
-                "prefill": "#ce93d8", "decode": "#a5d6a7"}
+                "prefill": "#ce93d8", "decode": "#a5d6a7", "steady": "#43a047"}
+STEADY_TEXT = "#1b5e20"  # the "steady" label over a load point's steady window
 VERDICT_COLORS = {"regressed": "#c62828", "improved": "#2e7d32", "unchanged": "#546e7a", "inconclusive": "#f9a825"}
 MEASURED, ESTIMATED, SUSPECT = "#1565c0", "#ef6c00", "#c62828"
 SIDE_COLORS = {"A": "#546e7a", "B": "#6a1b9a"}
@@ -107,19 +111,24 @@ def timeline_chart(item: Measured, timeline: Timeline, title: str = "") -> Figur
     with _style("timeline"):
         ax = figure.subplots()
         shaded: set[str] = set()
+        steady = 0
         numbers = {id(span): number for number, span in enumerate(timeline.windows, 1)}
         rows = _label_rows(timeline)
         for span in timeline.phases:
             label = span.name if span.name not in shaded else None
             shaded.add(span.name)
             number = numbers.get(id(span))
-            alpha = 0.35 if number is None else 0.5 if number % 2 else 0.28
+            alpha = 0.22 if span.name == "steady" else 0.35 if number is None else 0.5 if number % 2 else 0.28
             patch = ax.axvspan(span.start, span.end, color=PHASE_COLORS.get(span.name, "#e0e0e0"), alpha=alpha, lw=0,
                                label=label)
             if number is not None:
                 name = span.label or str(number)
                 patch.set_gid(f"window-{name}")
                 _number_window(ax, span.start, span.end, name, rows.get(id(span), 0))
+            elif span.name == "steady":
+                steady += 1
+                patch.set_gid(f"steady-{steady}")
+                _label_steady(ax, span.start, span.end, steady)
         for trace in timeline.traces:
             name = f"{trace.device} (estimated)" if trace.estimated else trace.device
             ax.plot(trace.t, trace.power_w, lw=1.3, ls="--" if trace.estimated else "-", label=name)
@@ -162,6 +171,18 @@ def _number_window(ax: Any, start: float, end: float, label: str, row: int = 0) 
     text = ax.text((start + end) / 2, 1.0, label, transform=where, ha="center", va="bottom", fontsize=7,
                    color="#0d47a1", clip_on=False)
     text.set_gid(f"window-label-{label}")
+
+
+def _label_steady(ax: Any, start: float, end: float, number: int) -> None:
+    """A load point's steady window: its edges drawn and "steady" written inside the plot, at its top."""
+    from matplotlib.transforms import blended_transform_factory
+
+    for edge in (start, end):
+        ax.axvline(edge, color=STEADY_TEXT, lw=0.8, ls="--", alpha=0.8)
+    text = ax.text((start + end) / 2, 0.88, "steady", transform=blended_transform_factory(ax.transData, ax.transAxes),
+                   ha="center", va="top", fontsize=7, color=STEADY_TEXT, clip_on=False,
+                   bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    text.set_gid(f"steady-label-{number}")
 
 
 def joules_per_token_chart(items: list[Measured]) -> Figure:
@@ -362,3 +383,93 @@ def history_chart(history: History) -> Figure:
         figure.autofmt_xdate()
         ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return figure
+
+
+JGT = "#6a1b9a"  # J/good token
+GOODPUT = "#2e7d32"
+SLO_MARK = "#f9a825"
+
+
+def ramp_chart(ramp: Ramp) -> Figure | None:
+    """A load ramp's Pareto view (as vLLM's plot_pareto): against the throughput each load point
+    served (requests/s in its steady window), left its J/token (and J/good token with ``slo:``),
+    right its goodput (requests/s meeting the SLO, beside the served rate: every request good);
+    one point per load point in ramp order, joined; the SLO point starred and labelled, saturated
+    points hollow red and labelled "saturated", each point's offered rate written by it. None when
+    no point says what it served."""
+    drawn = [p for p in ramp.points if p.achieved is not None]
+    if not drawn:
+        return None
+    good = any(p.metrics.goodput_requests_per_s is not None for p in drawn)
+    slo = ramp.slo_point
+    figure = _figure(3.8)
+    with _style("ramp"):
+        axes = figure.subplots(1, 2 if good else 1, squeeze=False)[0]
+        energy = axes[0]
+        doubts = (" (estimated)" if any(p.item.estimated for p in drawn) else "") + (
+            " suspect" if any(p.item.suspect for p in drawn) else "")
+        lines = [(energy, "jpt", _ramp_line(energy, drawn, lambda p: p.metrics.joules_per_token, "jpt", MEASURED,
+                                             "o-", f"J/token{doubts}", zorder=2.2))]
+        if any(p.metrics.joules_per_good_token is not None for p in drawn):
+            lines.append((energy, "jgt", _ramp_line(energy, drawn, lambda p: p.metrics.joules_per_good_token, "jgt",
+                                                     JGT, "s--", f"J/good token{doubts}", zorder=2.0)))
+        energy.set_ylabel("J/token")
+        energy.set_title(f"Energy per token: {short(ramp.name, 48)}")
+        if good:
+            right = axes[1]
+            top = max(p.achieved or 0.0 for p in drawn)
+            right.plot([0, top], [0, top], ":", color="#90a4ae", lw=1, label="served (every request good)")
+            lines.append((right, "goodput", _ramp_line(right, drawn, lambda p: p.metrics.goodput_requests_per_s,
+                                                       "goodput", GOODPUT, "o-", "goodput", zorder=2.2)))
+            right.set_ylabel("goodput (requests/s meeting the SLO)")
+            right.set_title("Goodput")
+        for ax, name, shown in lines:
+            _ramp_marks(ax, shown, name, slo, labels=name != "jgt")
+        for ax in axes:
+            ax.set_xlabel("achieved throughput (requests/s served, steady window)")
+            ax.margins(0.12)
+            ax.set_xlim(left=0)
+            ax.set_ylim(bottom=0)
+            ax.grid(alpha=0.3)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7, frameon=False, loc="best")
+    return figure
+
+
+def _ramp_line(ax: Any, points: list[RampPoint], value: Any, name: str, color: str, style: str, label: str,
+               zorder: float) -> list[tuple[RampPoint, float, float]]:
+    """One quantity of a ramp's points against their achieved rate, in ramp order, joined (a marker
+    per point); the points drawn, with their x and y."""
+    shown = [(p, p.achieved, float(value(p))) for p in points
+             if p.achieved is not None and value(p) is not None and math.isfinite(value(p))]
+    if shown:
+        line, = ax.plot([x for _, x, _ in shown], [y for _, _, y in shown], style, color=color, ms=5, lw=1.3,
+                        label=label, zorder=zorder)
+        line.set_gid(f"{name}-points")
+    return shown
+
+
+def _ramp_marks(ax: Any, shown: list[tuple[RampPoint, float, float]], name: str, slo: RampPoint | None,
+                labels: bool) -> None:
+    """The saturated points (hollow red) and the SLO point (a star) over a line of ``_ramp_line``;
+    with ``labels``, each named ("saturated", "SLO point") and every point's rate written by it."""
+    hollow = [(x, y) for p, x, y in shown if p.saturated]
+    if hollow:
+        marks, = ax.plot([x for x, _ in hollow], [y for _, y in hollow], "o", ms=9, mfc="white", mec=SUSPECT,
+                         mew=1.6, zorder=3, label="saturated" if labels else None)
+        marks.set_gid(f"{name}-saturated")
+    for number, (p, x, y) in enumerate(shown):
+        if p is slo:
+            star, = ax.plot([x], [y], "*", ms=14, color=SLO_MARK, mec="#5d4037", mew=0.8, zorder=4,
+                            label="SLO point" if labels else None)
+            star.set_gid(f"{name}-slo-point")
+        if not labels:
+            continue
+        ax.annotate(f"rate={p.rate}", (x, y), xytext=(-6, 6), textcoords="offset points", ha="right", fontsize=7,
+                    color="#52606d").set_gid(f"{name}-rate-label-{number}")
+        if p is slo:
+            ax.annotate("SLO point", (x, y), xytext=(8, 6), textcoords="offset points", ha="left", fontsize=8,
+                        fontweight="bold", color="#5d4037").set_gid(f"{name}-slo-label")
+        if p.saturated:
+            ax.annotate("saturated", (x, y), xytext=(8, -12), textcoords="offset points", ha="left", fontsize=8,
+                        color=SUSPECT).set_gid(f"{name}-saturated-label-{number}")

@@ -4,8 +4,10 @@ as a PNG on request).
 Sections: the experiments (J/token with its 95% CI, marked estimated or suspect), J/token per
 experiment (each measured window beside the median and its CI), candidate against baseline with
 the verdicts (the +-threshold band of each gate drawn), each interleaved A/B session as one
-comparison (its windows, its pairs, its paired verdict, its one power timeline), sweeps, the power
-timeline of every other result (per device, phases shaded, windows numbered), each experiment's
+comparison (its windows, its pairs, its paired verdict, its one power timeline), sweeps, each load
+ramp (its Pareto chart: J/token and goodput against the throughput served, the SLO point and the
+saturated points marked; a table of its points), the power timeline of every other result (per
+device, phases shaded, windows numbered, a load point's steady window labelled), each experiment's
 history of saved sessions (segments, their pinned levels, accepted steps, red sessions; each
 session once), the baseline files, and every measurement warning.
 
@@ -35,7 +37,7 @@ from llenergymeasure.report.inputs import (
     inputs_from_session,
     load_inputs,
 )
-from llenergymeasure.results.display_paths import Paths
+from llenergymeasure.report.ramps import Ramp, find_ramps
 from llenergymeasure.report.sweeps import find_sweeps
 from llenergymeasure.report.timeline import ab_timeline, timeline_of
 from llenergymeasure.report.verdicts import (
@@ -43,6 +45,7 @@ from llenergymeasure.report.verdicts import (
     baseline_verdicts,
     session_verdicts,
 )
+from llenergymeasure.results.display_paths import Paths
 from llenergymeasure.results.io import Output, output_problem, write_output
 from llenergymeasure.results.tables import change_text, ci_text, fmt
 
@@ -188,6 +191,11 @@ def build(inputs: Inputs, png: bool = False, paths: Paths | None = None) -> tupl
             chart(draw.sweep_chart(sweep), f"sweep-{number}-{_slug(sweep.key)}", "sweep",
                   f"J/token against {sweep.key}")
             for number, sweep in enumerate(sweeps, 1)), anchor="sweeps"))
+    ramps = find_ramps([m for m in measured if id(m) not in in_ab])
+    for ramp in ramps:
+        ramp.name = paths.text(ramp.name)
+    if ramps:
+        body.append(html.section("Load ramps", *_ramps(ramps, chart), anchor="ramps"))
     results = [m for m in measured if m.result is not None and id(m) not in in_ab]
     if results:
         body.append(html.section("Power timelines", *_timelines(results, chart), anchor="timelines"))
@@ -356,6 +364,65 @@ def _ab_sessions(sessions: list[AbSession], lone: list[Measured], chart: Any) ->
                                     "side is not among the inputs, or the two do not agree); give both result files "
                                     "of llem ab for the paired verdict."))
     return parts
+
+
+def _ramps(ramps: list[Ramp], chart: Any) -> list[str]:
+    """Each load ramp: a heading naming it, its Pareto chart, and a row per load point."""
+    from llenergymeasure.report import charts as draw
+
+    parts = []
+    for number, ramp in enumerate(ramps, 1):
+        slug = f"ramp-{number}-{_slug(ramp.name)}"
+        slo = ramp.slo_point
+        parts.append(f'<article class="ramp" id="{slug}">')
+        parts.append(html.heading(f"Load ramp: {ramp.name}"))
+        if ramp.has_slo:
+            parts.append(html.paragraph(f"SLO point: {slo.item.label} ({fmt(slo.achieved, 3)} requests/s served)"
+                                        if slo is not None else "SLO point: none (no load point meets the SLO)",
+                                        "verdict slo-point"))
+        good, star = (" and goodput", "star: the SLO point, ") if ramp.has_slo else ("", "")
+        parts.append(chart(draw.ramp_chart(ramp), slug, "ramp",
+                           f"Load ramp {ramp.name}: J/token{good} against the throughput served (requests/s in the "
+                           f"steady window), one point per load point in ramp order; {star}hollow red: saturated"))
+        parts.append(_ramp_table(ramp))
+        parts.append("</article>")
+    return parts
+
+
+def _ramp_table(ramp: Ramp) -> str:
+    """A row per load point: where on the load curve, whether it kept up, J/token; with ``slo:``, J/good
+    token, goodput and whether it met the SLO (the SLO point said)."""
+    slo = ramp.slo_point
+    good_tokens = any(p.metrics.joules_per_good_token is not None for p in ramp.points)
+    headers = ["load point", "offered (requests/s)", "served (requests/s)", "in flight (mean)", "saturated",
+               "J/token"] + (["J/good token"] if good_tokens else []) + (
+                   ["goodput (requests/s)", "SLO met"] if ramp.has_slo else [])
+    rows = []
+    for p in ramp.points:
+        concurrency = p.point.get("concurrency")
+        closed = f"closed loop of {concurrency}" if concurrency is not None else "closed loop"
+        offered = fmt(p.offered, 3) if p.offered is not None else closed
+        why = p.point.get("saturation")
+        saturated = Cell(f"saturated: {why}" if why else "saturated", "suspect") if p.saturated else Cell("no", "word")
+        energy = fmt(p.metrics.joules_per_token) + (" (estimated)" if p.item.estimated else "") + (
+            " suspect" if p.item.suspect else "")
+        row: list[str | Cell] = [p.item.label, Cell(offered, numeric=True), Cell(fmt(p.achieved, 3), numeric=True),
+                                 Cell(fmt(p.in_flight, 3), numeric=True), saturated, Cell(energy, numeric=True)]
+        if good_tokens:
+            row.append(Cell(fmt(p.metrics.joules_per_good_token), numeric=True))
+        if not ramp.has_slo:
+            rows.append(row)
+            continue
+        row.append(Cell(fmt(p.metrics.goodput_requests_per_s, 3), numeric=True))
+        if p.slo_met is None:
+            row.append(Cell("-", "word"))
+        elif p.slo_met:
+            row.append(Cell("met (the SLO point)" if p is slo else "met", "passed"))
+        else:
+            missed = "; ".join(str(m) for m in p.point.get("slo_missed") or [])
+            row.append(Cell(f"missed: {missed}" if missed else "missed", "failed"))
+        rows.append(row)
+    return html.table(headers, rows)
 
 
 def _histories(drawn: list[History], chart: Any) -> list[str]:

@@ -4,7 +4,8 @@ J/token against that key's value.
 For each config key that varies, the experiments are grouped by every other varying key; a group
 with two or more values of the key is one series (a line). A study swept over ``precision`` and
 ``pytorch.batch_size`` thus gives a chart against batch size (a line per precision) and one
-against precision (a line per batch size).
+against precision (a line per batch size). A load ramp's rate (``openai.load.rates``) is never an
+axis here (each ramp has its own chart, report/ramps.py), only what tells lines apart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from llenergymeasure.report.inputs import Measured
+from llenergymeasure.report.ramps import RAMP_KEY
 from llenergymeasure.results.baselines import NOT_COMPARED_KEYS
 
 MAX_SWEEPS = 6  # charts; more varying keys than this is not a sweep a chart can show
@@ -39,6 +41,8 @@ def find_sweeps(measured: list[Measured]) -> list[Sweep]:
                if key not in NOT_COMPARED_KEYS and len({_key(c.get(key)) for c in configs}) > 1]
     sweeps = []
     for key in varying:
+        if key == RAMP_KEY:
+            continue
         others = [k for k in varying if k != key]
         groups: dict[tuple[str, ...], list[Measured]] = {}
         for item in items:

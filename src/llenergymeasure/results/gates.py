@@ -1,4 +1,5 @@
-"""``expect:`` gates: absolute bounds on metrics, checked after each experiment.
+"""``expect:`` gates: absolute bounds on metrics, checked after each experiment, or with ``at: slo``
+once per load ramp, at its SLO point (``check_at_slo``).
 
 A gate on an energy metric fails when the metric was not measured, and when the sanity checks
 doubted the energy (``energy_suspect``), whatever its value: a gate that passes on a number
@@ -30,6 +31,8 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
     that passes when nothing was measured would hide exactly the machine it should catch."""
     verdicts = []
     for metric, bound in expect.items():
+        if bound.at is not None:
+            continue  # checked once per ramp: check_at_slo
         value = getattr(result.metrics, metric)
         if value is None:
             reason = result.unmeasured_reason(metric)
@@ -45,6 +48,40 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
             limits = " ".join(f"{k} {fmt(v)}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
             verdicts.append(GateVerdict(metric, value, bound, True, f"{metric} {fmt(value)} within {limits}"))
     return verdicts
+
+
+def check_at_slo(points: list[tuple[str, ExperimentResult | None]], expect: dict[str, Bound],
+                 skipped: list[str] | None = None) -> list[GateVerdict]:
+    """The ``at: slo`` gates of one load ramp: each metric at its SLO point (serving/slo.py), the
+    verdict's text naming the point and what the next one missed. ``points``: (id, result or None
+    for a point that failed to run) in ramp order; ``skipped``: the ids of points not run (the ramp
+    stopped at saturation). Without an SLO point every gate fails, saying what each point missed."""
+    from llenergymeasure.serving.slo import slo_point
+
+    gates = {metric: bound for metric, bound in expect.items() if bound.at == "slo"}
+    if not gates:
+        return []
+    measured = [(point_id, result) for point_id, result in points if result is not None and result.load_point]
+    best = slo_point([result.load_point for _, result in measured])  # type: ignore[misc]
+    missing = [point_id for point_id, result in points if result is None]
+    if best is None:
+        tried = "; ".join(f"{point_id} missed {', '.join(result.load_point.get('slo_missed') or ['it'])}"  # type: ignore[union-attr]
+                          for point_id, result in measured) or "no load point was measured"
+        if missing:
+            tried += f"; {', '.join(missing)} failed to run"
+        return [GateVerdict(metric, None, bound, False, f"{metric} at the SLO point: no load point meets the SLO "
+                                                        f"({tried})") for metric, bound in gates.items()]
+    at = next(index for index, (_, result) in enumerate(measured) if result.load_point is best)
+    point_id, result = measured[at]
+    where = f"at the SLO point {point_id} ({fmt(best.get('achieved_rate'), 3)} requests/s served"
+    beyond = next(((other_id, other) for other_id, other in measured[at + 1:]), None)
+    if beyond is not None:
+        where += f"; {beyond[0]} missed {', '.join(beyond[1].load_point.get('slo_missed') or ['it'])}"  # type: ignore[union-attr]
+    elif skipped:
+        where += f"; {', '.join(skipped)} not run: the ramp stopped at saturation"
+    where += ")"
+    return [GateVerdict(v.metric, v.value, v.bound, v.passed, f"{where}: {v.text}")
+            for v in check_expect(result, {metric: Bound(bound.min, bound.max) for metric, bound in gates.items()})]
 
 
 def _text(metric: str, value: float, op: str, side: str, limit: float) -> str:

@@ -31,7 +31,15 @@ METRICS: dict[str, tuple[str, Better, str]] = {
     "latency_s_p95": ("s", "lower", "95th percentile latency per request (per batch when batching)"),
     "ttft_s_p50": ("s", "lower", "median time to first token per batch (per request on a server)"),
     "ttft_s_p95": ("s", "lower", "95th percentile time to first token per batch (per request on a server)"),
+    "ttft_s_p90": ("s", "lower", "90th percentile time to first token per request (server backends)"),
+    "ttft_s_p99": ("s", "lower", "99th percentile time to first token per request (server backends)"),
     "itl_s_p50": ("s", "lower", "median inter-token latency: gap between streamed tokens (server backends)"),
+    "itl_s_p90": ("s", "lower", "90th percentile inter-token latency (server backends)"),
+    "itl_s_p99": ("s", "lower", "99th percentile inter-token latency (server backends)"),
+    "slo_attainment": ("share", "higher", "share of a load point's steady requests meeting every bound of slo:"),
+    "goodput_requests_per_s": ("requests/s", "higher", "requests meeting every bound of slo: per second (achieved "
+                                                       "rate x slo_attainment)"),
+    "joules_per_good_token": ("J/token", "lower", "energy_j / the tokens of requests meeting every bound of slo:"),
     "peak_memory_mb": ("MB", "lower", "peak device memory during the window"),
     "duration_s": ("s", "lower", "wall time of the measurement window"),
     "output_tokens": ("tokens", "higher", "tokens generated in the window"),
@@ -44,6 +52,7 @@ ENERGY_METRICS: frozenset[str] = frozenset({
     "energy_j", "gpu_energy_j", "cpu_energy_j", "baseline_power_w", "net_energy_j",
     "joules_per_token", "net_joules_per_token", "wh_per_1000_queries",
     "prefill_energy_j", "decode_energy_j", "prefill_joules_per_input_token", "decode_joules_per_token",
+    "joules_per_good_token",
 })
 
 # The energy metrics of the prefill and decode phases: measured by backends that can run a
@@ -75,7 +84,14 @@ class Metrics(BaseModel):
     latency_s_p95: float | None = None
     ttft_s_p50: float | None = None
     ttft_s_p95: float | None = None
+    ttft_s_p90: float | None = None
+    ttft_s_p99: float | None = None
     itl_s_p50: float | None = None
+    itl_s_p90: float | None = None
+    itl_s_p99: float | None = None
+    slo_attainment: float | None = None
+    goodput_requests_per_s: float | None = None
+    joules_per_good_token: float | None = None
     peak_memory_mb: float | None = None
     duration_s: float | None = None
     output_tokens: float | None = None
@@ -96,6 +112,9 @@ def compute_metrics(
     itls_s: list[float] | None = None,
     input_tokens: int = 0,
     prefill_energy_j: float | None = None,
+    slo_attainment: float | None = None,
+    goodput_requests_per_s: float | None = None,
+    good_tokens: float | None = None,
 ) -> Metrics:
     """Derive every metric of one measurement window from what was counted in it.
 
@@ -103,7 +122,9 @@ def compute_metrics(
     core/runner.py); decode is the rest of the window. The first token of each prompt comes from
     the prefill, so decode made ``output_tokens - n_prompts`` tokens. A prefill that measured
     more than the whole window leaves both unmeasured: the difference is below what the meter
-    resolves, and a negative energy is never reported."""
+    resolves, and a negative energy is never reported. ``slo_attainment``, ``goodput_requests_per_s``
+    and ``good_tokens`` (the tokens of requests meeting the SLO) come from a load point with
+    ``slo:`` (serving/slo.py)."""
     per_token = (lambda joules: joules / output_tokens) if output_tokens else (lambda joules: None)
     net = None
     if energy_j is not None and baseline_power_w is not None:
@@ -130,7 +151,14 @@ def compute_metrics(
         latency_s_p95=percentile(latencies_s, 95),
         ttft_s_p50=percentile(ttfts_s, 50),
         ttft_s_p95=percentile(ttfts_s, 95),
+        ttft_s_p90=percentile(ttfts_s, 90),
+        ttft_s_p99=percentile(ttfts_s, 99),
         itl_s_p50=percentile(itls_s or [], 50),
+        itl_s_p90=percentile(itls_s or [], 90),
+        itl_s_p99=percentile(itls_s or [], 99),
+        slo_attainment=slo_attainment,
+        goodput_requests_per_s=goodput_requests_per_s,
+        joules_per_good_token=energy_j / good_tokens if energy_j is not None and good_tokens else None,
         peak_memory_mb=peak_memory_mb,
         duration_s=duration_s,
         output_tokens=float(output_tokens),

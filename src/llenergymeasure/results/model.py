@@ -64,7 +64,7 @@ class EnvironmentSnapshot(BaseModel):
     ray_node_id: str | None = None
 
 
-PhaseName = Literal["baseline", "load", "warmup", "window", "prefill", "decode"]
+PhaseName = Literal["baseline", "load", "warmup", "window", "prefill", "decode", "steady"]
 
 
 class TimelinePhase(TypedDict):
@@ -98,6 +98,7 @@ class RepeatResult(BaseModel):
     devices: list[dict[str, Any]] = Field(default_factory=list)
     timeline: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     metrics: Metrics
+    load_point: dict[str, Any] | None = None  # a load point's window: serving/point.py
 
 
 class ExperimentResult(BaseModel):
@@ -127,6 +128,9 @@ class ExperimentResult(BaseModel):
     # Measured in an interleaved A/B session: its side ("A" or "B"), the measured windows' order,
     # the settling pair run (and discarded) before them, and the seed that drew the first block.
     ab: dict[str, Any] | None = None
+    # A load point of a ramp (``openai.load``): its offered and achieved rate, mean in flight,
+    # saturation, steady window's cut points and SLO (serving/point.py); None otherwise.
+    load_point: dict[str, Any] | None = None
     co2_g: float | None = None  # an estimate: energy x carbon intensity
     carbon_intensity_g_per_kwh: float | None = None
     carbon_intensity_source: str | None = None
@@ -147,6 +151,10 @@ class ExperimentResult(BaseModel):
         headline = Metrics(**{name: statistics.median(v) if v else None for name, v in known.items()})
         stats = {name: summarize(v) for name, v in known.items() if len(v) > 1}
         first = repeats[0]
+        if any(r.load_point for r in repeats):
+            from llenergymeasure.serving.point import merged_load_point
+
+            fields.setdefault("load_point", merged_load_point([r.load_point for r in repeats]))  # type: ignore[misc]
         return cls(
             metrics=headline,
             stats=stats,

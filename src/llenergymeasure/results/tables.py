@@ -1,7 +1,7 @@
 """Tables of results as text: aligned columns for terminals, pipe tables for markdown reports.
 
-Rows are dicts of already formatted strings; the first row's keys are the columns, and a cell
-another row lacks shows "-".
+Rows are dicts of already formatted strings; their keys are the columns, in the order they first
+appear, and a cell a row lacks shows "-".
 Used by ``llem``'s summaries and the pytest plugin's terminal summary and CI reports.
 """
 
@@ -48,7 +48,7 @@ def text_table(rows: list[dict[str, str]]) -> list[str]:
     """Left-aligned columns under a header and a rule of dashes."""
     if not rows:
         return []
-    headers = list(rows[0])
+    headers = _columns(rows)
     widths = {h: max(len(h), *(len(r.get(h, "-")) for r in rows)) for h in headers}
     lines = ["  ".join(h.ljust(widths[h]) for h in headers).rstrip(), "  ".join("-" * widths[h] for h in headers)]
     lines.extend("  ".join(row.get(h, "-").ljust(widths[h]) for h in headers).rstrip() for row in rows)
@@ -59,9 +59,13 @@ def markdown_table(rows: list[dict[str, str]]) -> list[str]:
     """A GitHub-flavoured markdown table; pipes inside cells are escaped."""
     if not rows:
         return []
-    headers = list(rows[0])
+    headers = _columns(rows)
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
     return [line(headers), line(["---"] * len(headers)), *(line([row.get(h, "-") for h in headers]) for row in rows)]
+
+
+def _columns(rows: list[dict[str, str]]) -> list[str]:
+    return list(dict.fromkeys(key for row in rows for key in row))

@@ -74,6 +74,10 @@ def build_tiny_gpt2(
     return directory
 
 
+CHAT_TEMPLATE = ("{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+                 "{% if add_generation_prompt %}assistant:{% endif %}")
+
+
 def _save_tokenizer(directory: Path, context: int) -> tuple[int, int]:
     """Train a byte-level BPE on a small corpus; return (end-of-text id, vocabulary size)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -93,6 +97,8 @@ def _save_tokenizer(directory: Path, context: int) -> tuple[int, int]:
         "eos_token": EOS,
         "unk_token": EOS,
         "model_max_length": context,
+        # A plain template, so a server can answer /v1/chat/completions with the tiny model.
+        "chat_template": CHAT_TEMPLATE,
     })
     return tokenizer.token_to_id(EOS), tokenizer.get_vocab_size()
 
