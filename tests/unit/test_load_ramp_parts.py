@@ -114,12 +114,14 @@ def test_the_steady_window_counts_ramp_steady_and_drain_requests_and_the_tokens_
 
 def test_a_point_whose_in_flight_count_grows_past_its_fluctuation_is_saturated():
     steady = [output(i * 0.1, i * 0.1 + 0.5) for i in range(40)]
-    assert saturation(10.0, steady, 5, 5, 5.0, 0, 4.0).saturated is False
-    grown = saturation(10.0, steady, 5, 40, 20.0, 0, 4.0)
+    assert saturation(10.0, steady, 5, 5, 5.0, 0, 0.0, 4.0).saturated is False
+    grown = saturation(10.0, steady, 5, 40, 20.0, 0, 0.0, 4.0)
     assert grown.saturated and "arrived faster than they ended" in grown.why
     rising = [output(i * 0.1, i * 0.1 + 1, ttft=0.1 + i * 0.05) for i in range(40)]
-    assert "time to first token grew" in saturation("inf", rising, 4, 4, 4.0, 0, 4.0).why
-    assert "did not end within" in saturation(1.0, steady, 0, 0, 1.0, 2, 4.0).why
+    assert "time to first token grew" in saturation("inf", rising, 4, 4, 4.0, 0, 0.0, 4.0).why
+    noisy = [output(i * 0.1, i * 0.1 + 1, ttft=0.1 + 0.05 * (i % 7)) for i in range(40)]  # no trend
+    assert saturation("inf", noisy, 4, 4, 4.0, 0, 0.0, 4.0).saturated is False
+    assert "did not end within" in saturation(1.0, steady, 0, 0, 1.0, 2, 0.0, 4.0).why
 
 
 def test_the_slo_point_is_the_highest_point_that_meets_the_slo():

@@ -55,6 +55,9 @@ ENERGY_METRICS: frozenset[str] = frozenset({
     "joules_per_good_token",
 })
 
+# The metrics of a load point judged against ``slo:`` (serving/slo.py): None without one.
+SLO_METRICS: frozenset[str] = frozenset({"slo_attainment", "goodput_requests_per_s", "joules_per_good_token"})
+
 # The energy metrics of the prefill and decode phases: measured by backends that can run a
 # prefill alone (pytorch), None elsewhere.
 PHASE_METRICS: frozenset[str] = frozenset({

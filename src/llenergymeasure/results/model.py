@@ -26,7 +26,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 
 from llenergymeasure.results.io import (MAX_NUMBERED, NotSaved, create_numbered, load_document, unsaved_dirs,
                                         write_failure)
-from llenergymeasure.results.metrics import ENERGY_METRICS, METRIC_NAMES, PHASE_METRICS, Metrics
+from llenergymeasure.results.metrics import ENERGY_METRICS, METRIC_NAMES, PHASE_METRICS, SLO_METRICS, Metrics
 from llenergymeasure.results.stats import MetricStats, summarize
 
 SCHEMA_VERSION = 1
@@ -166,7 +166,9 @@ class ExperimentResult(BaseModel):
         )
 
     def unmeasured_reason(self, metric: str) -> str | None:
-        """Why energy metric ``metric`` has no value, where the result knows (for a gate's verdict)."""
+        """Why ``metric`` (an energy or SLO metric) has no value, where the result knows (for a gate's verdict)."""
+        if metric in SLO_METRICS and (self.load_point is None or "slo_met" not in self.load_point):
+            return "measured only for a load point (openai.load) with slo:"
         if metric not in ENERGY_METRICS:
             return None
         if self.energy_unavailable_reason or metric not in PHASE_METRICS:

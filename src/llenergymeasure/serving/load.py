@@ -25,9 +25,12 @@ Whether a point is saturated is decided from what was served (``saturation``):
         deviations of the difference of two in-flight counts, sqrt(2 x mean in flight) as for
         Poisson arrivals, plus 5% of the requests sent): requests arrive faster than they end,
         so the server serves less than is offered;
-    time to first token grew through the window (a least-squares slope over the steady
-        requests by sending time, t > 3, growing by more than half the median over the window),
-        the over-saturation check of guidellm;
+    time to first token grew through the window, the over-saturation check of guidellm: the
+        window cut into TREND_BLOCKS spans by sending time, the median time to first token of
+        each, and their least-squares slope with t > 3 and a rise over the window larger than the
+        median itself. Medians of spans, not every request: a queue's waits are correlated from
+        one request to the next, and a slope over single requests calls a stable queue saturated
+        (41% of the time at 85% of capacity: benchmarks/saturation_detection.py);
     a request timed out.
 """
 
@@ -46,9 +49,10 @@ from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.exceptions import ExperimentError
 
 MAX_IN_FLIGHT = 4096  # an open loop's requests in flight at once; far past what one server batches
-MIN_TREND_REQUESTS = 8  # fewer steady requests than this cannot show a trend in time to first token
-TREND_T = 3.0  # t statistic of the time-to-first-token slope that counts as growing
-TREND_GROWTH = 0.5  # ... and growth over the window, as a share of the median time to first token
+TREND_BLOCKS = 6  # spans of the steady window whose median times to first token are compared
+MIN_TREND_REQUESTS = 2 * TREND_BLOCKS  # fewer steady requests than this cannot show a trend
+TREND_T = 3.0  # t statistic of the slope of the spans' medians that counts as growing
+TREND_GROWTH = 1.0  # ... and its rise over the window, as a share of the median time to first token
 SHORTFALL_SHARE = 0.05  # in-flight growth, as a share of the requests sent, that counts as a shortfall
 
 
@@ -170,8 +174,9 @@ class Saturation:
 
 
 def saturation(rate: float | str, steady: list[BatchOutput], in_flight_start: int, in_flight_end: int,
-               concurrency_mean: float, timed_out: int, window_s: float) -> Saturation:
-    """Whether a load point is saturated (the module text), from its steady requests."""
+               concurrency_mean: float, timed_out: int, start: float, end: float) -> Saturation:
+    """Whether a load point is saturated (the module text), from its steady window [start, end) and
+    the requests sent in it."""
     if timed_out:
         return Saturation(True, f"{timed_out} request(s) did not end within openai.timeout_s")
     growth = in_flight_end - in_flight_start
@@ -180,31 +185,37 @@ def saturation(rate: float | str, steady: list[BatchOutput], in_flight_start: in
         return Saturation(True, f"requests arrived faster than they ended: {growth} more in flight at the end of the "
                                 f"steady window than at its start (more than the {spread:.1f} the load's own "
                                 "fluctuation explains)")
-    trend = ttft_trend(steady)
+    trend = ttft_trend(steady, start, end)
     if trend is not None:
-        slope, t, median = trend
-        if t > TREND_T and slope * window_s > TREND_GROWTH * median:
-            return Saturation(True, f"time to first token grew through the steady window, by {slope * window_s:.3g} s "
-                                    f"over its {window_s:.3g} s (median {median:.3g} s; slope t = {t:.1f})")
+        rise, t, median = trend
+        if t > TREND_T and rise > TREND_GROWTH * median:
+            return Saturation(True, f"time to first token grew through the steady window: its median rose by "
+                                    f"{rise:.3g} s over {end - start:.3g} s (overall median {median:.3g} s; t = {t:.1f})")
     return Saturation(False, None)
 
 
-def ttft_trend(steady: list[BatchOutput]) -> tuple[float, float, float] | None:
-    """(least-squares slope of time to first token on sending time, its t statistic, the median
-    time to first token) over ``steady``; None with too few requests or no spread."""
+def ttft_trend(steady: list[BatchOutput], start: float, end: float) -> tuple[float, float, float] | None:
+    """(the rise of the median time to first token over [start, end), the t statistic of its slope,
+    the median over all of ``steady``), from the medians of TREND_BLOCKS equal spans by sending
+    time; None with too few requests or a span without any."""
     points = [(o.sent_at, o.ttft_s) for o in steady if o.sent_at is not None and o.ttft_s is not None]
-    if len(points) < MIN_TREND_REQUESTS:
+    if len(points) < MIN_TREND_REQUESTS or end <= start:
         return None
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(ys)
+    width = (end - start) / TREND_BLOCKS
+    spans: list[list[float]] = [[] for _ in range(TREND_BLOCKS)]
+    for sent, ttft in points:
+        spans[min(TREND_BLOCKS - 1, max(0, int((sent - start) / width)))].append(ttft)
+    if not all(spans):
+        return None
+    medians = [statistics.median(span) for span in spans]
+    xs = range(TREND_BLOCKS)
+    mean_x, mean_y = statistics.fmean(xs), statistics.fmean(medians)
     sxx = sum((x - mean_x) ** 2 for x in xs)
-    if sxx <= 0:
-        return None
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys)) / sxx
-    residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, ys))
-    error = math.sqrt(residual / (len(points) - 2) / sxx)
-    t = math.inf if error == 0 else slope / error
-    return slope, (t if slope > 0 else min(t, 0.0)), statistics.median(ys)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, medians)) / sxx
+    residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in zip(xs, medians))
+    error = math.sqrt(residual / (TREND_BLOCKS - 2) / sxx)
+    t = (math.inf if slope > 0 else 0.0) if error == 0 else slope / error
+    return slope * TREND_BLOCKS, t, statistics.median(ttft for _, ttft in points)
 
 
 def _rate_text(rate: float | str) -> str:

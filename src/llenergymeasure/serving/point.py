@@ -46,7 +46,7 @@ def point_numbers(config: ExperimentConfig, run: LoadRun, reading: EnergyReading
     energy = steady_energy(reading, opened, closed, window.start, window.end)
     rate = run.rate
     state = saturation(rate, window.steady, window.in_flight_start, window.in_flight_end, window.concurrency_mean,
-                       window.steady_timed_out, window.duration_s)
+                       window.steady_timed_out, window.start, window.end)
     warnings = []
     if energy.by_time:
         warnings.append(("steady_energy_by_time", f"{', '.join(energy.by_time)}: no power samples in the window, so "
