@@ -12,6 +12,8 @@ usage. Its knobs, each with a closed form the tests compare against:
                   being how many other requests are streaming at that moment (a batch slows its
                   members down, as continuous batching does)
 
+With ``metrics``, ``GET /metrics`` publishes vLLM's Prometheus series: the requests streaming now
+(``vllm:num_requests_running``) and the tokens streamed so far (``vllm:generation_tokens_total``).
 A client that goes away is noticed before the request is served, as real servers abort it.
 ``arrivals`` holds the ``time.perf_counter()`` of every POST received. It fakes a third-party
 server, nothing of ours.
@@ -31,10 +33,11 @@ from typing import Any
 class LoadStub:
     def __init__(self, *, prefill_s: float = 0.02, token_s: float = 0.01, tokens: int = 8, workers: int | None = None,
                  slow_marker: str = "SLOW", slow_token_s: float | None = None, contention: float = 0.0,
-                 model: str = "stub-model") -> None:
+                 model: str = "stub-model", metrics: bool = False) -> None:
         self.prefill_s, self.token_s, self.tokens = prefill_s, token_s, tokens
         self.slow_marker, self.slow_token_s, self.contention = slow_marker, slow_token_s, contention
-        self.model = model
+        self.model, self.metrics = model, metrics
+        self.generated = 0
         self.gate = threading.Semaphore(workers) if workers else None
         self.arrivals: list[float] = []
         self.streaming = 0
@@ -65,9 +68,28 @@ class LoadStub:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                if self.path == "/metrics":
+                    self._metrics()
+                    return
                 data = json.dumps({"object": "list", "data": [{"id": stub.model, "object": "model"}]}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _metrics(self) -> None:
+                if not stub.metrics:
+                    self.send_error(404)
+                    return
+                with stub.lock:
+                    running, generated = stub.streaming, stub.generated
+                labels = f'{{model_name="{stub.model}"}}'
+                data = (f"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{labels} {running}.0\n"
+                        f"# TYPE vllm:generation_tokens_total counter\n"
+                        f"vllm:generation_tokens_total{labels} {generated}.0\n").encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -105,6 +127,8 @@ class LoadStub:
                             time.sleep(per_token * (1 + stub.contention * others))
                         piece = {"delta": {"content": " w"}} if chat else {"text": " w"}
                         self._event({"choices": [{"index": 0, **piece}]})
+                        with stub.lock:
+                            stub.generated += 1
                 finally:
                     with stub.lock:
                         stub.streaming -= 1

@@ -103,6 +103,21 @@ def test_the_steady_window_keeps_the_steady_requests_and_its_energy_is_watts_tim
     assert not load["saturated"]
 
 
+def test_a_servers_own_prometheus_counts_are_recorded_beside_ours(tmp_path):
+    with LoadStub(prefill_s=0.05, token_s=0.02, tokens=6, metrics=True) as stub:
+        path = ramp_file(tmp_path / "llem_ramp.yaml", stub, rates="[inf]", duration_s=3,
+                         openai="  concurrency: 3\nenergy: {source: none}\n")
+        (point,) = load_benchmark_file(path).experiments
+        result = measure(point.config)
+    server = result.load_point["server"]
+    assert server["software"] == "vllm"
+    # The stub counts a request as running while it streams: 0.1 s of its 0.15 s, for each of the 3 slots.
+    assert server["running_mean"] == pytest.approx(3 * 0.1 / 0.15, abs=0.4)
+    assert server["generated_tokens"] == pytest.approx(server["our_tokens"], rel=0.1)
+    assert server["our_tokens"] == pytest.approx(result.output_tokens, abs=1)
+    assert not any(w.code == "server_tokens_disagree" for w in result.measurement_warnings)
+
+
 def test_goodput_and_slo_attainment_match_the_closed_form(tmp_path):
     # Every 4th prompt streams slowly (0.12 s a token) and misses itl_s_p99 <= 0.06 s; the others
     # stream at 0.02 s. A closed loop of 4 sends the prompts in order, so 3 in 4 requests meet the

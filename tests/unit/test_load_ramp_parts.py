@@ -129,3 +129,25 @@ def test_the_slo_point_is_the_highest_point_that_meets_the_slo():
               {"achieved_rate": 6, "slo_met": False}]
     assert slo_point(points) is points[1]
     assert slo_point([{"achieved_rate": 1, "slo_met": False}]) is None
+
+
+def test_a_servers_metrics_are_read_as_sums_of_their_series_and_odd_values_dropped():
+    from llenergymeasure.serving.server_metrics import metrics_url, parse, server_counts
+
+    assert metrics_url("https://llm.example.com:8443/v1") == "https://llm.example.com:8443/metrics"
+    text = ("# TYPE vllm:num_requests_running gauge\n"
+            'vllm:num_requests_running{engine="0"} 3\nvllm:num_requests_running{engine="1"} 2\n'
+            "# TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total 100\n"
+            "# TYPE other gauge\nother NaN\n")
+    assert parse(text) == {"vllm:num_requests_running": 5.0, "vllm:generation_tokens_total": 100.0}
+    assert parse("vllm:num_requests_running -4\nvllm:generation_tokens_total 1e300\n") is None
+    assert parse("<html>not metrics</html>") is None
+    polls = [(0.0, {"vllm:num_requests_running": 2.0, "vllm:generation_tokens_total": 0.0}),
+             (1.0, {"vllm:num_requests_running": 4.0, "vllm:generation_tokens_total": 100.0}),
+             (2.0, {"vllm:num_requests_running": 4.0, "vllm:generation_tokens_total": 200.0})]
+    record, warnings = server_counts(polls, 0.5, 1.5, 100.0)
+    assert record == {"software": "vllm", "running_mean": 4.0, "generated_tokens": 100.0, "our_tokens": 100.0}
+    assert warnings == []
+    _, warnings = server_counts(polls, 0.5, 1.5, 50.0)
+    assert [code for code, _ in warnings] == ["server_tokens_disagree"]
+    assert server_counts([], 0.0, 1.0, 10.0) == (None, [])

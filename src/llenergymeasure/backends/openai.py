@@ -98,14 +98,25 @@ class OpenAIBackend:
         width = server.concurrency if rate == "inf" else MAX_IN_FLIGHT
         timeout = httpx.Timeout(None, connect=min(server.timeout_s, MAX_CONNECT_TIMEOUT_S))
         limits = httpx.Limits(max_connections=width, max_keepalive_connections=min(width, 256))
-        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers) as client:
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers) as client, \
+                httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as watcher:
 
             async def send(position: int, prompt: int) -> BatchOutput:
                 return await self._request(client, requests[prompt], position, None, limit=None)
 
-            return await drive(send, n_prompts=len(requests), rate=rate, concurrency=server.concurrency,
-                               duration_s=load.duration_s, seed=self._config.random_seed, timeout_s=server.timeout_s,
-                               on_done=lambda: bar.update(1))
+            polls: list[tuple[float, dict[str, float]]] = []
+            poller = asyncio.create_task(_poll_metrics(watcher, server.base_url, polls))
+            try:
+                run = await drive(send, n_prompts=len(requests), rate=rate, concurrency=server.concurrency,
+                                  duration_s=load.duration_s, seed=self._config.random_seed,
+                                  timeout_s=server.timeout_s, on_done=lambda: bar.update(1))
+            finally:
+                poller.cancel()
+                await asyncio.gather(poller, return_exceptions=True)
+            if polls:  # one more, so the window's end has a poll on each side
+                await _poll_once(watcher, server.base_url, polls)
+            run.server_polls = polls
+            return run
 
     def _in_a_loop(self, work: Any) -> Any:
         try:
@@ -285,6 +296,27 @@ class OpenAIBackend:
 
     def unload(self) -> None:
         pass
+
+
+async def _poll_metrics(client: Any, base_url: str, polls: list[tuple[float, dict[str, float]]]) -> None:
+    """The server's /metrics every POLL_S seconds into ``polls``, for as long as it publishes any
+    (serving/server_metrics.py); a server without them is asked once."""
+    from llenergymeasure.serving.server_metrics import POLL_S
+
+    if not await _poll_once(client, base_url, polls):
+        return
+    while True:
+        await asyncio.sleep(POLL_S)
+        await _poll_once(client, base_url, polls)
+
+
+async def _poll_once(client: Any, base_url: str, polls: list[tuple[float, dict[str, float]]]) -> bool:
+    from llenergymeasure.serving.server_metrics import metrics_url, scrape
+
+    found = await scrape(client, metrics_url(base_url))
+    if found is not None:
+        polls.append((time.perf_counter(), found))
+    return found is not None
 
 
 def request_body(config: ExperimentConfig, prompt: str) -> dict[str, Any]:

@@ -109,6 +109,11 @@ def load_point_rows(result: ExperimentResult) -> list[tuple[str, str]]:
     rows.append(("steady window", f"{fmt(point.get('steady_start_s'), 3)} s to {fmt(point.get('steady_end_s'), 3)} s "
                                   f"of {fmt(point.get('window_s'), 3)} s (requests: {requests.get('ramp', '?')} ramp, "
                                   f"{requests.get('steady', '?')} steady, {requests.get('drain', '?')} drain cut)"))
+    server = point.get("server")
+    if isinstance(server, dict):
+        rows.append(("server's counts", f"{server.get('software')} /metrics: {fmt(server.get('running_mean'), 3)} "
+                                        f"running (mean), {fmt(server.get('generated_tokens'), 6)} tokens generated "
+                                        f"(llem counted {fmt(server.get('our_tokens'), 6)})"))
     rows.append(("ttft p90/p99", f"{fmt(m.ttft_s_p90)} s / {fmt(m.ttft_s_p99)} s"))
     if m.itl_s_p99 is not None:
         rows.append(("itl p90/p99", f"{fmt(m.itl_s_p90)} s / {fmt(m.itl_s_p99)} s"))

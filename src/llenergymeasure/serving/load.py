@@ -73,6 +73,7 @@ class LoadRun:
     outputs: list[BatchOutput] = field(default_factory=list)  # every request that ended, by sending order
     cancelled: list[float] = field(default_factory=list)  # when each drain request cut off was sent
     timed_out: list[tuple[float, float]] = field(default_factory=list)  # (sent, given up) of each timed-out one
+    server_polls: list[tuple[float, dict[str, float]]] = field(default_factory=list)  # serving/server_metrics.py
 
 
 async def drive(send: Callable[[int, int], Awaitable[BatchOutput]], *, n_prompts: int, rate: float | str,

@@ -12,7 +12,9 @@ were taken:
     steady_start_s, steady_end_s, window_s   the cut points, in seconds since the window opened
     requests           {ramp, steady, drain, timed_out}: how many were sent in each phase
     slo_met, slo_missed     with ``slo:``, whether the point meets it, and what missed
-    server             the server's own counters over the window, where it exposes /metrics
+    server             where the server publishes Prometheus /metrics (vLLM, SGLang, TGI): its own
+                       running batch and generated tokens over the window, beside ours
+                       (serving/server_metrics.py)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.serving.load import LoadRun, saturation
+from llenergymeasure.serving.server_metrics import server_counts
 from llenergymeasure.serving.slo import judge_point
 from llenergymeasure.serving.steady_state import (
     SteadyWindow,
@@ -78,6 +81,8 @@ def point_numbers(config: ExperimentConfig, run: LoadRun, reading: EnergyReading
         "cpu_energy_j": energy.cpu_energy_j,
         **slo_inputs,
     }
+    server, said = server_counts(run.server_polls, window.start, window.end, window.tokens)
+    warnings += said
     load_point = {
         "offered_rate": None if rate == "inf" else float(rate),
         "concurrency": run.concurrency if rate == "inf" else None,
@@ -91,6 +96,7 @@ def point_numbers(config: ExperimentConfig, run: LoadRun, reading: EnergyReading
         "requests": {"ramp": window.ramp_requests, "steady": window.steady_requests, "drain": window.drain_requests,
                      "timed_out": len(run.timed_out)},
         **slo_fields,
+        **({"server": server} if server else {}),
     }
     return PointNumbers(window, metrics, load_point, warnings)
 
