@@ -105,7 +105,7 @@ def test_the_steady_window_keeps_the_steady_requests_and_its_energy_is_watts_tim
 
 def test_a_servers_own_prometheus_counts_are_recorded_beside_ours(tmp_path):
     with LoadStub(prefill_s=0.05, token_s=0.02, tokens=6, metrics=True) as stub:
-        path = ramp_file(tmp_path / "llem_ramp.yaml", stub, rates="[inf]", duration_s=3,
+        path = ramp_file(tmp_path / "llem_ramp.yaml", stub, rates="[inf]", duration_s=6,
                          openai="  concurrency: 3\nenergy: {source: none}\n")
         (point,) = load_benchmark_file(path).experiments
         result = measure(point.config)
@@ -113,7 +113,8 @@ def test_a_servers_own_prometheus_counts_are_recorded_beside_ours(tmp_path):
     assert server["software"] == "vllm"
     # The stub counts a request as running while it streams: 0.1 s of its 0.15 s, for each of the 3 slots.
     assert server["running_mean"] == pytest.approx(3 * 0.1 / 0.15, abs=0.4)
-    assert server["generated_tokens"] == pytest.approx(server["our_tokens"], rel=0.1)
+    # Each end of the window is read between two polls 0.5 s apart (more on a loaded machine): close, not exact.
+    assert server["generated_tokens"] == pytest.approx(server["our_tokens"], rel=0.25)
     assert server["our_tokens"] == pytest.approx(result.output_tokens, abs=1)
     assert not any(w.code == "server_tokens_disagree" for w in result.measurement_warnings)
 

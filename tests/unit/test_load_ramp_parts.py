@@ -142,12 +142,15 @@ def test_a_servers_metrics_are_read_as_sums_of_their_series_and_odd_values_dropp
     assert parse(text) == {"vllm:num_requests_running": 5.0, "vllm:generation_tokens_total": 100.0}
     assert parse("vllm:num_requests_running -4\nvllm:generation_tokens_total 1e300\n") is None
     assert parse("<html>not metrics</html>") is None
-    polls = [(0.0, {"vllm:num_requests_running": 2.0, "vllm:generation_tokens_total": 0.0}),
-             (1.0, {"vllm:num_requests_running": 4.0, "vllm:generation_tokens_total": 100.0}),
-             (2.0, {"vllm:num_requests_running": 4.0, "vllm:generation_tokens_total": 200.0})]
+    polls = [(t, {"vllm:num_requests_running": 4.0 if 0.5 <= t < 1.5 else 2.0, "vllm:generation_tokens_total": 100 * t})
+             for t in (0.4, 0.6, 1.4, 1.6)]
     record, warnings = server_counts(polls, 0.5, 1.5, 100.0)
-    assert record == {"software": "vllm", "running_mean": 4.0, "generated_tokens": 100.0, "our_tokens": 100.0}
+    assert record == {"software": "vllm", "running_mean": 4.0, "generated_tokens": pytest.approx(100.0),
+                      "our_tokens": 100.0}
     assert warnings == []
+    # 50 counted against 100 generated: past 10% plus the 20 + 20 tokens the polls around each end leave open.
     _, warnings = server_counts(polls, 0.5, 1.5, 50.0)
     assert [code for code, _ in warnings] == ["server_tokens_disagree"]
+    _, warnings = server_counts(polls, 0.5, 1.5, 60.0)
+    assert warnings == []
     assert server_counts([], 0.0, 1.0, 10.0) == (None, [])

@@ -35,37 +35,44 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
 
     @contextmanager
-    def phase(self, label: str, total: int | None = None, *, batches: bool = False) -> Iterator[Any]:
+    def phase(self, label: str, total: int | None = None, *, batches: bool = False,
+              unit: str = "batch") -> Iterator[Any]:
         """Say ``label ...``, yield what counts its batches (``bar.update(1)``; ``total`` may be
-        unknown), then say how long it took. Said only for a phase that completes."""
+        unknown), then say how long it took. Said only for a phase that completes. ``unit``: what
+        is counted, when not batches ("request": a load point's requests)."""
         if not self.enabled:
             yield _Silent()
             return
         self._say(f"{label} ...")
         start = time.perf_counter()
-        with self._bar(label, total) as bar:
+        with self._bar(label, total, unit) as bar:
             yield bar
         took = time.perf_counter() - start
         count = f"{bar.n}/{total}" if total is not None else f"{bar.n}"
-        self._say(f"{label}: done, {count} batches in {took:.1f} s" if batches else f"{label}: done in {took:.1f} s")
+        self._say(f"{label}: done, {count} {_plural(unit)} in {took:.1f} s" if batches else
+                  f"{label}: done in {took:.1f} s")
 
-    def _bar(self, label: str, total: int | None) -> Any:
+    def _bar(self, label: str, total: int | None, unit: str = "batch") -> Any:
         if _is_terminal(self.stream):
             from tqdm.auto import tqdm
 
-            return tqdm(total=total, desc=label, unit="batch", file=self.stream, leave=False)
-        return nullcontext(LineBar(label, total, self.stream, interval_s()))
+            return tqdm(total=total, desc=label, unit=unit, file=self.stream, leave=False)
+        return nullcontext(LineBar(label, total, self.stream, interval_s(), unit))
 
     def _say(self, line: str) -> None:
         print(line, file=self.stream, flush=True)
+
+
+def _plural(unit: str) -> str:
+    return "batches" if unit == "batch" else f"{unit}s"
 
 
 class LineBar:
     """A progress bar as plain lines: ``label: n/total batches, 15 s`` once ``interval`` seconds
     have passed since the phase began or since the last line (checked as each batch ends)."""
 
-    def __init__(self, label: str, total: int | None, stream: TextIO, interval: float) -> None:
-        self.label, self.total, self.stream, self.interval = label, total, stream, interval
+    def __init__(self, label: str, total: int | None, stream: TextIO, interval: float, unit: str = "batch") -> None:
+        self.label, self.total, self.stream, self.interval, self.unit = label, total, stream, interval, unit
         self.n = 0
         self.start = self.last = time.perf_counter()
 
@@ -75,7 +82,7 @@ class LineBar:
         if now - self.last >= self.interval:
             self.last = now
             count = f"{self.n}/{self.total}" if self.total is not None else f"{self.n}"
-            print(f"{self.label}: {count} batches, {now - self.start:.0f} s", file=self.stream, flush=True)
+            print(f"{self.label}: {count} {_plural(self.unit)}, {now - self.start:.0f} s", file=self.stream, flush=True)
 
 
 class _Silent:

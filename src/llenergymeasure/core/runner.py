@@ -319,7 +319,7 @@ class _Session:
         pace = f"closed loop of {self.config.openai.concurrency}" if rate == "inf" else f"{rate} requests/s"
         label = f"load point {pace}, {load.duration_s:g} s steady, window {index + 1}/{of}{self.name}"
         timeline.pause()
-        with say.phase(label, batches=True) as bar:
+        with say.phase(label, batches=True, unit="request") as bar:
             run, reading, duration, start = _window(self.backend, meter, self.batches, bar,
                                                     run=self.backend.run_load)  # type: ignore[attr-defined]
         timeline.resume(reading.timeline)

@@ -3,7 +3,9 @@
 vLLM, SGLang and TGI publish how many requests they are running and how many tokens they have
 generated. Read every POLL_S seconds through a load point, they say what the server saw: its
 running batch (the mean over the steady window of the gauge's readings) and the tokens it
-generated in the window (the counter's rise, each end read between the two polls around it). They
+generated in the window (the counter's rise, each end read between the two polls around it; a
+difference from ours is said only past 10% plus the rise between those polls, which the
+interpolation cannot tell apart). They
 are shown beside ours and never replace them: J/token is always our energy over the ``usage``
 tokens. A server's metrics are untrusted input like the rest of its answers: a scrape is bounded
 in size and time, a value that is not a finite number from 0 to MAX_VALUE is dropped, and a
@@ -93,30 +95,32 @@ def server_counts(polls: list[tuple[float, dict[str, float]]], start: float, end
     running = [p[family.running] for t, p in polls if start <= t < end and family.running in p]
     record["running_mean"] = sum(running) / len(running) if running else None
     counter = [(t, p[family.generated]) for t, p in polls if family.generated in p]
-    rise = _counter_rise(counter, start, end)
+    rise, slack = _counter_rise(counter, start, end)
     record["generated_tokens"] = rise
     record["our_tokens"] = our_tokens
     warnings = []
-    if rise is not None and abs(rise - our_tokens) > DISAGREE_SHARE * max(our_tokens, 1) + 5:
+    if rise is not None and abs(rise - our_tokens) > DISAGREE_SHARE * max(our_tokens, 1) + slack:
         warnings.append(("server_tokens_disagree", f"the server's {family.generated} rose by {rise:.0f} in the "
                                                    f"steady window, the usage llem counted {our_tokens:.0f}: J/token "
                                                    "uses the usage; is another client sending to this server?"))
     return record, warnings
 
 
-def _counter_rise(counter: list[tuple[float, float]], start: float, end: float) -> float | None:
-    """The counter's rise over [start, end], each end interpolated between the polls around it;
-    None without polls on both sides of both ends, or if it fell (a restart)."""
+def _counter_rise(counter: list[tuple[float, float]], start: float, end: float) -> tuple[float | None, float]:
+    """(the counter's rise over [start, end], each end interpolated between the polls around it;
+    how far off that can be: the rise between those polls, at each end). None without polls on
+    both sides of both ends, or if it fell (a restart)."""
     at_start, at_end = _at(counter, start), _at(counter, end)
-    if at_start is None or at_end is None or at_end < at_start:
-        return None
-    return at_end - at_start
+    if at_start is None or at_end is None or at_end[0] < at_start[0]:
+        return None, 0.0
+    return at_end[0] - at_start[0], at_start[1] + at_end[1]
 
 
-def _at(counter: list[tuple[float, float]], when: float) -> float | None:
+def _at(counter: list[tuple[float, float]], when: float) -> tuple[float, float] | None:
+    """(the counter at ``when``, interpolated, and its rise between the polls around it)."""
     before = [(t, v) for t, v in counter if t <= when]
     after = [(t, v) for t, v in counter if t >= when]
     if not before or not after:
         return None
     (t0, v0), (t1, v1) = before[-1], after[0]
-    return v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)
+    return (v0 if t1 == t0 else v0 + (v1 - v0) * (when - t0) / (t1 - t0)), abs(v1 - v0)
