@@ -135,6 +135,8 @@ class Judge:
                 for name in ("joules_per_token", "wh_per_1000_queries") if name in result.stats}
         if ci95:
             self.record["ci95"] = ci95
+        if result.load_point:  # a ramp's load point: where on the load curve the numbers were taken
+            self.record["load_point"] = result.load_point
         if self.settings.keeps_results:
             self.record["result"] = result.model_dump(mode="json")
         self.item.user_properties.extend(

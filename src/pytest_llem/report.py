@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from llenergymeasure.results.tables import fmt, text_table
+from llenergymeasure.results.tables import fmt, load_point_text, text_table
 from pytest_llem.settings import Settings
 
 if TYPE_CHECKING:
@@ -328,8 +328,10 @@ def verdict_lines(records: list[dict[str, Any]], saving: bool) -> list[str]:
 def result_row(record: dict[str, Any], compared: bool = False) -> dict[str, str]:
     jpt = record.get("joules_per_token")
     energy = fmt(jpt) + (" (est.)" if record.get("estimated") else "") + (" (suspect)" if record.get("energy_suspect") else "")
+    load = {"load": load_point_text(record["load_point"])} if record.get("load_point") else {}
     row = {
         "item": record["nodeid"],
+        **load,
         "J/token": "-" if jpt is None and "energy_source" not in record else energy,
         "tokens/s": fmt(record["tokens_per_second"]) if "tokens_per_second" in record else "-",
         "energy source": record.get("energy_source", "-"),

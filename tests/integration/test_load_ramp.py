@@ -14,13 +14,13 @@ import re
 from pathlib import Path
 
 import pytest
-
 from llem_helpers import result_files
+from load_stub import LoadStub
+
 from llenergymeasure.config.benchmark_file import load_benchmark_file
 from llenergymeasure.core.runner import measure
 from llenergymeasure.energy import hardware
 from llenergymeasure.results.model import ExperimentResult
-from load_stub import LoadStub
 from tests.fakes.pynvml import FakeGpu, FakeNvml
 
 pytestmark = pytest.mark.slow
@@ -207,6 +207,7 @@ def test_a_gate_at_the_slo_point_fails_when_the_server_gets_20_percent_slower_pe
     fast, slow = outcomes[0.05], outcomes[0.06]
     fast.assert_outcomes(passed=4)
     fast.stdout.fnmatch_lines(["*PASSED*ramp?slo?*"])
+    fast.stdout.fnmatch_lines(["*ramp?rate=1.8?*1.8/s offered, * served, * in flight*"])  # the results table
     slow.assert_outcomes(passed=3, failed=1)
     text = slow.stdout.str()
     assert "at the SLO point ramp[rate=0.6]" in text

@@ -13,7 +13,7 @@ from llenergymeasure.core.vram import VramEstimate
 from llenergymeasure.results.doubts import doubts, with_doubts
 from llenergymeasure.results.gates import GateVerdict
 from llenergymeasure.results.model import ExperimentResult
-from llenergymeasure.results.tables import fmt, is_number, text_table
+from llenergymeasure.results.tables import fmt, is_number, load_point_text, text_table
 
 
 def energy_label(result: ExperimentResult) -> str:
@@ -89,21 +89,11 @@ def print_result(result: ExperimentResult, verdicts: list[GateVerdict], saved_to
         print(f"  warning: [{warning.code}] {warning.message}")
 
 
-def load_text(point: dict | None) -> str:
-    """A load point in a few words: ``4/s offered, 3.98/s served, 12.3 in flight, saturated``."""
-    if not point:
-        return "-"
-    offered = point.get("offered_rate")
-    pace = f"{fmt(offered, 3)}/s offered" if is_number(offered) else f"closed loop of {point.get('concurrency')}"
-    text = f"{pace}, {fmt(point.get('achieved_rate'), 3)}/s served, {fmt(point.get('concurrency_mean'), 3)} in flight"
-    return text + (", saturated" if point.get("saturated") else "")
-
-
 def load_point_rows(result: ExperimentResult) -> list[tuple[str, str]]:
     """The summary's rows of a load point: where on the load curve, its steady window, its SLO."""
     point, m = result.load_point or {}, result.metrics
     requests = point.get("requests") or {}
-    rows = [("load point", load_text(point))]
+    rows = [("load point", load_point_text(point))]
     if point.get("saturated"):
         rows.append(("saturated", str(point.get("saturation") or "yes")))
     rows.append(("steady window", f"{fmt(point.get('steady_start_s'), 3)} s to {fmt(point.get('steady_end_s'), 3)} s "
@@ -170,7 +160,7 @@ def summary_row(exp_id: str, result: ExperimentResult | None, verdicts: list[Gat
     failed = [v.text for v in verdicts if not v.passed]
     verdict = "FAIL: " + "; ".join(failed) if failed else ("PASS" if verdicts else "ok")
     flags = doubts((w.code for w in result.measurement_warnings), result.energy_suspect)
-    load = {"load": load_text(result.load_point)} if result.load_point else {}
+    load = {"load": load_point_text(result.load_point)} if result.load_point else {}
     return {
         "experiment": exp_id,
         **load,

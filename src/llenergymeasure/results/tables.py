@@ -44,6 +44,16 @@ def ci_text(low: float | None, high: float | None, relative: bool) -> str:
     return f"{change_text(low, relative)}..{change_text(high, relative)}" if is_number(low) else "-"
 
 
+def load_point_text(point: dict | None) -> str:
+    """A load point in a few words: ``4/s offered, 3.98/s served, 12.3 in flight, saturated``."""
+    if not point:
+        return "-"
+    offered = point.get("offered_rate")
+    pace = f"{fmt(offered, 3)}/s offered" if is_number(offered) else f"closed loop of {point.get('concurrency')}"
+    text = f"{pace}, {fmt(point.get('achieved_rate'), 3)}/s served, {fmt(point.get('concurrency_mean'), 3)} in flight"
+    return text + (", saturated" if point.get("saturated") else "")
+
+
 def text_table(rows: list[dict[str, str]]) -> list[str]:
     """Left-aligned columns under a header and a rule of dashes."""
     if not rows:
