@@ -154,3 +154,25 @@ def test_a_servers_metrics_are_read_as_sums_of_their_series_and_odd_values_dropp
     _, warnings = server_counts(polls, 0.5, 1.5, 60.0)
     assert warnings == []
     assert server_counts([], 0.0, 1.0, 10.0) == (None, [])
+
+
+def test_the_drain_waits_for_the_steady_requests_without_spinning():
+    """After the window closes only a request ending can finish the point: the dispatcher sleeps
+    until one does (it once polled with no timeout and burned a core through the drain)."""
+    import asyncio
+    import time
+
+    from llenergymeasure.serving.load import drive
+
+    async def send(position: int, prompt: int) -> BatchOutput:
+        start = time.perf_counter()
+        await asyncio.sleep(0.3 if position == 0 else 2.0)  # the first ends soon, the rest drain for long
+        end = time.perf_counter()
+        return BatchOutput(1, 1, end - start, 0.01, sent_at=start, token_times=[end], done_at=end)
+
+    cpu = time.process_time()
+    run = asyncio.run(drive(send, n_prompts=4, rate=4.0, concurrency=1, duration_s=0.5, seed=1, timeout_s=30))
+    cpu = time.process_time() - cpu
+    assert run.closed - run.steady_end > 1.0  # it did wait for the steady requests
+    assert all(o.done_at <= run.closed for o in run.outputs)
+    assert cpu < 0.25, f"{cpu:.2f} s of CPU in a {run.closed - run.opened:.1f} s load point"

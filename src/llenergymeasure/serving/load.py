@@ -134,7 +134,9 @@ async def drive(send: Callable[[int, int], Awaitable[BatchOutput]], *, n_prompts
         position = 0
         while not finished():
             now = clock()
-            check_at = steady[0] + duration_s - now if steady else math.inf
+            # Until the window closes, wake at its end to see whether the point is done; after it,
+            # only a request ending can make it so.
+            check_at = steady[0] + duration_s - now if steady and now < steady[0] + duration_s else math.inf
             if len(in_flight) >= limit:
                 await pause(min(check_at, 1.0))
                 continue
