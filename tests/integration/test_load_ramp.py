@@ -85,8 +85,9 @@ def test_the_steady_window_keeps_the_steady_requests_and_its_energy_is_watts_tim
         arrivals = len(stub.arrivals)
     load = result.load_point
     requests = load["requests"]
-    # Every request the server got is a ramp, steady or drain request; the numbers are the steady ones'.
-    assert requests["ramp"] + requests["steady"] + requests["drain"] == arrivals
+    # Every ramp and steady request reached the server and ended; a drain request may have been cancelled
+    # before it got there. The numbers are the steady requests'.
+    assert requests["ramp"] + requests["steady"] <= arrivals <= requests["ramp"] + requests["steady"] + requests["drain"]
     assert requests["ramp"] >= 1 and requests["steady"] >= 10 and requests["timed_out"] == 0
     assert len(result.repeats[0].latencies_s) == requests["steady"]
     assert 0 < load["steady_start_s"] < load["steady_end_s"] <= load["window_s"]
