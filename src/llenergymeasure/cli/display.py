@@ -102,8 +102,8 @@ def load_point_rows(result: ExperimentResult) -> list[tuple[str, str]]:
     server = point.get("server")
     if isinstance(server, dict):
         rows.append(("server's counts", f"{server.get('software')} /metrics: {fmt(server.get('running_mean'), 3)} "
-                                        f"running (mean), {fmt(server.get('generated_tokens'), 6)} tokens generated "
-                                        f"(llem counted {fmt(server.get('our_tokens'), 6)})"))
+                                        f"running (mean), {_whole(server.get('generated_tokens'))} tokens generated "
+                                        f"(llem counted {_whole(server.get('our_tokens'))})"))
     rows.append(("ttft p90/p99", f"{fmt(m.ttft_s_p90)} s / {fmt(m.ttft_s_p99)} s"))
     if m.itl_s_p99 is not None:
         rows.append(("itl p90/p99", f"{fmt(m.itl_s_p90)} s / {fmt(m.itl_s_p99)} s"))
@@ -114,6 +114,10 @@ def load_point_rows(result: ExperimentResult) -> list[tuple[str, str]]:
                                 f"of requests meet the SLO), {fmt(m.joules_per_good_token)} J/good token"
                                 + _qualifiers(result)))
     return rows
+
+
+def _whole(count: float | None) -> str:
+    return f"{count:.0f}" if is_number(count) else "n/a"
 
 
 def _percent(share: float | None) -> float | None:

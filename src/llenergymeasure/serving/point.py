@@ -26,12 +26,8 @@ from llenergymeasure.config.models import ExperimentConfig
 from llenergymeasure.energy.base import EnergyReading
 from llenergymeasure.serving.load import LoadRun, saturation
 from llenergymeasure.serving.server_metrics import server_counts
-from llenergymeasure.serving.slo import judge_point
-from llenergymeasure.serving.steady_state import (
-    SteadyWindow,
-    steady_energy,
-    steady_window,
-)
+from llenergymeasure.serving.slo import judge_point, request_meets
+from llenergymeasure.serving.steady_state import SteadyWindow, steady_energy, steady_window, tokens_between
 
 
 @dataclass
@@ -62,7 +58,10 @@ def point_numbers(config: ExperimentConfig, run: LoadRun, reading: EnergyReading
     slo_fields: dict[str, Any] = {}
     if config.slo is not None:
         judged = judge_point(window.steady, window.steady_timed_out, config.slo)
-        good_tokens = sum(share for share, good in zip(window.token_shares, judged.good) if good)
+        # Every request that streamed inside the window is judged for its tokens, ramp ones too:
+        # the energy of the window paid for all of them.
+        good_tokens = sum(tokens_between(o, window.start, window.end) for o in run.outputs
+                          if request_meets(o, config.slo))
         attainment = judged.attainment
         slo_inputs = {"slo_attainment": attainment, "good_tokens": good_tokens,
                       "goodput_requests_per_s": None if attainment is None else window.achieved_rate * attainment}

@@ -13,7 +13,8 @@ one bound, both used:
 
     slo_attainment            good steady requests / steady requests
     goodput_requests_per_s    achieved rate x slo_attainment
-    joules_per_good_token     steady energy / the steady window's tokens of good requests: the
+    joules_per_good_token     steady energy / the steady window's tokens of good requests (every
+                              request that streamed in the window is judged, ramp ones too): the
                               energy of the tokens that served a user in time
 
 The SLO point of a ramp is its highest load point that meets the SLO (by achieved rate, as the

@@ -19,7 +19,7 @@ and lasts ``openai.load.duration_s`` (serving/load.py). Over it, and only over i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.energy.base import EnergyReading
@@ -43,7 +43,6 @@ class SteadyWindow:
     in_flight_start: int
     in_flight_end: int
     steady_timed_out: int
-    token_shares: list[float] = field(default_factory=list)  # per steady request: its tokens inside the window
 
     @property
     def duration_s(self) -> float:
@@ -61,7 +60,6 @@ def steady_window(run: LoadRun) -> SteadyWindow:
     spans += list(run.timed_out) + [(sent, run.closed) for sent in run.cancelled]
     sent_times = [sent for sent, _ in spans]
     steady = [o for o in run.outputs if start <= o.sent_at < end]  # type: ignore[operator]
-    shares = [tokens_between(o, start, end) for o in steady]
     return SteadyWindow(
         start=start, end=end, steady=steady,
         ramp_requests=sum(1 for sent in sent_times if sent < start),
@@ -73,7 +71,6 @@ def steady_window(run: LoadRun) -> SteadyWindow:
         in_flight_start=_in_flight(spans, start),  # type: ignore[arg-type]
         in_flight_end=_in_flight(spans, end),  # type: ignore[arg-type]
         steady_timed_out=sum(1 for sent, _ in run.timed_out if start <= sent < end),
-        token_shares=shares,
     )
 
 
