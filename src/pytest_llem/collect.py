@@ -69,14 +69,19 @@ class LlemFile(pytest.File):
                 self.ramps.setdefault(experiment.ramp, RampState())
                 item.add_marker(pytest.mark.xdist_group(name=f"{self.nodeid}::{experiment.ramp}"))
             items.append(item)
-        if any(bound.at == "slo" for bound in study.expect.values()):
+        if any(bound.at == "slo" for bound in study.expect.values()) or study.regression_at_slo:
             for ramp in self.ramps:
-                if any(e.ramp == ramp and e.config.slo for e in study.experiments):
-                    item = LlemSloItem.from_parent(self, name=f"{ramp}[slo]", ramp=ramp, study=study)
-                    item.add_marker(pytest.mark.xdist_group(name=f"{self.nodeid}::{ramp}"))
-                    for mark in study.marks:
-                        item.add_marker(mark)
-                    items.append(item)
+                points = [e for e in study.experiments if e.ramp == ramp]
+                if not points[0].config.slo:
+                    continue
+                experiment = slo_experiment(ramp, points)
+                item = LlemSloItem.from_parent(self, name=experiment.id, experiment=experiment, study=study,
+                                               index=len(items), ramp=ramp)
+                item.record.update(root=str(root), baseline_key=f"{key}::{experiment.id}")
+                item.add_marker(pytest.mark.xdist_group(name=f"{self.nodeid}::{ramp}"))
+                for mark in study.marks:
+                    item.add_marker(mark)
+                items.append(item)
         return items
 
     def _references_at(self, ref: str, study: BenchmarkFile) -> dict[str, str]:
@@ -123,6 +128,17 @@ class LlemFile(pytest.File):
             return self.path
 
 
+def slo_experiment(ramp: str, points: list[BenchmarkExperiment]) -> BenchmarkExperiment:
+    """The ramp itself as the experiment its SLO point is judged as: ``<ramp>[slo]``, its config the
+    first point's with every rate of the ramp (one identity, whichever point is the SLO point)."""
+    config = points[0].config.model_copy(deep=True)
+    load = config.openai.load
+    assert load is not None
+    config.openai.load = load.model_copy(update={"rates": [rate for p in points for rate in p.config.openai.load.rates]})
+    config.name = f"{ramp}[slo]"
+    return BenchmarkExperiment(config.name, config, {}, points[0].line)
+
+
 def _enough_repeats(config: Any) -> None:
     """A compared experiment that sets no ``repeats`` gets enough for a verdict."""
     if config is not None:
@@ -158,43 +174,6 @@ class RampState:
         self.points: list[tuple[str, Any]] = []  # (point id, its result, or None when it failed to run)
         self.stopped_at: str | None = None  # the saturated point it stopped at (until: saturation)
         self.skipped: list[str] = []
-
-
-class LlemSloItem(pytest.Item):
-    """A load ramp's ``at: slo`` gates, checked once its points have run (results/gates.py
-    check_at_slo): it fails naming the SLO point and why, or that no point met the SLO."""
-
-    def __init__(self, *, ramp: str, study: BenchmarkFile, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.ramp, self.study = ramp, study
-
-    def reportinfo(self) -> tuple[Path, int, str]:
-        line = next((e.line for e in self.study.experiments if e.ramp == self.ramp), 1)
-        return self.path, line - 1, f"{self.ramp} at its SLO point"
-
-    def runtest(self) -> None:
-        from llenergymeasure.results.gates import check_at_slo
-
-        settings = self.config.stash[SETTINGS]
-        if settings.dry_run:
-            return  # the points' dry runs checked everything a dry run can
-        if settings.disable:
-            pytest.skip("--llem-disable: nothing measured, no SLO point")
-        state = self.parent.ramps[self.ramp]  # type: ignore[attr-defined]
-        if not state.points:
-            pytest.skip(f"no load point of {self.ramp} ran in this session (deselected, or run on another worker: "
-                        "use pytest-xdist's --dist loadgroup)")
-        verdicts = check_at_slo(state.points, self.study.expect, state.skipped)
-        failed = [verdict.text for verdict in verdicts if not verdict.passed]
-        for verdict in verdicts:
-            self.user_properties.append(("llem_at_slo", verdict.text))
-        if failed:
-            raise LlemFailure(failed)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, LlemFailure):
-            return str(excinfo.value)
-        return super().repr_failure(excinfo, style)
 
 
 class LlemItem(pytest.Item):
@@ -353,3 +332,42 @@ class LlemItem(pytest.Item):
         if decides and report.skipped and isinstance(report.longrepr, tuple):
             report.longrepr = (str(self.path), self.experiment.line, report.longrepr[2])  # the YAML, not this module
 
+
+class LlemSloItem(LlemItem):
+    """A load ramp at its SLO point (serving/slo.py), judged once its points have run: the file's
+    ``expect:`` and ``regression:`` gates written ``at: slo``. Its result is the SLO point's, under
+    the ramp's own identity (``experiment``: the ramp with every rate, named ``<ramp>[slo]``), so its
+    baseline is J/token at the SLO point session after session, wherever that point falls. It fails
+    naming the point and what the next one missed, or that no point met the SLO."""
+
+    def __init__(self, *, ramp: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ramp = ramp
+
+    def runtest(self) -> None:
+        from llenergymeasure.results.gates import at_slo_bounds, find_slo_point
+
+        if self.settings.dry_run:
+            self.record.update(dry_run=True, notes=["judged at the SLO point once the load points have run"])
+            return
+        if self.settings.disable:
+            pytest.skip("--llem-disable: nothing measured, no SLO point")
+        state = self.parent.ramps[self.ramp]  # type: ignore[attr-defined]
+        if not any(result is not None for _, result in state.points):
+            pytest.skip(f"no load point of {self.ramp} was measured in this session (deselected, failed, or run on "
+                        "another worker: use pytest-xdist's --dist loadgroup)")
+        found = find_slo_point(state.points, state.skipped)
+        gated = [*at_slo_bounds(self.study.expect), *self.study.regression_at_slo]
+        if found.result is None:
+            raise LlemFailure([f"{metric} at the SLO point: {found.where}" for metric in gated])
+        config = self.experiment.config
+        result = found.result.model_copy(update={"name": self.experiment.id, "config": config.model_dump(mode="json"),
+                                                 "config_hash": config.config_hash()})
+        self.record.setdefault("notes", []).append(found.where)
+        failures = Judge(self, self.record, self.settings, self.study.regression_at_slo).failures(
+            result, at_slo_bounds(self.study.expect))
+        if failures:
+            raise LlemFailure([found.where, *failures])
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.experiment.line - 1, f"{self.experiment.id}: {self.ramp} at its SLO point"

@@ -15,7 +15,7 @@ usage. Its knobs, each with a closed form the tests compare against:
 With ``metrics``, ``GET /metrics`` publishes vLLM's Prometheus series: the requests streaming now
 (``vllm:num_requests_running``) and the tokens streamed so far (``vllm:generation_tokens_total``).
 A client that goes away is noticed before the request is served, as real servers abort it.
-``arrivals`` holds the ``time.perf_counter()`` of every POST received. It fakes a third-party
+``arrivals`` holds the ``time.perf_counter()`` of every POST received. ``port``: 0 for a free one. It fakes a third-party
 server, nothing of ours.
 """
 
@@ -33,7 +33,7 @@ from typing import Any
 class LoadStub:
     def __init__(self, *, prefill_s: float = 0.02, token_s: float = 0.01, tokens: int = 8, workers: int | None = None,
                  slow_marker: str = "SLOW", slow_token_s: float | None = None, contention: float = 0.0,
-                 model: str = "stub-model", metrics: bool = False) -> None:
+                 model: str = "stub-model", metrics: bool = False, port: int = 0) -> None:
         self.prefill_s, self.token_s, self.tokens = prefill_s, token_s, tokens
         self.slow_marker, self.slow_token_s, self.contention = slow_marker, slow_token_s, contention
         self.model, self.metrics = model, metrics
@@ -42,7 +42,7 @@ class LoadStub:
         self.arrivals: list[float] = []
         self.streaming = 0
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="load-stub", daemon=True)

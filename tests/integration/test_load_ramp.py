@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from llem_helpers import result_files
 from load_stub import LoadStub
+from serving import free_port
 
 from llenergymeasure.config.benchmark_file import load_benchmark_file
 from llenergymeasure.core.runner import measure
@@ -247,3 +248,35 @@ openai:
         assert result.metrics.ttft_s_p99 is not None
     assert math.isclose(results["serve[rate=1]"].load_point["offered_rate"], 1.0)
     assert "1/s offered" in done.stdout
+
+
+def test_a_regression_gate_at_the_slo_point_judges_j_per_token_where_the_slo_point_falls(pytester, monkeypatch):
+    """``regression: {joules_per_token: {threshold: 20%, at: slo}}``: the ramp's ``[slo]`` item keeps a
+    history of J/token at its SLO point, whichever rate that is; when the SLO point falls from 1.8 to
+    0.6 requests/s (each token 20% slower), J/token there is about three times the history's."""
+    from tests.plugin.conftest import REPO
+
+    pytester.makepyfile(constpower=CONSTANT_POWER_PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", f"{REPO}:{pytester.path}")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    ramp = (SLO_RAMP.replace("rates: [0.6, 1.8, 8]", "rates: [0.6, 1.8]")
+            .replace("expect:\n  joules_per_token: {{max: 10, at: slo}}\n",
+                     "repeats: 2\nregression:\n  joules_per_token: {{threshold: 20%, at: slo}}\n"))
+    sessions = [(0.05, ["--llem-save-baseline"]), (0.05, ["--llem-baseline", "auto", "--llem-save-baseline"]),
+                (0.06, ["--llem-baseline", "auto"])]
+    outcomes = []
+    port = free_port()  # the same server URL every session: the same config, so one history
+    for token_s, options in sessions:
+        with LoadStub(prefill_s=0.05, token_s=token_s, tokens=10, contention=0.3, port=port) as stub:
+            (pytester.path / "llem_ramp.yaml").write_text(ramp.format(base_url=stub.base_url))
+            outcomes.append(pytester.runpytest_subprocess("-p", "constpower", "-p", "no:cacheprovider",
+                                                          "llem_ramp.yaml", *options, timeout=300))
+    saved, second, slower = outcomes
+    saved.assert_outcomes(passed=3)
+    saved.stdout.fnmatch_lines(["llem: baseline of 3 item(s) (3 passed) saved to *"])
+    second.assert_outcomes(passed=3)
+    slower.assert_outcomes(passed=2, failed=1)
+    text = slower.stdout.str()
+    assert "at the SLO point ramp[rate=0.6]" in text and "ramp[rate=1.8] missed itl_s_p50" in text
+    assert re.search(r"joules_per_token \S+ vs \S+ \(\+\d+\.\d%.*> 20% threshold: regressed", text), text
+    slower.stdout.fnmatch_lines(["FAILED llem_ramp.yaml::ramp[[]slo[]]*"])

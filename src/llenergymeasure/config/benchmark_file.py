@@ -5,8 +5,9 @@ same ids. A file holds ExperimentConfig fields at top level, and optionally:
 
     sweep:        cartesian product of values; dotted keys reach nested fields
     experiments:  explicit extra experiments, appended after the sweep
-    expect:       absolute gates per metric ({max: ..., min: ...})
-    regression:   relative gates against a baseline ("5%") or absolute (0.01)
+    expect:       absolute gates per metric ({max: ..., min: ...}; at: slo: at a load ramp's SLO point)
+    regression:   relative gates against a baseline ("5%") or absolute (0.01); for a load ramp,
+                  {threshold: 5%, at: slo} judges the metric at its SLO point instead
     against:      a reference config, as changes to each experiment ({precision: bf16}),
                   measured beside it in one session (ABBA windows) and gated by ``regression:``
     marks:        pytest marks for every experiment of the file
@@ -79,6 +80,7 @@ class BenchmarkFile:
     regression: dict[str, str | float] = field(default_factory=dict)
     marks: list[str] = field(default_factory=list)
     marks_line: int = 1
+    regression_at_slo: dict[str, str | float] = field(default_factory=dict)  # {threshold, at: slo} gates
 
 
 def load_benchmark_file(
@@ -107,7 +109,8 @@ def load_benchmark_file(
     problems: list[str] = []
 
     expect = _parse_expect(doc, problems)
-    regression = _parse_regression(doc, problems)
+    regression_at_slo: dict[str, str | float] = {}
+    regression = _parse_regression(doc, problems, regression_at_slo)
     marks = _parse_marks(doc, problems)
     variants = _variants(doc, problems)  # (params, layer, line) per experiment
 
@@ -124,13 +127,16 @@ def load_benchmark_file(
                         "with llem compare, or remove one of the keys")
     elif against is not None:
         _add_references(doc, experiments, variants, [bottom, shared_layer], against, top, problems)
-    at_slo = [metric for metric, bound in expect.items() if bound.at == "slo"]
+    at_slo = [("expect", metric) for metric, bound in expect.items() if bound.at == "slo"]
+    at_slo += [("regression", metric) for metric in regression_at_slo]
     if at_slo and experiments and not any(e.ramp and e.config.slo for e in experiments):
-        problems.append(f"{doc.where(('expect', at_slo[0], 'at'))}: expect.{at_slo[0]}.at: slo reads the metric at a "
+        section, metric = at_slo[0]
+        problems.append(f"{doc.where((section, metric))}: {section}.{metric} at: slo reads the metric at a "
                         "load ramp's SLO point: give the file a ramp (backend: openai, openai.load.rates) and slo:")
     if problems:
         raise ConfigError(problems)
-    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1)
+    return BenchmarkFile(doc.path, base_name, experiments, expect, regression, marks, doc.line_of(("marks",)) or 1,
+                         regression_at_slo)
 
 
 def parse_gates(data: dict[str, Any], where: Callable[[tuple[Any, ...]], str]) -> tuple[dict[str, Bound], dict[str, str | float]]:
@@ -453,7 +459,10 @@ def _bound_problem(where: str, metric: str, bound: dict[str, Any]) -> str | None
     return None
 
 
-def _parse_regression(doc: YamlDocument, problems: list[str]) -> dict[str, str | float]:
+def _parse_regression(doc: YamlDocument, problems: list[str], at_slo: dict[str, str | float] | None = None
+                      ) -> dict[str, str | float]:
+    """The per-experiment thresholds; those written ``{threshold: 5%, at: slo}`` go to ``at_slo``
+    (a problem where there is no such place: a pytest marker)."""
     raw = doc.data.get("regression")
     if raw is None:
         return {}
@@ -465,8 +474,18 @@ def _parse_regression(doc: YamlDocument, problems: list[str]) -> dict[str, str |
         problem = _metric_problem(doc, "regression", metric)
         if problem:
             problems.append(problem)
-        elif (parsed := _threshold(threshold)) is not None:
-            thresholds[metric] = parsed
+            continue
+        target = thresholds
+        if isinstance(threshold, dict):
+            if set(threshold) != {"threshold", "at"} or threshold["at"] != "slo" or at_slo is None:
+                where = "a load ramp's SLO point" if at_slo is not None else "a load ramp in a benchmark file"
+                problems.append(f"{doc.where(('regression', metric))}: regression.{metric} as a mapping must be "
+                                f"{{threshold: 5%, at: slo}} ({where}); got {threshold!r}")
+                continue
+            target, threshold = at_slo, threshold["threshold"]
+        parsed = _threshold(threshold)
+        if parsed is not None:
+            target[metric] = parsed
         else:
             problems.append(
                 f"{doc.where(('regression', metric))}: regression.{metric} must be a percentage like '5%' "

@@ -156,8 +156,11 @@ class BaselineEntry(BaseModel):
         return [r[metric] for r in self.repeats if r.get(metric) is not None]
 
     def tokens_per_prompt(self) -> float | None:
-        """Median output tokens per prompt over the repeats: the work one J/token is spread over."""
+        """Median output tokens per prompt over the repeats: the work one J/token is spread over. None
+        for a load point (openai.load): it counts the tokens of a timed window, not of n prompts."""
         tokens, prompts = self.values("output_tokens"), self.config.get("n")
+        if "openai.load.rates" in self.config:
+            return None
         if not tokens or not isinstance(prompts, int) or prompts <= 0:
             return None
         return statistics.median(tokens) / prompts

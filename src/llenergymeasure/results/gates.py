@@ -50,17 +50,23 @@ def check_expect(result: ExperimentResult, expect: dict[str, Bound]) -> list[Gat
     return verdicts
 
 
-def check_at_slo(points: list[tuple[str, ExperimentResult | None]], expect: dict[str, Bound],
-                 skipped: list[str] | None = None) -> list[GateVerdict]:
-    """The ``at: slo`` gates of one load ramp: each metric at its SLO point (serving/slo.py), the
-    verdict's text naming the point and what the next one missed. ``points``: (id, result or None
-    for a point that failed to run) in ramp order; ``skipped``: the ids of points not run (the ramp
-    stopped at saturation). Without an SLO point every gate fails, saying what each point missed."""
+@dataclass(frozen=True)
+class SloPoint:
+    """A load ramp's SLO point: its id and result (None when no point met the SLO), and ``where``:
+    the words a verdict there starts with (which point, and what the next one missed), or, without
+    one, what each point missed."""
+
+    point_id: str | None
+    result: ExperimentResult | None
+    where: str
+
+
+def find_slo_point(points: list[tuple[str, ExperimentResult | None]], skipped: list[str] | None = None) -> SloPoint:
+    """The SLO point of a ramp (serving/slo.py) among ``points`` ((id, result or None for a point
+    that failed to run), in ramp order); ``skipped``: the ids of points not run (the ramp stopped
+    at saturation)."""
     from llenergymeasure.serving.slo import slo_point
 
-    gates = {metric: bound for metric, bound in expect.items() if bound.at == "slo"}
-    if not gates:
-        return []
     measured = [(point_id, result) for point_id, result in points if result is not None and result.load_point]
     best = slo_point([result.load_point for _, result in measured])  # type: ignore[misc]
     missing = [point_id for point_id, result in points if result is None]
@@ -69,8 +75,7 @@ def check_at_slo(points: list[tuple[str, ExperimentResult | None]], expect: dict
                           for point_id, result in measured) or "no load point was measured"
         if missing:
             tried += f"; {', '.join(missing)} failed to run"
-        return [GateVerdict(metric, None, bound, False, f"{metric} at the SLO point: no load point meets the SLO "
-                                                        f"({tried})") for metric, bound in gates.items()]
+        return SloPoint(None, None, f"no load point meets the SLO ({tried})")
     at = next(index for index, (_, result) in enumerate(measured) if result.load_point is best)
     point_id, result = measured[at]
     where = f"at the SLO point {point_id} ({fmt(best.get('achieved_rate'), 3)} requests/s served"
@@ -79,9 +84,28 @@ def check_at_slo(points: list[tuple[str, ExperimentResult | None]], expect: dict
         where += f"; {beyond[0]} missed {', '.join(beyond[1].load_point.get('slo_missed') or ['it'])}"  # type: ignore[union-attr]
     elif skipped:
         where += f"; {', '.join(skipped)} not run: the ramp stopped at saturation"
-    where += ")"
-    return [GateVerdict(v.metric, v.value, v.bound, v.passed, f"{where}: {v.text}")
-            for v in check_expect(result, {metric: Bound(bound.min, bound.max) for metric, bound in gates.items()})]
+    return SloPoint(point_id, result, where + ")")
+
+
+def at_slo_bounds(expect: dict[str, Bound]) -> dict[str, Bound]:
+    """The ``at: slo`` gates of ``expect``, as plain bounds to check at the SLO point."""
+    return {metric: Bound(bound.min, bound.max) for metric, bound in expect.items() if bound.at == "slo"}
+
+
+def check_at_slo(points: list[tuple[str, ExperimentResult | None]], expect: dict[str, Bound],
+                 skipped: list[str] | None = None) -> list[GateVerdict]:
+    """The ``at: slo`` gates of one load ramp: each metric at its SLO point, the verdict's text
+    naming the point and what the next one missed (``find_slo_point``). Without an SLO point
+    every gate fails, saying what each point missed."""
+    gates = at_slo_bounds(expect)
+    if not gates:
+        return []
+    found = find_slo_point(points, skipped)
+    if found.result is None:
+        return [GateVerdict(metric, None, bound, False, f"{metric} at the SLO point: {found.where}")
+                for metric, bound in gates.items()]
+    return [GateVerdict(v.metric, v.value, v.bound, v.passed, f"{found.where}: {v.text}")
+            for v in check_expect(found.result, gates)]
 
 
 def _text(metric: str, value: float, op: str, side: str, limit: float) -> str:
