@@ -27,6 +27,8 @@ import math
 import random
 import statistics
 
+from nights import rate
+
 from llenergymeasure.backends.base import BatchOutput
 from llenergymeasure.config.loader import load_experiment_config
 from llenergymeasure.energy.base import EnergyReading
@@ -37,7 +39,7 @@ PREFILL_SHARE = 0.2  # of the service time, before the first token
 TOKENS = 8
 
 
-def simulate(rate: float, service: float, duration: float, rng: random.Random, exponential: bool) -> LoadRun:
+def simulate(arrivals_per_s: float, service: float, duration: float, rng: random.Random, exponential: bool) -> LoadRun:
     """One load point against a single FIFO server, as serving/load.py would have driven it: the
     window opens when the first request ends, and the point closes when every request sent before
     the window closed has ended (or at the window's end, if later); requests keep arriving until then."""
@@ -57,7 +59,7 @@ def simulate(rate: float, service: float, duration: float, rng: random.Random, e
             window_end = free_at + duration  # FIFO: the first request sent is the first to end
         if now < window_end:
             closed = max(window_end, free_at)  # the last request sent before the window closed ends last
-        now += rng.expovariate(rate)
+        now += rng.expovariate(arrivals_per_s)
     outputs, cancelled = [], []
     for sent, start, done in zip(sends, starts, dones):
         if done > closed:
@@ -68,25 +70,13 @@ def simulate(rate: float, service: float, duration: float, rng: random.Random, e
         outputs.append(BatchOutput(input_tokens=3, output_tokens=TOKENS, latency_s=done - sent, ttft_s=first - sent,
                                    itls_s=[b - a for a, b in zip(times, times[1:])], sent_at=sent, token_times=times,
                                    done_at=done))
-    return LoadRun(rate=rate, concurrency=1, opened=0.0, steady_start=dones[0], steady_end=window_end, closed=closed,
+    return LoadRun(rate=arrivals_per_s, concurrency=1, opened=0.0, steady_start=dones[0], steady_end=window_end, closed=closed,
                    outputs=outputs, cancelled=cancelled)
 
 
 def saturated(config, run: LoadRun) -> bool:
     reading = EnergyReading(source="none", unavailable_reason="simulated")
     return point_numbers(config, run, reading, run.opened, run.closed).load_point["saturated"]
-
-
-def wilson(hits: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    p = hits / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def share(hits: int, trials: int) -> str:
-    low, high = wilson(hits, trials)
-    return f"{hits / trials:6.1%} ({low:.1%}-{high:.1%})"
 
 
 def main() -> None:
@@ -106,14 +96,14 @@ def main() -> None:
     print(f"{'rho':>5}  {'offered/s':>9}  {'called saturated (95% CI)':<28}  median steady requests")
     for index, rho in enumerate(float(r) for r in args.rhos.split(",")):
         rng = random.Random(f"{args.seed}:{index}:{rho}")
-        rate = rho / args.service
+        offered = rho / args.service
         hits, counts = 0, []
         for _ in range(args.trials):
-            run = simulate(rate, args.service, args.duration, rng, args.exponential)
+            run = simulate(offered, args.service, args.duration, rng, args.exponential)
             hits += saturated(config, run)
             counts.append(sum(1 for o in run.outputs if run.steady_start <= o.sent_at < run.steady_end))
         kind = "false alarm" if rho < 1 else "detected"
-        print(f"{rho:5.2f}  {rate:9.3g}  {share(hits, args.trials):<28}  {statistics.median(counts):.0f}  ({kind})")
+        print(f"{rho:5.2f}  {offered:9.3g}  {rate(hits, args.trials):<28}  {statistics.median(counts):.0f}  ({kind})")
 
     print("\ndoubling ramps (rates = capacity x 2^k x phase, phase uniform in [1, 2), k = -3, -2, ...): "
           "where the first saturated point falls")
@@ -138,7 +128,7 @@ def main() -> None:
         else:
             outcomes["later"] += 1
     for what, hits in outcomes.items():
-        print(f"  {what:<30} {share(hits, ramps)}")
+        print(f"  {what:<30} {rate(hits, ramps)}")
 
 
 if __name__ == "__main__":
