@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import random
 import time
@@ -102,7 +103,7 @@ class OpenAIBackend:
                 httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as watcher:
 
             async def send(position: int, prompt: int) -> BatchOutput:
-                return await self._request(client, requests[prompt], position, None, limit=None)
+                return await self._request(client, requests[prompt], position, None, None)
 
             polls: list[tuple[float, dict[str, float]]] = []
             poller = asyncio.create_task(_poll_metrics(watcher, server.base_url, polls))
@@ -145,7 +146,7 @@ class OpenAIBackend:
 
             async def one(position: int, request: Request) -> None:
                 try:
-                    outputs[position] = await self._request(client, request, position, len(requests))
+                    outputs[position] = await self._request(client, request, position, len(requests), server.timeout_s)
                     bar.update(1)
                 except Exception as exc:  # an ExperimentError naming the request (or a bug of ours)
                     if not failed.done():
@@ -179,28 +180,26 @@ class OpenAIBackend:
         assert all(output is not None for output in outputs)
         return outputs  # type: ignore[return-value]
 
-    async def _request(self, client: Any, request: Request, position: int, total: int | None, *,
-                       limit: float | None = -1.0) -> BatchOutput:
+    async def _request(self, client: Any, request: Request, position: int, total: int | None,
+                       limit: float | None) -> BatchOutput:
         """One request, its failures as an ExperimentError that names it. ``limit``: seconds for the
-        whole request (default openai.timeout_s); None: the caller bounds it (a load point, where a
-        timeout is a result: serving/load.py), and a timeout raises RequestTimedOut."""
+        whole request (openai.timeout_s); None: the caller bounds it (a load point, where a timeout
+        is a result: serving/load.py), and a timeout raises RequestTimedOut."""
         import httpx
 
         from llenergymeasure.serving.load import RequestTimedOut
 
         assert self._config is not None
-        if limit is not None and limit < 0:
-            limit = self._config.openai.timeout_s
         of = f" of {total}" if total is not None else ""
         what = f"request {position + 1}{of} (prompt {request.index + 1}): POST {self._url}"
         try:
             if limit is None:
                 return await self._stream(client, request)
             return await asyncio.wait_for(self._stream(client, request), limit)
-        except httpx.TimeoutException:
+        except httpx.TimeoutException as exc:
             if limit is None:
                 raise RequestTimedOut(what) from None
-            problem = f"timed out; openai.timeout_s is {limit:g} s"
+            problem = f"timed out ({describe_error(exc)}); openai.timeout_s is {limit:g} s"
         except asyncio.TimeoutError:
             problem = f"no complete response within openai.timeout_s = {limit:g} s"
         except httpx.ConnectError as exc:
@@ -216,10 +215,7 @@ class OpenAIBackend:
     async def _stream(self, client: Any, request: Request) -> BatchOutput:
         body = request_body(self._config, request.prompt)  # type: ignore[arg-type]
         start = time.perf_counter()
-        first: float | None = None
-        last = start
-        gaps: list[float] = []
-        times: list[float] = []
+        times: list[float] = []  # when each piece of text came
         usage: Any = None
         async with client.stream("POST", self._url, json=body) as response:
             if not self._server_software and response.headers.get("server"):
@@ -243,13 +239,7 @@ class OpenAIBackend:
                 if chunk.get("usage"):
                     usage = chunk["usage"]
                 if any(_has_text(choice) for choice in chunk.get("choices") or ()):
-                    now = time.perf_counter()
-                    if first is None:
-                        first = now
-                    else:
-                        gaps.append(now - last)
-                    last = now
-                    times.append(now)
+                    times.append(time.perf_counter())
         done = time.perf_counter()
         latency = done - start
         if not isinstance(usage, dict):
@@ -258,7 +248,8 @@ class OpenAIBackend:
                                "this server does not report it")
         prompt_tokens, completion_tokens = checked_usage(usage, request.prompt, body["max_tokens"])
         return BatchOutput(input_tokens=prompt_tokens, output_tokens=completion_tokens, latency_s=latency,
-                           ttft_s=None if first is None else first - start, itls_s=gaps, sent_at=start,
+                           ttft_s=times[0] - start if times else None,
+                           itls_s=[later - earlier for earlier, later in itertools.pairwise(times)], sent_at=start,
                            token_times=times, done_at=done)
 
     def synchronize(self) -> None:
